@@ -1,0 +1,137 @@
+"""Merchant screens. Hooks call services; the logic lives there."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from catalog.models import Item, Photo, Tag
+from catalog.selectors import tagging_counts
+from catalog.services.index import index_rebuild
+from catalog.services.items import photos_queue_tagging
+
+
+def _thumbnail(photo: Photo) -> str:
+    if not photo.image:
+        return "-"
+    return format_html('<img src="{}" alt="{}" style="max-height:80px;max-width:80px">', photo.image.url, photo)
+
+
+def _tag_list(photo: Photo) -> str:
+    tags = sorted(photo.tags.all(), key=lambda t: (t.attribute, -t.score))[:6]
+    if not tags:
+        return "-"
+    return format_html_join(
+        ", ", "{}: {} ({:.2f}, {})", ((t.attribute, t.value, t.score, t.get_source_display()) for t in tags)
+    )
+
+
+class PhotoInline(admin.TabularInline):
+    model = Photo
+    extra = 1
+    fields = ("image", "thumbnail", "status", "tag_summary")
+    readonly_fields = ("thumbnail", "status", "tag_summary")
+
+    @admin.display(description="Preview")
+    def thumbnail(self, photo: Photo) -> str:
+        return _thumbnail(photo)
+
+    @admin.display(description="Tags (score, source)")
+    def tag_summary(self, photo: Photo) -> str:
+        return _tag_list(photo) if photo.pk else "-"
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ("name", "brand", "price", "currency", "shop_url", "photo_count")
+    search_fields = ("name", "brand", "description")
+    inlines = [PhotoInline]
+
+    @admin.display(description="Photos")
+    def photo_count(self, item: Item) -> int:
+        return item.photos.count()
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is Photo:
+            new_or_changed = [
+                photo.pk for photo in formset.new_objects + [obj for obj, _ in formset.changed_objects]
+            ]
+            photos_queue_tagging(photo_ids=new_or_changed, force=True)
+
+
+class TagInline(admin.TabularInline):
+    model = Tag
+    extra = 1
+    fields = ("attribute", "value", "score", "source")
+    readonly_fields = ("score", "source")
+
+
+@admin.register(Photo)
+class PhotoAdmin(admin.ModelAdmin):
+    list_display = ("id", "thumbnail", "item", "status", "tag_summary", "embedding_model", "tagged_at")
+    list_filter = ("status",)
+    list_select_related = ("item",)
+    readonly_fields = ("thumbnail", "status", "failure_reason", "embedding_model", "tagged_at")
+    inlines = [TagInline]
+    actions = ["retag_selected"]
+    change_list_template = "admin/catalog/photo/change_list.html"
+
+    @admin.display(description="Preview")
+    def thumbnail(self, photo: Photo) -> str:
+        return _thumbnail(photo)
+
+    @admin.display(description="Tags (score, source)")
+    def tag_summary(self, photo: Photo) -> str:
+        return _tag_list(photo)
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("tags")
+
+    def save_model(self, request: HttpRequest, obj: Photo, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change or "image" in form.changed_data:
+            photos_queue_tagging(photo_ids=[obj.pk], force=True)
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        # A tag typed in by a merchant is hand-set, whatever the form said.
+        instances = formset.save(commit=False)
+        for tag in instances:
+            tag.source = Tag.Source.HAND
+            tag.score = 1.0
+            tag.save()
+        for tag in formset.deleted_objects:
+            tag.delete()
+
+    @admin.action(description="Re-tag selected photos")
+    def retag_selected(self, request: HttpRequest, queryset) -> None:
+        count = photos_queue_tagging(photo_ids=list(queryset.values_list("pk", flat=True)), force=True)
+        self.message_user(request, f"Queued {count} photos for tagging.", messages.SUCCESS)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        extra_context = (extra_context or {}) | {"tagging_counts": tagging_counts()}
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        own = [
+            path("rebuild-index/", self.admin_site.admin_view(self.rebuild_index_view), name="catalog_rebuild_index"),
+            path("retry-failed/", self.admin_site.admin_view(self.retry_failed_view), name="catalog_retry_failed"),
+        ]
+        return own + super().get_urls()
+
+    def rebuild_index_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        if request.method == "POST" and self.has_change_permission(request):
+            index = index_rebuild()
+            self.message_user(request, f"Index rebuilt: {len(index)} photos ({index.kind}).", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
+
+    def retry_failed_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        if request.method == "POST" and self.has_change_permission(request):
+            with transaction.atomic():
+                failed = list(Photo.objects.filter(status=Photo.Status.FAILED).values_list("pk", flat=True))
+                count = photos_queue_tagging(photo_ids=failed, force=True)
+            self.message_user(request, f"Queued {count} failed photos for tagging again.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))

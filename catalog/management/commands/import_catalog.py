@@ -1,0 +1,42 @@
+"""Import a folder of images (a sub-folder per type, optional CSV of details) into the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from catalog.errors import CatalogError
+from catalog.services.importing import catalog_import, import_files_list
+from fashion_search.progress import progress_bar
+
+
+class Command(BaseCommand):
+    help = "Import DIR (a sub-folder per type) into the catalog; running it again updates, never duplicates."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("directory", type=Path)
+        parser.add_argument("--csv", type=Path, help="CSV with columns file,name,brand,price,currency,shop_url")
+        parser.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+        parser.add_argument("--limit", type=int, help="import at most this many images")
+
+    def handle(self, *args: object, **options: object) -> None:
+        try:
+            total = len(import_files_list(options["directory"])[: options["limit"]])
+            with progress_bar(total=total, desc="importing", verbosity=options["verbosity"]) as bar:
+                report = catalog_import(
+                    root=options["directory"],
+                    csv_path=options["csv"],
+                    dry_run=options["dry_run"],
+                    limit=options["limit"],
+                    progress=bar.update,
+                )
+        except CatalogError as exc:
+            raise CommandError(exc.message) from None
+        prefix = "would import" if options["dry_run"] else "imported"
+        self.stdout.write(
+            f"{prefix}: {report.created} created, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {len(report.skipped)} skipped"
+        )
+        for relative, reason in report.skipped:
+            self.stderr.write(f"skipped {relative}: {reason}")

@@ -1,0 +1,35 @@
+"""Prepare a local demo: an admin user and the demo catalog, tagged and indexed. Safe to rerun."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
+
+
+class Command(BaseCommand):
+    help = "Create the admin user (admin / DEMO_ADMIN_PASSWORD, default 'admin') and import the demo catalog."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--username", default="admin")
+
+    def handle(self, *args: object, **options: object) -> None:
+        username: str = options["username"]
+        password = os.environ.get("DEMO_ADMIN_PASSWORD", "admin")
+        user_model = get_user_model()
+        if not user_model.objects.filter(username=username).exists():
+            user_model.objects.create_superuser(username=username, email="", password=password)
+            self.stdout.write(f"created admin user {username!r}")
+        call_command(
+            "import_catalog", str(DEMO_DIR), csv=DEMO_DIR / "items.csv",
+            verbosity=options["verbosity"], stdout=self.stdout, stderr=self.stderr,
+        )
+        self.stdout.write(
+            f"\nDemo ready. Log in to the admin at http://127.0.0.1:8000/admin/ as {username!r} "
+            f"(password: {password!r} unless you changed it there)."
+        )

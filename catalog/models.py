@@ -1,0 +1,80 @@
+"""The merchant's catalog: items, their photos, and the tags on each photo."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.db import models
+from numpy.typing import NDArray
+
+from recognition.labels import ATTRIBUTES
+
+
+class Item(models.Model):
+    name = models.CharField(max_length=200)
+    brand = models.CharField(max_length=100, blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, default="EUR")
+    shop_url = models.URLField(max_length=500, blank=True, help_text="The product page on the shop.")
+    description = models.TextField(blank=True)
+    # Natural key of an imported item (its image path relative to the import folder), so that
+    # importing the same folder twice updates instead of duplicating.
+    import_key = models.CharField(max_length=500, unique=True, null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Photo(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        TAGGED = "tagged", "Tagged"
+        FAILED = "failed", "Failed"
+
+    item = models.ForeignKey(Item, related_name="photos", on_delete=models.CASCADE)
+    image = models.ImageField(upload_to="photos/%Y/%m/")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    failure_reason = models.CharField(max_length=500, blank=True)
+    # float32 L2-normalised embedding, with the backbone version that produced it, so a backbone
+    # change is visible and photos can be embedded again.
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
+    embedding_model = models.CharField(max_length=100, blank=True, editable=False)
+    tagged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["item_id", "id"]
+
+    def __str__(self) -> str:
+        return f"Photo {self.pk} of {self.item}"
+
+    def embedding_vector(self) -> NDArray[np.float32] | None:
+        if self.embedding is None:
+            return None
+        return np.frombuffer(bytes(self.embedding), dtype=np.float32)
+
+
+class Tag(models.Model):
+    class Source(models.TextChoices):
+        MODEL = "model", "Model"
+        HAND = "hand", "Hand-set"
+
+    photo = models.ForeignKey(Photo, related_name="tags", on_delete=models.CASCADE)
+    attribute = models.CharField(max_length=30, choices=[(a, a) for a in ATTRIBUTES])
+    value = models.CharField(max_length=50)
+    score = models.FloatField(default=1.0)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.HAND)
+    model_version = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["attribute", "-score"]
+        constraints = [
+            models.UniqueConstraint(fields=["photo", "attribute", "value"], name="unique_tag_per_photo")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.attribute}: {self.value} ({self.score:.2f}, {self.source})"

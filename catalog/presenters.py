@@ -1,0 +1,43 @@
+"""Shape search results for JSON and templates: one place that decides what a result shows."""
+
+from __future__ import annotations
+
+from catalog.services.search import SearchHit
+from recognition.labels import LABEL_SETS
+from recognition.recognizers import Prediction
+
+
+def hit_as_dict(hit: SearchHit) -> dict:
+    item = hit.item
+    return {
+        "id": item.pk,
+        "name": item.name,
+        "brand": item.brand,
+        "price": str(item.price) if item.price is not None else None,
+        "currency": item.currency,
+        "shop_url": item.shop_url,
+        "photo_url": hit.photo.image.url,
+        "score": round(hit.score, 4),
+        "visual": round(hit.visual, 4),
+        "why": hit.why,
+        "tags": hit.tags,
+    }
+
+
+def predictions_shown(predictions: dict[str, list[Prediction]], per_attribute: int = 3) -> list[dict]:
+    """For display: each attribute's top candidates above its show threshold, with display names."""
+    shown = []
+    for attribute, candidates in predictions.items():
+        label_set = LABEL_SETS.get(attribute)
+        minimum = label_set.show_min_score if label_set else 0.0
+        top = [c for c in candidates[:per_attribute] if c.score >= minimum] or candidates[:1]
+        shown.append(
+            {
+                "attribute": attribute,
+                "candidates": [
+                    {"tag": c.tag, "label": label_set.display(c.tag) if label_set else c.tag, "score": c.score}
+                    for c in top
+                ],
+            }
+        )
+    return shown

@@ -1,0 +1,93 @@
+"""Tag a catalog photo: embed it, run the recognizers, store the results, index the vector.
+
+Hand-set tags always win: a model never writes an attribute that a merchant set by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.models import Photo, Tag
+from catalog.services.index import index_add_photo
+from recognition.errors import ImageTooLarge, InvalidImage
+from recognition.images import decode_image
+from recognition.labels import LABEL_SETS
+from recognition.recognizers import Prediction, available_recognizers
+from recognition.services import backbone_get, embedding_recognize
+
+logger = logging.getLogger(__name__)
+
+# Catalog photos come from merchants, not strangers, so they get generous caps.
+CATALOG_MAX_BYTES = 50 * 1024 * 1024
+CATALOG_MAX_PIXELS = 80_000_000
+
+
+def photo_tag(*, photo_id: int, force: bool = False) -> Photo | None:
+    """Embed and tag one photo; idempotent.
+
+    A photo already tagged by the current backbone is skipped unless `force`. A photo that cannot
+    be decoded is marked failed with the reason (a permanent error, not retried). Returns the
+    photo, or None when it no longer exists.
+    """
+    photo = Photo.objects.filter(pk=photo_id).first()
+    if photo is None:
+        logger.warning("photo %s no longer exists; nothing to tag", photo_id)
+        return None
+    backbone = backbone_get()
+    if not force and photo.status == Photo.Status.TAGGED and photo.embedding_model == backbone.version:
+        logger.info("photo %s already tagged by %s; skipped", photo_id, backbone.version)
+        return photo
+    try:
+        with photo.image.open("rb") as handle:
+            data = handle.read()
+        image = decode_image(
+            data, max_bytes=CATALOG_MAX_BYTES, max_pixels=CATALOG_MAX_PIXELS, draft_size=backbone.input_size
+        )
+    except (InvalidImage, ImageTooLarge, FileNotFoundError) as exc:
+        Photo.objects.filter(pk=photo_id).update(status=Photo.Status.FAILED, failure_reason=str(exc)[:500])
+        logger.warning("photo %s failed: %s", photo_id, exc)
+        photo.refresh_from_db()
+        return photo
+    embedding = backbone.embed([image])[0]
+    names = [name for name in available_recognizers() if name in LABEL_SETS]
+    predictions = embedding_recognize(embedding, names=names)
+    with transaction.atomic():
+        locked = Photo.objects.select_for_update().filter(pk=photo_id).first()
+        if locked is None:
+            return None
+        photo_tags_apply(photo=locked, predictions=predictions)
+        locked.embedding = embedding.tobytes()
+        locked.embedding_model = backbone.version
+        locked.status = Photo.Status.TAGGED
+        locked.failure_reason = ""
+        locked.tagged_at = timezone.now()
+        locked.save(update_fields=["embedding", "embedding_model", "status", "failure_reason", "tagged_at"])
+    index_add_photo(photo=locked)
+    logger.info("tagged photo %s with %s", photo_id, ", ".join(names) or "no recognizers")
+    return locked
+
+
+def photo_tags_apply(*, photo: Photo, predictions: dict[str, list[Prediction]]) -> None:
+    """Replace the model tags of each predicted attribute; attributes with a hand-set tag are left alone."""
+    hand_set = set(photo.tags.filter(source=Tag.Source.HAND).values_list("attribute", flat=True))
+    for attribute, candidates in predictions.items():
+        if attribute in hand_set:
+            continue
+        label_set = LABEL_SETS[attribute]
+        photo.tags.filter(attribute=attribute, source=Tag.Source.MODEL).delete()
+        Tag.objects.bulk_create(
+            [
+                Tag(
+                    photo=photo,
+                    attribute=attribute,
+                    value=candidate.tag,
+                    score=candidate.score,
+                    source=Tag.Source.MODEL,
+                )
+                for candidate in candidates
+                if candidate.score >= label_set.store_min_score
+            ]
+        )

@@ -1,0 +1,139 @@
+"""Recognizers: a label set plus a small linear head on the backbone's embedding.
+
+A head is stored as an `.npz` (weight, bias, labels, backbone version) beside a `metrics.json`,
+written atomically. Heads are tiny (10x1280 floats for `type`), so they ship in the repository
+and a fresh install needs no training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recognition.errors import ModelNotReady, UnknownRecognizer
+
+BUILTIN_ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+HEAD_FILE = "head.npz"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One candidate tag and its softmax score in [0, 1]."""
+
+    tag: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Head:
+    """A linear classifier over L2-normalised embeddings."""
+
+    name: str
+    labels: tuple[str, ...]
+    weight: NDArray[np.float32]  # (n_labels, embedding_dim)
+    bias: NDArray[np.float32]  # (n_labels,)
+    backbone_version: str
+
+    def probabilities(self, embeddings: NDArray[np.float32]) -> NDArray[np.float32]:
+        """(n, dim) embeddings to (n, n_labels) softmax probabilities."""
+        logits = embeddings @ self.weight.T + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict(self, embeddings: NDArray[np.float32]) -> list[list[Prediction]]:
+        """For each embedding, every label with its score, highest first."""
+        results = []
+        for row in self.probabilities(embeddings):
+            order = np.argsort(-row, kind="stable")
+            results.append([Prediction(self.labels[i], float(row[i])) for i in order])
+        return results
+
+
+def save_head(head: Head, directory: Path, metrics: dict | None = None) -> None:
+    """Write the head (and its metrics) into `directory`, each file atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic_write(
+        directory / HEAD_FILE,
+        lambda f: np.savez(
+            f,
+            weight=head.weight,
+            bias=head.bias,
+            labels=np.array(head.labels),
+            name=np.array(head.name),
+            backbone_version=np.array(head.backbone_version),
+        ),
+    )
+    if metrics is not None:
+        _atomic_write(
+            directory / METRICS_FILE, lambda f: f.write(json.dumps(metrics, indent=2).encode())
+        )
+
+
+def load_head(directory: Path) -> Head:
+    path = directory / HEAD_FILE
+    if not path.exists():
+        raise ModelNotReady(f"No trained head at {path}; run `manage.py train_recognizer`.")
+    with np.load(path) as data:
+        return Head(
+            name=str(data["name"]),
+            labels=tuple(str(label) for label in data["labels"]),
+            weight=data["weight"].astype(np.float32),
+            bias=data["bias"].astype(np.float32),
+            backbone_version=str(data["backbone_version"]),
+        )
+
+
+def load_metrics(directory: Path) -> dict:
+    path = directory / METRICS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_lock = threading.Lock()
+_heads: dict[tuple[Path, float], Head] = {}
+
+
+def available_recognizers(artifacts_dir: Path = BUILTIN_ARTIFACTS_DIR) -> list[str]:
+    """Names of the recognizers that have a trained head, sorted."""
+    if not artifacts_dir.exists():
+        return []
+    return sorted(p.name for p in artifacts_dir.iterdir() if (p / HEAD_FILE).exists())
+
+
+def get_head(name: str, artifacts_dir: Path = BUILTIN_ARTIFACTS_DIR) -> Head:
+    """The head of recognizer `name`, loaded once per process and reloaded when its file changes."""
+    directory = artifacts_dir / name
+    path = directory / HEAD_FILE
+    if not path.exists():
+        known = ", ".join(available_recognizers(artifacts_dir)) or "none"
+        raise UnknownRecognizer(f"Unknown recognizer {name!r}; available: {known}.")
+    key = (directory, path.stat().st_mtime)
+    head = _heads.get(key)
+    if head is None:
+        with _lock:
+            head = _heads.get(key)
+            if head is None:
+                head = load_head(directory)
+                _heads[key] = head
+    return head

@@ -1,0 +1,79 @@
+"""Django-facing wiring of the recognition core: settings in, predictions and indexes out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from django.conf import settings
+from numpy.typing import NDArray
+from PIL import Image
+
+from recognition.errors import UnknownRecognizer
+from recognition.images import decode_image
+from recognition.index import IndexStore, get_index_store
+from recognition.labels import LABEL_SETS
+from recognition.recognizers import Prediction, available_recognizers, get_head
+
+if TYPE_CHECKING:
+    from recognition.backbone import Backbone
+
+# Same as recognition.backbone.EMBEDDING_DIM; kept here so that importing this module (admin,
+# URLs, migrations) does not import torch.
+EMBEDDING_DIM = 1280
+
+# `model=fashion` asks for every attribute recognizer at once.
+FASHION = "fashion"
+
+
+def backbone_get() -> Backbone:
+    """The process-wide backbone configured from settings (torch is imported on first use)."""
+    from recognition.backbone import BackboneConfig, get_backbone
+
+    return get_backbone(
+        BackboneConfig(device=settings.RECOGNITION_DEVICE, threads=settings.RECOGNITION_THREADS)
+    )
+
+
+def upload_decode(data: bytes) -> Image.Image:
+    """Decode an untrusted upload with the caps from settings (raises InvalidImage, ImageTooLarge)."""
+    return decode_image(
+        data,
+        max_bytes=settings.MAX_UPLOAD_BYTES,
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+        draft_size=backbone_get().input_size,
+    )
+
+
+def image_embed(image: Image.Image) -> NDArray[np.float32]:
+    """One image to its (EMBEDDING_DIM,) L2-normalised embedding."""
+    return backbone_get().embed([image])[0]
+
+
+def recognizers_live() -> list[str]:
+    """Names accepted by `model=`: every trained recognizer, plus `fashion` for all attributes."""
+    names = available_recognizers()
+    attribute_names = [name for name in names if name in LABEL_SETS]
+    return names + ([FASHION] if attribute_names else [])
+
+
+def recognizer_names_resolve(model: str) -> list[str]:
+    """Expand a `model=` value into recognizer names, or raise UnknownRecognizer listing valid ones."""
+    live = recognizers_live()
+    if model == FASHION and FASHION in live:
+        return [name for name in available_recognizers() if name in LABEL_SETS]
+    if model in live:
+        return [model]
+    raise UnknownRecognizer(f"Unknown model {model!r}; valid values: {', '.join(live) or 'none trained'}.")
+
+
+def embedding_recognize(
+    embedding: NDArray[np.float32], *, names: list[str]
+) -> dict[str, list[Prediction]]:
+    """Every named recognizer's candidates for one embedding, scores descending."""
+    vector = embedding.reshape(1, -1)
+    return {name: get_head(name).predict(vector)[0] for name in names}
+
+
+def index_store_get() -> IndexStore:
+    return get_index_store(settings.INDEX_DIR, EMBEDDING_DIM)
