@@ -25,7 +25,7 @@ def _tag_list(photo: Photo) -> str:
     if not tags:
         return "-"
     return format_html_join(
-        ", ", "{}: {} ({:.2f}, {})", ((t.attribute, t.value, t.score, t.get_source_display()) for t in tags)
+        ", ", "{}: {} ({}, {})", ((t.attribute, t.value, f"{t.score:.2f}", t.get_source_display()) for t in tags)
     )
 
 

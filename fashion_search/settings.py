@@ -126,3 +126,4 @@ LOGGING = {
 
 # Serve catalog photos from Django itself (fine for a self-hosted shop; put a web server in front at scale).
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
+FORMS_URLFIELD_ASSUME_HTTPS = True  # shop URLs typed without a scheme are https

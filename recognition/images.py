@@ -70,7 +70,10 @@ def decode_image(
             return image.convert("RGB")
     except (ImageTooLarge, InvalidImage):
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own bomb guard, for sizes past its global limit: refused before decoding too.
+        raise ImageTooLarge(f"The image has too many pixels; the limit is {max_pixels} pixels.") from None
+    except UnidentifiedImageError as exc:
         raise InvalidImage(f"The image could not be read: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated and corrupt streams as OSError or SyntaxError.

@@ -1,0 +1,60 @@
+"""The shopper page and the merchant admin."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from catalog.models import Item, Photo
+from tests.conftest import demo_photos
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_page_offers_camera_and_file_picker(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'accept="image/*"' in html and 'capture="environment"' in html
+
+
+def test_uploading_a_photo_shows_tags_and_similar_items_with_shop_links(client, tagged_catalog):
+    Item.objects.update(shop_url="https://shop.example/p")
+    query = demo_photos(per_type=3)[2]  # a dress photo not in the catalog
+    response = client.post("/", {"image": SimpleUploadedFile("q.jpg", query.read_bytes())})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Dress" in html
+    assert html.count('href="https://shop.example/p"') >= 10
+
+
+def test_a_non_image_upload_shows_a_readable_message(client):
+    response = client.post("/", {"image": SimpleUploadedFile("cv.pdf", b"%PDF-1.4 hello")})
+    assert response.status_code == 400
+    assert "Not a supported image" in response.content.decode()
+
+
+def test_saving_a_photo_in_admin_tags_it(admin_client, committed):
+    photo_path = demo_photos(per_type=1)[1]  # a hat
+    with committed():
+        response = admin_client.post(
+            "/admin/catalog/item/add/",
+            {
+                "name": "Wool hat",
+                "currency": "EUR",
+                "shop_url": "https://shop.example/hat",
+                "photos-TOTAL_FORMS": "1",
+                "photos-INITIAL_FORMS": "0",
+                "photos-0-image": SimpleUploadedFile("hat.jpg", photo_path.read_bytes(), content_type="image/jpeg"),
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    photo = Photo.objects.get(item__name="Wool hat")
+    assert photo.status == Photo.Status.TAGGED
+    assert photo.tags.filter(attribute="type").first().value == "hat"
+
+
+def test_admin_shows_tagging_counts_and_needs_login(client, admin_client, tagged_catalog):
+    assert client.get("/admin/catalog/photo/").status_code == 302
+    html = admin_client.get("/admin/catalog/photo/").content.decode()
+    assert "Tagged: 20" in html and "Failed: 0" in html

@@ -1,0 +1,65 @@
+"""Upload decoding: accepted formats by content, refusals with reasons, orientation."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from recognition.errors import ImageTooLarge, InvalidImage
+from recognition.images import decode_image
+from tests.conftest import jpeg_bytes
+
+CAPS = {"max_bytes": 1_000_000, "max_pixels": 4_000_000}
+
+
+def encoded(fmt: str, size=(40, 30), mode="RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, "red").save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_supported_formats_decode_to_rgb(fmt):
+    image = decode_image(encoded(fmt, mode="P" if fmt == "GIF" else "RGB"), **CAPS)
+    assert image.mode == "RGB"
+    assert image.size == (40, 30)
+
+
+def test_format_is_judged_by_content_not_name():
+    with pytest.raises(InvalidImage, match="Not a supported image"):
+        decode_image(b"<html><body>hello</body></html>", **CAPS)
+
+
+def test_empty_file_is_refused():
+    with pytest.raises(InvalidImage, match="empty"):
+        decode_image(b"", **CAPS)
+
+
+def test_truncated_jpeg_is_refused():
+    data = encoded("JPEG", size=(400, 300))
+    with pytest.raises(InvalidImage):
+        decode_image(data[: len(data) // 3], **CAPS)
+
+
+def test_file_over_the_byte_cap_is_refused():
+    with pytest.raises(ImageTooLarge, match="limit"):
+        decode_image(jpeg_bytes(), max_bytes=100, max_pixels=4_000_000)
+
+
+def test_decompression_bomb_is_refused_from_its_header():
+    # A 20000x20000 PNG of one colour compresses to a small file but would decode to 1.2 GB.
+    bomb = encoded("PNG", size=(20000, 20000), mode="1")
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageTooLarge, match="pixels"):
+        decode_image(bomb, max_bytes=1_000_000, max_pixels=4_000_000)
+
+
+def test_exif_orientation_is_applied():
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    Image.new("RGB", (60, 20), "blue").save(buffer, format="JPEG", exif=exif)
+    image = decode_image(buffer.getvalue(), **CAPS)
+    assert image.size == (20, 60)
