@@ -13,6 +13,17 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "catalog" / "demo_data"
 
 
 @pytest.fixture(autouse=True)
+def eager_tasks():
+    """Tasks run in-process unless a test asks for the real broker (see tests/e2e)."""
+    from fashion_search.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path: Path) -> Path:
     """Each test gets its own MEDIA_ROOT and INDEX_DIR, so no test sees another's files."""
     settings.MEDIA_ROOT = tmp_path / "media"
