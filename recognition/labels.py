@@ -17,6 +17,8 @@ class LabelSet:
     display_names: dict[str, str]
     store_min_score: float
     show_min_score: float
+    # The head's input: "embedding", or "embedding+colour" (see recognition/recognizers.py).
+    features: str = "embedding"
 
     def display(self, label: str) -> str:
         return self.display_names.get(label, label.replace("-", " ").capitalize())
@@ -51,6 +53,7 @@ COLOUR = LabelSet(
     display_names={},
     store_min_score=0.05,
     show_min_score=0.15,
+    features="embedding+colour",
 )
 
 STYLE = LabelSet(

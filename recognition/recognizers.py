@@ -16,12 +16,17 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
+from recognition.colour import colour_features
 from recognition.errors import ModelNotReady, UnknownRecognizer
 
 BUILTIN_ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 HEAD_FILE = "head.npz"
 METRICS_FILE = "metrics.json"
+# What a head reads: the backbone embedding alone, or the embedding joined with colour features.
+FEATURES_EMBEDDING = "embedding"
+FEATURES_EMBEDDING_COLOUR = "embedding+colour"
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,10 @@ class Head:
 
     name: str
     labels: tuple[str, ...]
-    weight: NDArray[np.float32]  # (n_labels, embedding_dim)
+    weight: NDArray[np.float32]  # (n_labels, feature_dim)
     bias: NDArray[np.float32]  # (n_labels,)
     backbone_version: str
+    features: str = FEATURES_EMBEDDING
 
     def probabilities(self, embeddings: NDArray[np.float32]) -> NDArray[np.float32]:
         """(n, dim) embeddings to (n, n_labels) softmax probabilities."""
@@ -58,6 +64,30 @@ class Head:
         return results
 
 
+def head_features(
+    features: str, embeddings: NDArray[np.float32], images: list[Image.Image] | None = None
+) -> NDArray[np.float32]:
+    """The input rows a head of kind `features` reads, from embeddings (and the images, for colour).
+
+    For colour, the embedding and the garment's colour histogram are each L2-normalised, joined and
+    normalised again, so that both count equally.
+    """
+    if features == FEATURES_EMBEDDING:
+        return embeddings
+    if features == FEATURES_EMBEDDING_COLOUR:
+        if images is None or len(images) != len(embeddings):
+            raise ValueError("colour features need the images as well as their embeddings")
+        colours = np.stack([colour_features(image) for image in images])
+        joined = np.hstack([embeddings, _unit_rows(colours)])
+        return _unit_rows(joined)
+    raise ModelNotReady(f"Unknown head input kind {features!r}")
+
+
+def _unit_rows(matrix: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
 def save_head(head: Head, directory: Path, metrics: dict | None = None) -> None:
     """Write the head (and its metrics) into `directory`, each file atomically."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -70,6 +100,7 @@ def save_head(head: Head, directory: Path, metrics: dict | None = None) -> None:
             labels=np.array(head.labels),
             name=np.array(head.name),
             backbone_version=np.array(head.backbone_version),
+            features=np.array(head.features),
         ),
     )
     if metrics is not None:
@@ -89,6 +120,7 @@ def load_head(directory: Path) -> Head:
             weight=data["weight"].astype(np.float32),
             bias=data["bias"].astype(np.float32),
             backbone_version=str(data["backbone_version"]),
+            features=str(data["features"]) if "features" in data else FEATURES_EMBEDDING,
         )
 
 

@@ -13,7 +13,7 @@ from recognition.errors import UnknownRecognizer
 from recognition.images import decode_image
 from recognition.index import IndexStore, get_index_store
 from recognition.labels import LABEL_SETS
-from recognition.recognizers import Prediction, available_recognizers, get_head
+from recognition.recognizers import Prediction, available_recognizers, get_head, head_features
 
 if TYPE_CHECKING:
     from recognition.backbone import Backbone
@@ -30,8 +30,13 @@ def backbone_get() -> Backbone:
     """The process-wide backbone configured from settings (torch is imported on first use)."""
     from recognition.backbone import BackboneConfig, get_backbone
 
+    tuned = settings.BACKBONE_TUNED_WEIGHTS
     return get_backbone(
-        BackboneConfig(device=settings.RECOGNITION_DEVICE, threads=settings.RECOGNITION_THREADS)
+        BackboneConfig(
+            device=settings.RECOGNITION_DEVICE,
+            threads=settings.RECOGNITION_THREADS,
+            tuned_weights=tuned if tuned.exists() else None,
+        )
     )
 
 
@@ -67,12 +72,16 @@ def recognizer_names_resolve(model: str) -> list[str]:
     raise UnknownRecognizer(f"Unknown model {model!r}; valid values: {', '.join(live) or 'none trained'}.")
 
 
-def embedding_recognize(
-    embedding: NDArray[np.float32], *, names: list[str]
+def image_recognize(
+    *, image: Image.Image, embedding: NDArray[np.float32], names: list[str]
 ) -> dict[str, list[Prediction]]:
-    """Every named recognizer's candidates for one embedding, scores descending."""
-    vector = embedding.reshape(1, -1)
-    return {name: get_head(name).predict(vector)[0] for name in names}
+    """Every named recognizer's candidates for one image and its embedding, scores descending."""
+    results = {}
+    for name in names:
+        head = get_head(name)
+        inputs = head_features(head.features, embedding.reshape(1, -1), [image])
+        results[name] = head.predict(inputs)[0]
+    return results
 
 
 def index_store_get() -> IndexStore:

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from PIL import Image
 
 from recognition.backbone import Backbone
 from recognition.errors import InvalidDataset, InvalidImage
 from recognition.images import IMAGE_SUFFIXES, decode_image
-from recognition.recognizers import Head
+from recognition.recognizers import FEATURES_EMBEDDING, Head, head_features
 
 logger = logging.getLogger(__name__)
 
@@ -61,21 +62,71 @@ def load_folder_dataset(root: Path, labels: Iterable[str] | None = None) -> Fold
     return FolderDataset(tuple(files), np.array(targets, dtype=np.int64), label_order)
 
 
+def load_labelled_csv(root: Path, csv_path: Path, attribute: str, labels: Iterable[str]) -> FolderDataset:
+    """Photos under `root` labelled by a CSV, for attributes that folders do not encode.
+
+    The CSV names each photo by a `path` column relative to `root`, or by `type` and `file` columns
+    (`root/<type>/<file>`, the layout of clothing-small). Rows whose file is not under `root` are
+    ignored, so one CSV can hold the labels of several splits without mixing them.
+    """
+    import csv
+
+    label_order = tuple(labels)
+    if not csv_path.is_file():
+        raise InvalidDataset(f"Labels file {csv_path} does not exist.")
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = set(reader.fieldnames or ())
+        if attribute not in columns or not ({"path"} <= columns or {"type", "file"} <= columns):
+            raise InvalidDataset(f"{csv_path} needs a {attribute!r} column and a 'path' (or 'type' and 'file') column.")
+        files: list[Path] = []
+        targets: list[int] = []
+        for line, row in enumerate(reader, start=2):
+            path = root / (row["path"] if "path" in row and row["path"] else f"{row['type']}/{row['file']}")
+            if not path.is_file():
+                continue
+            value = row[attribute].strip()
+            if value not in label_order:
+                raise InvalidDataset(f"{csv_path}:{line}: {value!r} is not a {attribute} label {list(label_order)}")
+            files.append(path)
+            targets.append(label_order.index(value))
+    if not files:
+        raise InvalidDataset(f"No photo of {csv_path} was found under {root}.")
+    return FolderDataset(tuple(files), np.array(targets, dtype=np.int64), label_order)
+
+
+def load_dataset(root: Path, *, labels_csv: Path | None, attribute: str, labels: Iterable[str] | None) -> FolderDataset:
+    """A folder-per-label directory, or photos under `root` labelled by a CSV column named `attribute`."""
+    if labels_csv is None:
+        return load_folder_dataset(root, labels)
+    if labels is None:
+        raise InvalidDataset(f"{attribute!r} has no label set; train it from a folder-per-label directory.")
+    return load_labelled_csv(root, labels_csv, attribute, labels)
+
+
 def embed_files(
     backbone: Backbone,
     files: Iterable[Path],
     *,
     progress: Callable[[int], None] | None = None,
+    features: str = FEATURES_EMBEDDING,
 ) -> tuple[NDArray[np.float32], list[Path]]:
-    """Embed image files in batches; unreadable files are skipped and returned as the second value."""
+    """Embed image files in batches (as head inputs of kind `features`).
+
+    Unreadable files are skipped and returned as the second value.
+    """
     vectors: list[NDArray[np.float32]] = []
     skipped: list[Path] = []
     batch: list[NDArray[np.float32]] = []
+    batch_images: list[Image.Image] = []
 
     def flush() -> None:
         if batch:
-            vectors.append(backbone.embed_batch(np.stack(batch)))
+            embeddings = backbone.embed_batch(np.stack(batch))
+            images = batch_images if features != FEATURES_EMBEDDING else None
+            vectors.append(head_features(features, embeddings, images))
             batch.clear()
+            batch_images.clear()
 
     for path in files:
         try:
@@ -86,6 +137,8 @@ def embed_files(
                 draft_size=backbone.input_size,
             )
             batch.append(backbone.preprocess(image))
+            if features != FEATURES_EMBEDDING:
+                batch_images.append(image)
         except (InvalidImage, OSError) as exc:
             logger.warning("skipping %s: %s", path, exc)
             skipped.append(path)
@@ -114,6 +167,7 @@ def train_head(
     weight_decay: float = 1e-3,
     epochs: int = 300,
     seed: int = 0,
+    features: str = FEATURES_EMBEDDING,
 ) -> Head:
     """Fit a class-balanced softmax regression on frozen embeddings (full batch, Adam).
 
@@ -143,6 +197,7 @@ def train_head(
         weight=(linear.weight.detach().numpy() * scale).astype(np.float32),
         bias=linear.bias.detach().numpy().astype(np.float32),
         backbone_version=backbone_version,
+        features=features,
     )
 
 

@@ -17,8 +17,8 @@ from catalog.selectors import photo_tags_best, photos_with_items_and_tags
 from recognition.labels import LABEL_SETS
 from recognition.recognizers import Prediction
 from recognition.services import (
-    embedding_recognize,
     image_embed,
+    image_recognize,
     index_store_get,
     recognizer_names_resolve,
     recognizers_live,
@@ -50,7 +50,7 @@ def search_by_image(*, image: Image.Image, limit: int | None = None) -> SearchRe
     """Recognise the photo and find the most similar catalog items."""
     embedding = image_embed(image)
     predictions = (
-        embedding_recognize(embedding, names=recognizer_names_resolve("fashion"))
+        image_recognize(image=image, embedding=embedding, names=recognizer_names_resolve("fashion"))
         if "fashion" in recognizers_live()
         else {}
     )

@@ -16,7 +16,7 @@ from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import decode_image
 from recognition.labels import LABEL_SETS
 from recognition.recognizers import Prediction, available_recognizers
-from recognition.services import backbone_get, embedding_recognize
+from recognition.services import backbone_get, image_recognize
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def photo_tag(*, photo_id: int, force: bool = False) -> Photo | None:
         return photo
     embedding = backbone.embed([image])[0]
     names = [name for name in available_recognizers() if name in LABEL_SETS]
-    predictions = embedding_recognize(embedding, names=names)
+    predictions = image_recognize(image=image, embedding=embedding, names=names)
     with transaction.atomic():
         locked = Photo.objects.select_for_update().filter(pk=photo_id).first()
         if locked is None:

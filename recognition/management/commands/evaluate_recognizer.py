@@ -15,7 +15,7 @@ from recognition.training import (
     embed_files,
     evaluate_head,
     format_report,
-    load_folder_dataset,
+    load_dataset,
     targets_embedded,
 )
 
@@ -27,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("name", help="recognizer name, e.g. type")
         parser.add_argument("data", nargs="?", type=Path, help="folder with a sub-folder per label")
         parser.add_argument("--data", dest="data_option", type=Path, help="same as the positional DIR")
+        parser.add_argument("--labels", type=Path, help="CSV labelling the photos under DIR (column NAME)")
         parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
     def handle(self, *args: object, **options: object) -> None:
@@ -35,10 +36,12 @@ class Command(BaseCommand):
             raise CommandError("Give the folder to evaluate on: evaluate_recognizer NAME --data DIR")
         try:
             head = get_head(options["name"])
-            dataset = load_folder_dataset(data, head.labels)
+            dataset = load_dataset(data, labels_csv=options["labels"], attribute=options["name"], labels=head.labels)
             with progress_bar(total=len(dataset.files), desc="evaluating", verbosity=options["verbosity"]) as bar:
-                embeddings, skipped = embed_files(backbone_get(), dataset.files, progress=bar.update)
+                inputs, skipped = embed_files(
+                    backbone_get(), dataset.files, progress=bar.update, features=head.features
+                )
         except RecognitionError as exc:
             raise CommandError(exc.message) from None
-        results = evaluate_head(head, embeddings, targets_embedded(dataset, skipped))
+        results = evaluate_head(head, inputs, targets_embedded(dataset, skipped))
         self.stdout.write(json.dumps(results, indent=2) if options["json"] else format_report(results))

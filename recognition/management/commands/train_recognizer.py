@@ -1,60 +1,100 @@
-"""Train a recognizer head from a folder-per-label directory and save it with its metrics."""
+"""Train a recognizer from a folder-per-label directory and save it with its held-out metrics."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from fashion_search.progress import progress_bar
+from recognition.backbone import Backbone, BackboneConfig, save_tuned_weights
 from recognition.errors import RecognitionError
+from recognition.finetune import FineTuneRecipe, fine_tune
 from recognition.labels import LABEL_SETS
-from recognition.recognizers import BUILTIN_ARTIFACTS_DIR, save_head
+from recognition.recognizers import BUILTIN_ARTIFACTS_DIR, FEATURES_EMBEDDING, Head, save_head
 from recognition.services import backbone_get
 from recognition.training import (
+    FolderDataset,
     embed_files,
     evaluate_head,
     format_report,
-    load_folder_dataset,
+    load_dataset,
     targets_embedded,
     train_head,
 )
 
 
 class Command(BaseCommand):
-    help = "Train recognizer NAME on DIR (one sub-folder per label); evaluate on --eval-data if given."
+    help = (
+        "Train recognizer NAME on --data DIR (a sub-folder per label), evaluate on --eval-data. "
+        "With --fine-tune, the backbone's last blocks are trained too and saved as the new backbone."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="recognizer name, e.g. type")
         parser.add_argument("--data", type=Path, required=True, help="training folder, a sub-folder per label")
         parser.add_argument("--eval-data", type=Path, help="held-out folder to evaluate on")
-        parser.add_argument("--output", type=Path, help="where to save (default: the built-in artifacts)")
+        parser.add_argument(
+            "--labels", type=Path, help="CSV labelling the photos under --data/--eval-data (column NAME)"
+        )
+        parser.add_argument("--output", type=Path, help="where to save the head (default: built-in artifacts)")
+        parser.add_argument("--fine-tune", action="store_true", help="fine-tune the backbone's last blocks too")
+        parser.add_argument("--epochs", type=int, default=FineTuneRecipe.epochs, help="fine-tuning epochs")
 
     def handle(self, *args: object, **options: object) -> None:
         name: str = options["name"]
-        verbosity: int = options["verbosity"]
         output: Path = options["output"] or BUILTIN_ARTIFACTS_DIR / name
         label_set = LABEL_SETS.get(name)
         try:
-            dataset = load_folder_dataset(options["data"], label_set.labels if label_set else None)
-            backbone = backbone_get()
-            with progress_bar(total=len(dataset.files), desc="embedding", verbosity=verbosity) as bar:
-                embeddings, skipped = embed_files(backbone, dataset.files, progress=bar.update)
-            targets = targets_embedded(dataset, skipped)
-            head = train_head(name, embeddings, targets, dataset.labels, backbone_version=backbone.version)
-            metrics: dict = {"train_samples": int(len(targets)), "train_dir": str(options["data"])}
+            labels = label_set.labels if label_set else None
+            features = label_set.features if label_set else FEATURES_EMBEDDING
+            dataset = load_dataset(options["data"], labels_csv=options["labels"], attribute=name, labels=labels)
+            if options["fine_tune"]:
+                head, backbone = self._fine_tune(name, dataset, options)
+                targets_count = len(dataset.files)
+            else:
+                backbone = backbone_get()
+                with progress_bar(total=len(dataset.files), desc="embedding", verbosity=options["verbosity"]) as bar:
+                    inputs, skipped = embed_files(backbone, dataset.files, progress=bar.update, features=features)
+                targets = targets_embedded(dataset, skipped)
+                targets_count = len(targets)
+                head = train_head(
+                    name, inputs, targets, dataset.labels, backbone_version=backbone.version, features=features
+                )
+            metrics: dict = {
+                "train_samples": targets_count,
+                "train_dir": str(options["data"]),
+                "fine_tuned": bool(options["fine_tune"]),
+            }
             if options["eval_data"]:
-                held_out = load_folder_dataset(options["eval_data"], dataset.labels)
-                with progress_bar(total=len(held_out.files), desc="evaluating", verbosity=verbosity) as bar:
-                    eval_embeddings, eval_skipped = embed_files(backbone, held_out.files, progress=bar.update)
-                results = evaluate_head(head, eval_embeddings, targets_embedded(held_out, eval_skipped))
+                held_out = load_dataset(
+                    options["eval_data"], labels_csv=options["labels"], attribute=name, labels=head.labels
+                )
+                results = self._evaluate(head, backbone, held_out, options["verbosity"])
                 metrics |= {"eval_dir": str(options["eval_data"]), "evaluation": results}
                 self.stdout.write(format_report(results))
         except RecognitionError as exc:
             raise CommandError(exc.message) from None
         save_head(head, output, metrics)
-        self.stdout.write(f"saved {name} ({len(dataset.labels)} labels, {len(targets)} photos) to {output}")
-        if skipped:
-            self.stderr.write(f"skipped {len(skipped)} unreadable files: {json.dumps([str(p) for p in skipped])}")
+        self.stdout.write(f"saved {name} ({len(dataset.labels)} labels, {targets_count} photos) to {output}")
 
+    def _fine_tune(self, name: str, dataset: FolderDataset, options: dict) -> tuple[Head, Backbone]:
+        recipe = dataclasses.replace(FineTuneRecipe(), epochs=options["epochs"])
+        config = BackboneConfig(device=settings.RECOGNITION_DEVICE, threads=settings.RECOGNITION_THREADS)
+        backbone = Backbone(config)  # fresh ImageNet weights, never the process-wide instance
+        total = recipe.epochs * len(dataset.files)
+        with progress_bar(total=total, desc="fine-tuning", verbosity=options["verbosity"]) as bar:
+            head = fine_tune(backbone, dataset, name=name, recipe=recipe, progress=bar.update)
+        weights_path = settings.BACKBONE_TUNED_WEIGHTS or BUILTIN_ARTIFACTS_DIR / "backbone" / "tuned.pt"
+        save_tuned_weights(backbone, weights_path)
+        # Reload from the saved (float16) file, so that evaluation sees exactly what will serve.
+        reloaded = Backbone(dataclasses.replace(config, tuned_weights=weights_path))
+        self.stdout.write(f"saved fine-tuned backbone {reloaded.version} to {weights_path}")
+        return dataclasses.replace(head, backbone_version=reloaded.version), reloaded
+
+    def _evaluate(self, head: Head, backbone: Backbone, held_out: FolderDataset, verbosity: int) -> dict:
+        with progress_bar(total=len(held_out.files), desc="evaluating", verbosity=verbosity) as bar:
+            inputs, skipped = embed_files(backbone, held_out.files, progress=bar.update, features=head.features)
+        return evaluate_head(head, inputs, targets_embedded(held_out, skipped))
