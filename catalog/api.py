@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from functools import wraps
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, File, NinjaAPI, Query, Schema
 from ninja.errors import ValidationError
@@ -11,6 +15,8 @@ from ninja.files import UploadedFile
 
 from catalog.presenters import hit_as_dict
 from catalog.services.search import MAX_RESULTS, search_by_image
+from catalog.shopper_uploads import shopper_photo_keep
+from fashion_search.ratelimit import API, UPLOADS, rate_limit_hit
 from recognition.errors import ImageTooLarge, ModelNotReady, RecognitionError
 from recognition.services import (
     embedding_recognize,
@@ -72,7 +78,7 @@ class SearchParams(Schema):
     limit: int = Field(12, ge=1, le=MAX_RESULTS, description="how many items to return")
 
 
-ERRORS = {400: ErrorOut, 413: ErrorOut, 503: ErrorOut}
+ERRORS = {400: ErrorOut, 413: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 _STATUS_BY_ERROR = {ImageTooLarge: 413, ModelNotReady: 503}
 
 
@@ -93,11 +99,43 @@ def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse
     return _error(request, "invalid_request", reasons or "The request is malformed.", 400)
 
 
+@api.exception_handler(RequestDataTooBig)
+def request_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    # Raised by the upload handler (fashion_search/uploads.py) before an oversized body is read.
+    return _error(request, "image_too_large", str(exc), 413)
+
+
+def rate_limited(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Answer 429 with Retry-After once a client is over RATE_LIMIT_API, or RATE_LIMIT_UPLOADS for an upload.
+
+    Applied to every operation before its input is parsed, so malformed requests count too.
+    """
+
+    @wraps(run)
+    def limited_run(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        waits = [rate_limit_hit(request, group=API, rate=settings.RATE_LIMIT_API)]
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            waits.append(rate_limit_hit(request, group=UPLOADS, rate=settings.RATE_LIMIT_UPLOADS))
+        wait = max((w for w in waits if w is not None), default=None)
+        if wait is None:
+            return run(request, *args, **kwargs)
+        response = _error(request, "rate_limited", f"Too many requests; try again in {wait} seconds.", 429)
+        response["Retry-After"] = str(wait)
+        return response
+
+    return limited_run
+
+
+api.add_decorator(rate_limited, mode="view")
+
+
 @api.post("/recognize", response={200: RecognizeOut, **ERRORS}, summary="Recognise a garment photo")
 def recognize(request: HttpRequest, image: File[UploadedFile], params: Query[RecognizeParams]):
     """Candidates of the `model` recognizer (or all attributes with `model=fashion`), scores descending."""
     names = recognizer_names_resolve(params.model)
-    embedding = image_embed(upload_decode(image.read()))
+    decoded = upload_decode(image.read())
+    shopper_photo_keep(decoded)
+    embedding = image_embed(decoded)
     predictions = embedding_recognize(embedding, names=names)
     candidates = [
         {"tag": p.tag, "score": p.score, "attribute": attribute}
@@ -111,7 +149,9 @@ def recognize(request: HttpRequest, image: File[UploadedFile], params: Query[Rec
 @api.post("/search", response={200: SearchOut, **ERRORS}, summary="Find catalog items similar to a photo")
 def search(request: HttpRequest, image: File[UploadedFile], params: Query[SearchParams]):
     """The photo's predicted tags and the most similar catalog items, best first."""
-    result = search_by_image(image=upload_decode(image.read()), limit=params.limit)
+    decoded = upload_decode(image.read())
+    shopper_photo_keep(decoded)
+    result = search_by_image(image=decoded, limit=params.limit)
     return {
         "jobId": uuid.uuid4().hex,
         "predictions": {

@@ -7,17 +7,30 @@ broker with separate workers. Every variable is listed in `.env.example`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from fashion_search.env import env_bool, env_float, env_int, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-# The default key only serves local development; deployments set DJANGO_SECRET_KEY.
+# --- Environment: development (default) or production ------------------------------------------
+# Production turns DEBUG off and the HTTPS settings on (block "Production security" below), and refuses
+# to start without the secrets and hosts that development fills in with local defaults.
+DJANGO_ENV = env_str("DJANGO_ENV", "development")
+if DJANGO_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"DJANGO_ENV={DJANGO_ENV!r} is not one of: development, production")
+PRODUCTION = DJANGO_ENV == "production"
+for _required in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"):
+    if PRODUCTION and not env_str(_required):
+        raise ImproperlyConfigured(f"{_required} must be set in the environment when DJANGO_ENV=production")
+
+DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+# Secrets come only from the environment; the default key only serves local development.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
@@ -127,3 +140,71 @@ LOGGING = {
 # Serve catalog photos from Django itself (fine for a self-hosted shop; put a web server in front at scale).
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
 FORMS_URLFIELD_ASSUME_HTTPS = True  # shop URLs typed without a scheme are https
+
+# --- Upload handling: shopper photos leave nothing on disk -----------------------------------------
+# Every uploaded file is kept in memory, never spooled to a temporary file (Django's default handler
+# writes anything over 2.5 MB to /tmp), and a request body over the cap is refused before it is read:
+# MAX_UPLOAD_BYTES plus form overhead for shoppers, STAFF_UPLOAD_MAX_BYTES for merchants in admin
+# (catalog photos may be up to 50 MB, catalog/services/tagging.py).
+FILE_UPLOAD_HANDLERS = ["fashion_search.uploads.BoundedMemoryUploadHandler"]
+STAFF_UPLOAD_MAX_BYTES = env_int("STAFF_UPLOAD_MAX_BYTES", 64 * 1024 * 1024)
+# Keep each shopper photo (re-encoded as a plain JPEG, without metadata) after the request, e.g. to
+# collect training data. Off by default: the photo only lives in memory while it is searched.
+KEEP_SHOPPER_UPLOADS = env_bool("KEEP_SHOPPER_UPLOADS", False)
+# Outside MEDIA_ROOT, so that kept photos are never served.
+SHOPPER_UPLOADS_DIR = env_path("SHOPPER_UPLOADS_DIR", VAR_DIR / "shopper-uploads")
+
+# --- Cache (rate-limit counters) --------------------------------------------------------------------
+# Redis when REDIS_URL is set, shared by every web process; otherwise memory local to each process, so
+# that a limit then counts per process (fine for `make run`, a single process).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "fashion-search",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fashion-search"}}
+
+# --- Rate limits (django-ratelimit; fashion_search/ratelimit.py) -----------------------------------
+# Per client: an anonymous client is its IP address (an IPv6 /64), a signed-in one its user; staff are
+# never limited. Over a limit, the API answers 429 JSON and the shopper page a 429 page, both with
+# Retry-After. Rates are "<count>/<period>", the period one of s, m, h, d, optionally with a multiplier
+# ("100/15m").
+
+
+def _env_rate(name: str, default: str) -> str:
+    value = env_str(name, default)
+    if not re.fullmatch(r"\d+/\d*[smhd]", value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 30/m or 100/15m")
+    return value
+
+
+RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
+RATE_LIMIT_UPLOADS = _env_rate("RATE_LIMIT_UPLOADS", "30/m")  # photos: shopper page POSTs and API POSTs
+RATE_LIMIT_API = _env_rate("RATE_LIMIT_API", "120/m")  # every API call
+# Reverse proxies in front of the app that append to X-Forwarded-For; 0 trusts REMOTE_ADDR only. Set it
+# behind a proxy, or every client shares the proxy's address and its limit.
+RATE_LIMIT_PROXY_COUNT = env_int("RATE_LIMIT_PROXY_COUNT", 0)
+RATELIMIT_IP_META_KEY = "fashion_search.ratelimit.client_ip"
+
+# --- Production security (DJANGO_ENV=production; `manage.py check --deploy` reports nothing) --------
+if PRODUCTION:
+    # Behind a proxy that terminates TLS, name the header it sets, e.g. HTTP_X_FORWARDED_PROTO, so that
+    # Django knows a request came over HTTPS. Only set it when the proxy always sets or strips it.
+    _PROXY_SSL_HEADER = env_str("DJANGO_SECURE_PROXY_SSL_HEADER")
+    if _PROXY_SSL_HEADER:
+        SECURE_PROXY_SSL_HEADER = (_PROXY_SSL_HEADER, "https")
+    # Turn off where the proxy already redirects plain HTTP to HTTPS.
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # Origins (scheme and host) that may POST forms when they differ from the Host header, e.g. behind
+    # a proxy that rewrites it: https://shop.example.com
+    CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+    X_FRAME_OPTIONS = "DENY"
