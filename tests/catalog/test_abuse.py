@@ -15,7 +15,7 @@ from catalog.models import Item
 pytestmark = pytest.mark.django_db
 
 # The API operations that take a photo and change nothing: open to anonymous clients, rate limited.
-READ_ONLY_OPERATIONS = {("post", "/api/v1/recognize"), ("post", "/api/v1/search")}
+READ_ONLY_OPERATIONS = {("post", "/api/v1/recognize"), ("post", "/api/v1/search"), ("post", "/api/v1/look")}
 
 
 @pytest.fixture
