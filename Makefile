@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py setup_demo
+	$(PY) manage.py repair_index
 	@echo "Serving on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
@@ -27,6 +28,7 @@ run: install
 serve: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py repair_index
 	$(VENV)/bin/gunicorn fashion_search.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 --timeout 60
 
 worker: install
@@ -37,3 +39,13 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# Load benchmark, not a test: 50 shoppers search by photo for 60 s against gunicorn on PostgreSQL
+# (BENCH_DATABASE_URL, default database fashion_bench on 127.0.0.1), all on loopback; see bench/README.md.
+.PHONY: bench-load
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench-load: $(VENV)/.bench-installed
+	$(PY) bench/load_search.py

@@ -1,11 +1,17 @@
-"""Celery tasks that write catalog rows: thin, idempotent, retried on transient failures."""
+"""Celery tasks that write catalog rows: thin, idempotent, retried on transient failures.
+
+Crash safety comes from the settings (late acks, reject on worker lost, prefetch 1, a broker
+visibility timeout): a task whose worker dies is delivered again, and since every task is
+idempotent a second delivery does no harm. See tests/e2e/test_worker_crash.py.
+"""
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import DatabaseError
 
-from catalog.services.index import index_rebuild
+from catalog.models import Photo
+from catalog.services.index import index_photo_ensure, index_rebuild
 from catalog.services.tagging import photo_tag
 
 # Transient: database hiccups and I/O (a media volume briefly away). Corrupt photos are not
@@ -14,6 +20,7 @@ TRANSIENT_ERRORS = (DatabaseError, OSError)
 
 
 @shared_task(
+    bind=True,
     acks_late=True,
     autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=2,
@@ -21,8 +28,13 @@ TRANSIENT_ERRORS = (DatabaseError, OSError)
     retry_jitter=True,
     max_retries=6,
 )
-def tag_photo(photo_id: int, force: bool = False) -> None:
-    photo_tag(photo_id=photo_id, force=force)
+def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
+    photo = photo_tag(photo_id=photo_id, force=force)
+    # A worker killed after committing the tags but before writing the index leaves the photo
+    # tagged yet unindexed; the redelivered task then skips tagging, so it checks the index here.
+    redelivered = (self.request.delivery_info or {}).get("redelivered", False)
+    if redelivered and photo is not None and photo.status == Photo.Status.TAGGED:
+        index_photo_ensure(photo=photo)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=3)

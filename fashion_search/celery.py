@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fashion_search.settings")
 
 app = Celery("fashion_search")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
+
+
+@worker_ready.connect
+def index_repair_on_worker_start(**kwargs: object) -> None:
+    """Bring the index in step with the database when a worker starts (after a crash, say).
+
+    A signal of the worker only, so that migrations, `check` and the web processes never run it.
+    A failure is logged and the worker serves anyway: tagging does not need a sound index.
+    """
+    from django.db import DatabaseError, connection
+
+    from catalog.services.index import index_repair
+    from recognition.errors import RecognitionError
+
+    try:
+        repair = index_repair()
+    except (DatabaseError, OSError, RecognitionError):
+        logger.exception("could not repair the index on worker start")
+        return
+    finally:
+        # The parent process opened this connection; its pool children must not share it.
+        connection.close()
+    logger.info("index checked on worker start: %s", repair)

@@ -208,3 +208,17 @@ if PRODUCTION:
     # a proxy that rewrites it: https://shop.example.com
     CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
     X_FRAME_OPTIONS = "DENY"
+
+# --- Crash recovery of tagging workers (catalog/tasks.py, tests/e2e/test_worker_crash.py) ----------
+# With Redis, a message taken by a worker that then dies (SIGKILL, OOM, power) stays unacknowledged
+# and is delivered again only once it is older than the visibility timeout (kombu's default: 1 h).
+# Keep it above the longest a live worker may hold a message: a running task (CELERY_TASK_TIME_LIMIT)
+# or a retry waiting for its countdown (at most 120 s, catalog/tasks.py). A shorter one delivers
+# such messages twice: harmless, since the tasks are idempotent, but wasted work.
+BROKER_VISIBILITY_TIMEOUT_S = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_S,
+    # How often a worker looks for such messages; kombu's default (10 s x throttle 10) is 100 s.
+    "unacked_restore_interval": env_int("CELERY_BROKER_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": 1,
+}

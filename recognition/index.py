@@ -5,6 +5,11 @@ On disk, `INDEX_DIR/CURRENT` names the live index file (`index-<version>.faiss`)
 exclusive lock file, write a new file to a temporary name, fsync, rename it into place and only
 then swap `CURRENT`, so a crash mid-write leaves the previous index live. Readers compare the
 version in `CURRENT` (one small read) with the one they hold and reload when it changed.
+
+A writer killed mid-publish leaves at most a temporary file (`.index-*.tmp`, `.current-*`) or a
+finished index file that `CURRENT` does not name. Neither is ever read; the next writer, holding the
+lock and so knowing that no other writer is active, deletes them. Tested by killing a real writer
+process at each step (tests/e2e/test_index_crash.py).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
+from recognition.errors import RecognitionError
+
 logger = logging.getLogger(__name__)
 
 CURRENT_FILE = "CURRENT"
@@ -32,7 +39,14 @@ LOCK_FILE = ".lock"
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
-KEEP_OLD_VERSIONS = 2
+# Name patterns of the temporary files of `_publish`; any found while holding the lock are left-overs.
+TEMP_PATTERNS = (".index-*.tmp", ".current-*")
+
+
+class IndexUnreadable(RecognitionError):
+    """The file that `CURRENT` names is missing or not a FAISS index (the index must be rebuilt)."""
+
+    code = "index_unreadable"
 
 
 @dataclass(frozen=True)
@@ -130,7 +144,11 @@ class VectorIndex:
 
     @classmethod
     def read(cls, path: Path, version: str) -> VectorIndex:
-        index = faiss.read_index(str(path))
+        """Read an index file; raises IndexUnreadable when it is missing or corrupt."""
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:  # faiss reports missing and truncated files alike as RuntimeError
+            raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
         return cls(index.d, index, version)
 
 
@@ -151,7 +169,10 @@ class IndexStore:
             return ""
 
     def load(self) -> VectorIndex:
-        """The published index, reloaded only when a newer version was published."""
+        """The published index, reloaded only when a newer version was published.
+
+        Raises IndexUnreadable when the published file cannot be read.
+        """
         version = self.current_version()
         with self._lock:
             if self._cached is not None and self._cached.version == version:
@@ -203,6 +224,7 @@ class IndexStore:
     def _publish(self, index: VectorIndex) -> None:
         # Versions sort by time, so the newest is obvious on disk; the suffix keeps them unique.
         version = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        previous = self.current_version()
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".index-", suffix=".tmp")
         os.close(fd)
         try:
@@ -216,17 +238,34 @@ class IndexStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp_current, self.directory / CURRENT_FILE)
+            # The renames are durable only once the directory itself is synced.
+            self._fsync_directory()
         finally:
             Path(tmp).unlink(missing_ok=True)
         index.version = version
-        self._prune(keep=version)
+        self._prune(keep={version, previous})
         logger.info("published index %s (%d vectors, %s)", version, len(index), index.kind)
 
-    def _prune(self, keep: str) -> None:
-        """Delete all but the newest few versions; readers holding an old one keep their copy in memory."""
-        files = sorted(self.directory.glob("index-*.faiss"))
-        for path in files[:-KEEP_OLD_VERSIONS]:
-            if path != self._file(keep):
+    def _fsync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _prune(self, keep: set[str]) -> None:
+        """Delete every index file but the live and the previous version, and temporary files; under the lock.
+
+        The previous version stays for a reader that read `CURRENT` just before the swap and is
+        still loading its file; readers holding an older one keep their copy in memory. Any other
+        file, and any temporary file, was left by a writer that died (no other writer is active).
+        """
+        for pattern in TEMP_PATTERNS:
+            for path in self.directory.glob(pattern):
+                path.unlink(missing_ok=True)
+        kept = {self._file(version) for version in keep if version}
+        for path in self.directory.glob("index-*.faiss"):
+            if path not in kept:
                 path.unlink(missing_ok=True)
 
 

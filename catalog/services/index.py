@@ -1,17 +1,23 @@
-"""Keep the vector index in step with the catalog's stored embeddings."""
+"""Keep the vector index in step with the catalog's stored embeddings.
+
+The database is the source of truth. Whatever a crash left the index holding (a tagged photo
+missing because a worker died between its commit and the index write, a deleted photo still
+there, an unreadable file), `index_repair` brings it back in step; processes call it on start.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 
 from catalog.models import Photo
-from recognition.index import VectorIndex
-from recognition.services import index_store_get
+from recognition.index import IndexStore, IndexUnreadable, VectorIndex
+from recognition.services import EMBEDDING_DIM, index_store_get
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +65,91 @@ def index_rebuild(*, progress: Callable[[int], None] | None = None) -> VectorInd
     return index
 
 
+def index_photo_ensure(*, photo: Photo) -> bool:
+    """Add a tagged photo's vector if the published index lacks it; returns whether it was added.
+
+    Reads the published index, so it costs one index load: call it when there is reason to doubt
+    (a redelivered task), not on every tagging.
+    """
+    if photo.embedding is None or photo.pk in set(index_store_get().load().ids().tolist()):
+        return False
+    index_add_photo(photo=photo)
+    logger.warning("photo %s was tagged but missing from the index; added", photo.pk)
+    return True
+
+
 def index_matches_catalog() -> bool:
-    """Whether the published index holds exactly the tagged photos of the database."""
-    indexed = set(index_store_get().load().ids().tolist())
-    tagged = set(
+    """Whether the published index holds exactly the tagged photos of the database, each once."""
+    return _index_ids_match(index_store_get().load().ids())
+
+
+@dataclass(frozen=True)
+class IndexRepair:
+    """What `index_repair` changed: photo ids added and removed, or a full rebuild."""
+
+    added: int = 0
+    removed: int = 0
+    rebuilt: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.rebuilt or bool(self.added or self.removed)
+
+
+def index_repair() -> IndexRepair:
+    """Make the published index hold exactly the tagged photos of the database, each once.
+
+    Adds missing ids from their stored embeddings, removes ids of photos no longer tagged (or
+    deleted), de-duplicates, and rebuilds from scratch when the published file cannot be read.
+    Publishes nothing when the index already matches, so it is cheap to call on every process
+    start. Safe beside running workers: the database is read under the index's writer lock, so a
+    photo tagged or deleted meanwhile is either seen here or written by its own task afterwards.
+
+    Uses a private store, so the caller (a worker's parent process) keeps no copy in memory.
+    """
+    store = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM)
+    try:
+        if _index_ids_match(store.load().ids()):
+            return IndexRepair()
+        with store.editing() as index:
+            repair = _index_reconcile(index)
+    except IndexUnreadable as exc:
+        logger.warning("%s; rebuilding the index from the database", exc.message)
+        return IndexRepair(added=len(index_rebuild()), rebuilt=True)
+    logger.warning("repaired index: %d photos added, %d removed", repair.added, repair.removed)
+    return repair
+
+
+def _index_reconcile(index: VectorIndex) -> IndexRepair:
+    """Bring `index` (a private copy, under the writer lock) in step with the database."""
+    indexed, counts = np.unique(index.ids(), return_counts=True)
+    tagged = _tagged_photo_ids()
+    duplicated = set(indexed[counts > 1].tolist())
+    extra = set(indexed.tolist()) - tagged
+    missing = (tagged - set(indexed.tolist())) | duplicated
+    index.remove(np.array(sorted(extra | duplicated), dtype=np.int64))
+    ordered = sorted(missing)
+    for start in range(0, len(ordered), REBUILD_BATCH_PHOTOS):
+        rows = list(
+            Photo.objects.filter(
+                pk__in=ordered[start : start + REBUILD_BATCH_PHOTOS],
+                status=Photo.Status.TAGGED,
+                embedding__isnull=False,
+            ).values_list("pk", "embedding")
+        )
+        if rows:
+            index.add(
+                np.array([pk for pk, _ in rows], dtype=np.int64),
+                np.vstack([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob in rows]),
+            )
+    return IndexRepair(added=len(missing - duplicated), removed=len(extra))
+
+
+def _index_ids_match(ids: np.ndarray) -> bool:
+    return len(ids) == len(np.unique(ids)) and set(ids.tolist()) == _tagged_photo_ids()
+
+
+def _tagged_photo_ids() -> set[int]:
+    return set(
         Photo.objects.filter(status=Photo.Status.TAGGED, embedding__isnull=False).values_list("pk", flat=True)
     )
-    return indexed == tagged

@@ -1,0 +1,23 @@
+"""Bring the vector index in step with the database (run before serving; cheap when it already is)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from catalog.services.index import index_repair
+
+
+class Command(BaseCommand):
+    help = (
+        "Add tagged photos missing from the index, drop ids no longer in the catalog, rebuild an "
+        "unreadable index. Publishes nothing when the index already matches the database."
+    )
+
+    def handle(self, *args: object, **options: object) -> None:
+        repair = index_repair()
+        if repair.rebuilt:
+            self.stdout.write(f"index was unreadable; rebuilt with {repair.added} photos")
+        elif repair.changed:
+            self.stdout.write(f"index repaired: {repair.added} photos added, {repair.removed} removed")
+        else:
+            self.stdout.write("index matches the catalog")

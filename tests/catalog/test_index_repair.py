@@ -1,0 +1,139 @@
+"""The index is brought back in step with the database after a crash; deleted items leave results at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from catalog.models import Photo
+from catalog.services.index import index_matches_catalog, index_repair
+from catalog.services.search import search_by_embedding
+from catalog.tasks import tag_photo
+from recognition.index import VectorIndex
+from recognition.services import index_store_get
+
+pytestmark = pytest.mark.django_db
+
+
+def indexed_ids() -> list[int]:
+    return sorted(index_store_get().load().ids().tolist())
+
+
+def tagged_ids() -> list[int]:
+    return sorted(Photo.objects.filter(status=Photo.Status.TAGGED).values_list("pk", flat=True))
+
+
+def vectors_of(ids: list[int]) -> np.ndarray:
+    by_id = {photo.pk: photo.embedding_vector() for photo in Photo.objects.filter(pk__in=ids)}
+    return np.vstack([by_id[photo_id] for photo_id in ids])
+
+
+def test_a_tagged_photo_missing_from_the_index_is_added_back(tagged_catalog):
+    # given a worker that died between committing a photo's tags and writing the index
+    lost = Photo.objects.first()
+    with index_store_get().editing() as index:
+        index.remove(np.array([lost.pk]))
+    assert not index_matches_catalog()
+
+    # when the index is repaired
+    repair = index_repair()
+
+    # then the photo is back, and found by its own embedding
+    assert (repair.added, repair.removed, repair.rebuilt) == (1, 0, False)
+    assert indexed_ids() == tagged_ids()
+    assert index_store_get().load().search(lost.embedding_vector().reshape(1, -1), 1)[0][0].id == lost.pk
+
+
+def test_ids_of_photos_deleted_behind_the_index_are_removed(tagged_catalog):
+    # given an item deleted without its on-commit index removal running (a crash right after commit)
+    item = tagged_catalog[0]
+    gone = set(item.photos.values_list("pk", flat=True))
+    item.delete()
+    assert gone <= set(indexed_ids())
+
+    repair = index_repair()
+
+    assert repair.removed == len(gone)
+    assert not gone & set(indexed_ids())
+    assert index_matches_catalog()
+
+
+def test_an_id_indexed_twice_is_kept_once(tagged_catalog):
+    # given an index holding one photo twice
+    ids = tagged_ids() + [tagged_ids()[0]]
+    index_store_get().replace(VectorIndex.build(np.array(ids), vectors_of(ids), flat_max_items=1000))
+    assert len(index_store_get().load()) == len(tagged_ids()) + 1
+    assert not index_matches_catalog()
+
+    index_repair()
+
+    assert indexed_ids() == tagged_ids()
+
+
+def test_an_unreadable_index_is_rebuilt_from_the_database(tagged_catalog, settings):
+    # given the published index file damaged on disk
+    store = index_store_get()
+    (settings.INDEX_DIR / f"index-{store.current_version()}.faiss").write_bytes(b"not a faiss index")
+
+    repair = index_repair()
+
+    assert repair.rebuilt
+    assert indexed_ids() == tagged_ids()
+
+
+def test_repairing_a_matching_index_publishes_nothing(tagged_catalog):
+    version = index_store_get().current_version()
+
+    repair = index_repair()
+
+    assert not repair.changed
+    assert index_store_get().current_version() == version
+
+
+def test_repair_index_command_reports_what_it_did(tagged_catalog, capsys):
+    with index_store_get().editing() as index:
+        index.remove(np.array(tagged_ids()[:3]))
+
+    call_command("repair_index")
+    call_command("repair_index")
+
+    assert capsys.readouterr().out.splitlines() == [
+        "index repaired: 3 photos added, 0 removed",
+        "index matches the catalog",
+    ]
+
+
+def test_a_redelivered_tagging_task_puts_its_photo_back_into_the_index(tagged_catalog):
+    # given a photo tagged in the database but not indexed: its worker died between the two writes
+    photo = Photo.objects.first()
+    tags_before = list(photo.tags.values_list("pk", "attribute", "value", "score"))
+    with index_store_get().editing() as index:
+        index.remove(np.array([photo.pk]))
+
+    # when the broker delivers its task again
+    tag_photo.push_request(delivery_info={"redelivered": True})
+    try:
+        tag_photo.run(photo.pk)
+    finally:
+        tag_photo.pop_request()
+
+    # then tagging is skipped (already done) but the index holds the photo again, once
+    assert indexed_ids() == tagged_ids()
+    assert list(photo.tags.values_list("pk", "attribute", "value", "score")) == tags_before
+
+
+def test_a_deleted_item_leaves_search_results_at_once_even_before_the_index_catches_up(tagged_catalog):
+    # given an item whose photo is the best match for a query
+    item = tagged_catalog[0]
+    photo = item.photos.first()
+    query = photo.embedding_vector()
+    hits = search_by_embedding(embedding=query, predictions={})
+    assert hits[0].item.pk == item.pk
+
+    # when the item is deleted and its index removal has not run yet (still in on_commit)
+    item.delete()
+    assert photo.pk in indexed_ids()
+
+    # then searching no longer returns it
+    assert item.pk not in {hit.item.pk for hit in search_by_embedding(embedding=query, predictions={})}
