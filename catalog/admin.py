@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from catalog.models import Item, Photo, Tag
+from catalog.models import Item, Look, Photo, Tag
 from catalog.selectors import tagging_counts
 from catalog.services.index import index_rebuild
 from catalog.services.items import photos_queue_tagging
@@ -135,3 +135,16 @@ class PhotoAdmin(admin.ModelAdmin):
                 count = photos_queue_tagging(photo_ids=failed, force=True)
             self.message_user(request, f"Queued {count} failed photos for tagging again.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
+
+
+@admin.register(Look)
+class LookAdmin(admin.ModelAdmin):
+    """Curated outfits: items that share a look are suggested for each other on "Complete the look"."""
+
+    list_display = ("name", "item_count", "created_at")
+    search_fields = ("name", "items__name")
+    filter_horizontal = ("items",)
+
+    @admin.display(description="Items")
+    def item_count(self, look: Look) -> int:
+        return look.items.count()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from functools import wraps
+from typing import Literal
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, File, NinjaAPI, Query, Schema
 from ninja.errors import ValidationError
 from ninja.files import UploadedFile
@@ -18,9 +19,10 @@ from catalog.services.search import MAX_RESULTS, search_by_image
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.ratelimit import API, UPLOADS, rate_limit_hit
 from recognition.errors import ImageTooLarge, ModelNotReady, RecognitionError
+from recognition.labels import COLOUR, PATTERN, STYLE, TYPE
 from recognition.services import (
-    embedding_recognize,
     image_embed,
+    image_recognize,
     recognizer_names_resolve,
     upload_decode,
 )
@@ -34,8 +36,14 @@ api = NinjaAPI(
 
 
 class ErrorOut(Schema):
-    error: str
-    reason: str
+    """Every error answer: a stable code for programs and a sentence for people."""
+
+    error: str = Field(
+        description="stable code: invalid_image, unknown_recognizer, invalid_request, image_too_large, "
+        "rate_limited or model_not_ready",
+        examples=["invalid_image"],
+    )
+    reason: str = Field(description="what went wrong, in a sentence", examples=["Not a supported image."])
 
 
 class CandidateOut(Schema):
@@ -71,14 +79,44 @@ class SearchOut(Schema):
 
 
 class RecognizeParams(Schema):
-    model: str = "type"
+    model: str = Field(
+        "type",
+        description="a recognizer (type, pattern, colour, style: those trained and live) or `fashion` for all "
+        "of them; any other value answers 400 listing the valid ones",
+    )
 
 
 class SearchParams(Schema):
     limit: int = Field(12, ge=1, le=MAX_RESULTS, description="how many items to return")
+    type: Literal[TYPE.labels] | None = Field(None, description="only items of this type")  # type: ignore[valid-type]
+    pattern: Literal[PATTERN.labels] | None = Field(None, description="only items with this pattern")  # type: ignore[valid-type]
+    colour: Literal[COLOUR.labels] | None = Field(None, description="only items of this colour")  # type: ignore[valid-type]
+    style: Literal[STYLE.labels] | None = Field(None, description="only items of this style")  # type: ignore[valid-type]
+
+    def filters(self) -> dict[str, str]:
+        """The shopper's refinements: "the same, but in red" is `colour=red`."""
+        chosen = {"type": self.type, "pattern": self.pattern, "colour": self.colour, "style": self.style}
+        return {attribute: value for attribute, value in chosen.items() if value}
 
 
 ERRORS = {400: ErrorOut, 413: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+_INVALID_IMAGE = "`invalid_image`: the file is not a JPEG, PNG, WebP or GIF photo"
+
+
+def _error_docs(bad_request: str) -> dict:
+    """OpenAPI text saying when each error answer is given; `bad_request` lists the operation's 400 cases."""
+    return {
+        "responses": {
+            400: {"description": bad_request},
+            413: {"description": "`image_too_large`: the file is over MAX_UPLOAD_BYTES or the photo over "
+                  "MAX_IMAGE_PIXELS"},
+            429: {
+                "description": "`rate_limited`: this client sent too many requests; try again after Retry-After",
+                "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+            },
+            503: {"description": "`model_not_ready`: a recognizer or the backbone is not loaded yet; try again"},
+        }
+    }
 _STATUS_BY_ERROR = {ImageTooLarge: 413, ModelNotReady: 503}
 
 
@@ -97,6 +135,11 @@ def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse
         f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg', 'invalid')}" for error in exc.errors
     )
     return _error(request, "invalid_request", reasons or "The request is malformed.", 400)
+
+
+@api.exception_handler(Http404)
+def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return _error(request, "not_found", "No such item.", 404)
 
 
 @api.exception_handler(RequestDataTooBig)
@@ -129,14 +172,22 @@ def rate_limited(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 api.add_decorator(rate_limited, mode="view")
 
 
-@api.post("/recognize", response={200: RecognizeOut, **ERRORS}, summary="Recognise a garment photo")
+@api.post(
+    "/recognize",
+    response={200: RecognizeOut, **ERRORS},
+    summary="Recognise a garment photo",
+    openapi_extra=_error_docs(
+        f"{_INVALID_IMAGE}; `unknown_recognizer`: `model` names no live recognizer; "
+        "`invalid_request`: the `image` part is missing"
+    ),
+)
 def recognize(request: HttpRequest, image: File[UploadedFile], params: Query[RecognizeParams]):
     """Candidates of the `model` recognizer (or all attributes with `model=fashion`), scores descending."""
     names = recognizer_names_resolve(params.model)
     decoded = upload_decode(image.read())
     shopper_photo_keep(decoded)
     embedding = image_embed(decoded)
-    predictions = embedding_recognize(embedding, names=names)
+    predictions = image_recognize(image=decoded, embedding=embedding, names=names)
     candidates = [
         {"tag": p.tag, "score": p.score, "attribute": attribute}
         for attribute, ranked in predictions.items()
@@ -146,12 +197,19 @@ def recognize(request: HttpRequest, image: File[UploadedFile], params: Query[Rec
     return {"jobId": uuid.uuid4().hex, "model": params.model, "candidates": candidates}
 
 
-@api.post("/search", response={200: SearchOut, **ERRORS}, summary="Find catalog items similar to a photo")
+@api.post(
+    "/search",
+    response={200: SearchOut, **ERRORS},
+    summary="Find catalog items similar to a photo",
+    openapi_extra=_error_docs(
+        f"{_INVALID_IMAGE}; `invalid_request`: the `image` part is missing or `limit` is out of range"
+    ),
+)
 def search(request: HttpRequest, image: File[UploadedFile], params: Query[SearchParams]):
     """The photo's predicted tags and the most similar catalog items, best first."""
     decoded = upload_decode(image.read())
     shopper_photo_keep(decoded)
-    result = search_by_image(image=decoded, limit=params.limit)
+    result = search_by_image(image=decoded, limit=params.limit, filters=params.filters())
     return {
         "jobId": uuid.uuid4().hex,
         "predictions": {
@@ -160,3 +218,9 @@ def search(request: HttpRequest, image: File[UploadedFile], params: Query[Search
         },
         "results": [hit_as_dict(hit) for hit in result.hits],
     }
+
+
+# Browsing operations live in their own module; imported last because it mounts onto `api`.
+from catalog.api_browse import router as browse_router  # noqa: E402
+
+api.add_router("/", browse_router)

@@ -78,3 +78,17 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.attribute}: {self.value} ({self.score:.2f}, {self.source})"
+
+
+class Look(models.Model):
+    """An outfit curated by a merchant; items that share looks are suggested for each other."""
+
+    name = models.CharField(max_length=200)
+    items = models.ManyToManyField(Item, related_name="looks")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name

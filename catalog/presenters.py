@@ -24,6 +24,42 @@ def hit_as_dict(hit: SearchHit) -> dict:
     }
 
 
+def look_as_dict(groups) -> list[dict]:
+    """Complete-the-look suggestions grouped by body place, for JSON and templates."""
+    return [
+        {
+            "place": place,
+            "items": [
+                {
+                    "id": s.item.pk,
+                    "name": s.item.name,
+                    "price": str(s.item.price) if s.item.price is not None else None,
+                    "currency": s.item.currency,
+                    "shop_url": s.item.shop_url,
+                    "photo_url": s.photo.image.url,
+                    "score": round(s.score, 4),
+                    "reason": s.reason,
+                    "tags": s.tags,
+                }
+                for s in suggestions
+            ],
+        }
+        for place, suggestions in groups.items()
+    ]
+
+
+def refine_choices(current: dict[str, str]) -> list[dict]:
+    """Each attribute's labels for the "same, but ..." form, with the current choice marked."""
+    return [
+        {
+            "attribute": attribute,
+            "options": [{"value": label, "label": label_set.display(label)} for label in label_set.labels],
+            "current": current.get(attribute, ""),
+        }
+        for attribute, label_set in LABEL_SETS.items()
+    ]
+
+
 def predictions_shown(predictions: dict[str, list[Prediction]], per_attribute: int = 3) -> list[dict]:
     """For display: each attribute's top candidates above its show threshold, with display names."""
     shown = []

@@ -17,6 +17,26 @@ def photos_with_items_and_tags(*, photo_ids: list[int]) -> dict[int, Photo]:
     return {photo.pk: photo for photo in photos}
 
 
+# A tag filter scans matching photos directly; past this many, the most confident ones are kept.
+FILTER_SCAN_MAX_PHOTOS = 20_000
+
+
+def photos_tagged_with(*, filters: dict[str, str]) -> dict[int, Photo]:
+    """Tagged photos carrying every (attribute, value) of `filters`, with item and tags, by id.
+
+    Any stored tag qualifies here; callers keep those whose *best* tag matches.
+    """
+    queryset = Photo.objects.filter(status=Photo.Status.TAGGED, embedding__isnull=False)
+    for attribute, value in filters.items():
+        queryset = queryset.filter(pk__in=Tag.objects.filter(attribute=attribute, value=value).values("photo_id"))
+    photos = (
+        queryset.select_related("item")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("attribute", "-score")))
+        .order_by("pk")[:FILTER_SCAN_MAX_PHOTOS]
+    )
+    return {photo.pk: photo for photo in photos}
+
+
 def photo_tags_best(*, photo: Photo) -> dict[str, Tag]:
     """Each attribute's tag to show: a hand-set tag if there is one, else the best-scoring model tag."""
     best: dict[str, Tag] = {}

@@ -6,15 +6,21 @@ import logging
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
+from catalog.errors import CatalogError
 from catalog.forms import PhotoSearchForm
-from catalog.presenters import hit_as_dict, predictions_shown
-from catalog.services.search import search_by_image
+from catalog.models import Item
+from catalog.presenters import hit_as_dict, look_as_dict, predictions_shown, refine_choices
+from catalog.query_tokens import query_token_make, query_token_read
+from catalog.services.coordination import item_tags, look_suggest
+from catalog.services.search import search_by_embedding, search_by_image, search_similar_to_item
+from catalog.services.text_search import search_by_text
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.ratelimit import UPLOADS, rate_limit_hit
 from recognition.errors import RecognitionError
+from recognition.labels import LABEL_SETS
 from recognition.services import upload_decode
 
 logger = logging.getLogger(__name__)
@@ -33,6 +39,8 @@ def home(request: HttpRequest) -> HttpResponse:
         response = render(request, template, {"form": PhotoSearchForm(), "error": message}, status=429)
         response["Retry-After"] = str(wait)
         return response
+    if "query" in request.POST:
+        return _refine(request, template)
     form = PhotoSearchForm(request.POST, request.FILES)
     context: dict = {"form": form}
     if not form.is_valid():
@@ -45,9 +53,52 @@ def home(request: HttpRequest) -> HttpResponse:
         return render(request, template, context, status=413 if exc.code == "image_too_large" else 400)
     shopper_photo_keep(image)
     result = search_by_image(image=image)
-    context |= {
-        "predictions": predictions_shown(result.predictions),
-        "results": [hit_as_dict(hit) for hit in result.hits],
+    return render(request, template, _results_context(result.embedding, result.predictions, result.hits, {}, form))
+
+
+def _refine(request: HttpRequest, template: str) -> HttpResponse:
+    """"The same, but ...": rerun the search of a signed query token with tag filters."""
+    filters = {a: request.POST[a] for a in LABEL_SETS if request.POST.get(a) in LABEL_SETS[a].labels}
+    try:
+        embedding, predictions = query_token_read(request.POST["query"])
+    except CatalogError as exc:
+        return render(request, template, {"form": PhotoSearchForm(), "error": exc.message}, status=400)
+    hits = search_by_embedding(embedding=embedding, predictions=predictions, filters=filters)
+    return render(request, template, _results_context(embedding, predictions, hits, filters, PhotoSearchForm()))
+
+
+def _results_context(embedding, predictions, hits, filters: dict[str, str], form) -> dict:
+    anchor = {attribute: ranked[0].tag for attribute, ranked in predictions.items() if ranked} | filters
+    return {
+        "form": form,
         "searched": True,
+        "predictions": predictions_shown(predictions),
+        "results": [hit_as_dict(hit) for hit in hits],
+        "query_token": query_token_make(embedding, predictions),
+        "refine": refine_choices(filters),
+        "filters": filters,
+        "look": look_as_dict(look_suggest(anchor_tags=anchor)),
     }
-    return render(request, template, context)
+
+
+@require_http_methods(["GET"])
+def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """An item's photos, tags and shop link, with similar items and complete-the-look."""
+    item = get_object_or_404(Item.objects.prefetch_related("photos__tags"), pk=pk)
+    tags = item_tags(item=item)
+    context = {
+        "item": item,
+        "tags": tags,
+        "similar": [hit_as_dict(hit) for hit in search_similar_to_item(item=item)],
+        "look": look_as_dict(look_suggest(anchor_tags=tags, anchor_item=item)),
+    }
+    return render(request, "catalog/item.html", context)
+
+
+@require_http_methods(["GET"])
+def text_search(request: HttpRequest) -> HttpResponse:
+    """Search by words ("red striped shirt") without a photo."""
+    query = request.GET.get("q", "").strip()[:200]
+    filters, hits = search_by_text(query=query) if query else ({}, [])
+    context = {"query": query, "understood": filters, "results": [hit_as_dict(hit) for hit in hits]}
+    return render(request, "catalog/text_search.html", context)

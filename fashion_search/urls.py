@@ -10,6 +10,8 @@ from catalog.api import api
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("items/<int:pk>/", views.item_detail, name="item_detail"),
+    path("search/", views.text_search, name="text_search"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

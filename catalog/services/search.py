@@ -1,6 +1,7 @@
-"""Similarity search: candidates from the vector index, ranked, grouped by item, explained.
+"""Similarity search: candidates from the vector index (or a tag filter), hybrid-ranked, one hit per item.
 
-Ranking lives here as plain functions so that it can be tested and evaluated without a request.
+Ranking itself lives in `ranking.py`; this module gathers candidates from the index and the database
+and shapes hits.
 """
 
 from __future__ import annotations
@@ -8,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.conf import settings
 from numpy.typing import NDArray
 from PIL import Image
 
 from catalog.models import Item, Photo
-from catalog.selectors import photo_tags_best, photos_with_items_and_tags
-from recognition.labels import LABEL_SETS
+from catalog.selectors import photo_tags_best, photos_tagged_with, photos_with_items_and_tags
+from catalog.services.ranking import Candidate, RankingWeights, candidates_rank, match_explain
 from recognition.recognizers import Prediction
 from recognition.services import (
     image_embed,
@@ -44,18 +44,21 @@ class SearchHit:
 class SearchResult:
     predictions: dict[str, list[Prediction]]
     hits: list[SearchHit] = field(default_factory=list)
+    embedding: NDArray[np.float32] | None = None
 
 
-def search_by_image(*, image: Image.Image, limit: int | None = None) -> SearchResult:
-    """Recognise the photo and find the most similar catalog items."""
+def search_by_image(
+    *, image: Image.Image, limit: int | None = None, filters: dict[str, str] | None = None
+) -> SearchResult:
+    """Recognise the photo and find the most similar catalog items (optionally only those matching `filters`)."""
     embedding = image_embed(image)
     predictions = (
         image_recognize(image=image, embedding=embedding, names=recognizer_names_resolve("fashion"))
         if "fashion" in recognizers_live()
         else {}
     )
-    hits = search_by_embedding(embedding=embedding, predictions=predictions, limit=limit)
-    return SearchResult(predictions=predictions, hits=hits)
+    hits = search_by_embedding(embedding=embedding, predictions=predictions, limit=limit, filters=filters)
+    return SearchResult(predictions=predictions, hits=hits, embedding=embedding)
 
 
 def search_by_embedding(
@@ -63,53 +66,81 @@ def search_by_embedding(
     embedding: NDArray[np.float32],
     predictions: dict[str, list[Prediction]],
     limit: int | None = None,
-    type_weight: float | None = None,
+    filters: dict[str, str] | None = None,
+    weights: RankingWeights | None = None,
+    exclude_item_ids: frozenset[int] = frozenset(),
 ) -> list[SearchHit]:
     """Rank catalog items for one query embedding, best first, one hit per item.
 
-    score = SEARCH_VISUAL_WEIGHT * cosine similarity
-          + SEARCH_TYPE_WEIGHT * (the query's predicted probability of the item's type)
-    so an item of the type the photo most likely shows rises above a look-alike of another type,
-    in proportion to how sure the recognizer is. `type_weight=0` gives embedding-only ranking.
+    With `filters` ({"colour": "red"}), only items whose tag for each attribute is that value are
+    ranked: "the same, but in red". Those are scanned directly rather than through the index, so a
+    rare colour still fills the page.
     """
+    from django.conf import settings
+
     limit = min(limit or settings.SEARCH_RESULTS, MAX_RESULTS)
-    type_weight = settings.SEARCH_TYPE_WEIGHT if type_weight is None else type_weight
-    index_hits = index_store_get().load().search(embedding.reshape(1, -1), CANDIDATE_PHOTOS)[0]
-    photos = photos_with_items_and_tags(photo_ids=[hit.id for hit in index_hits])
-    type_probability = {p.tag: p.score for p in predictions.get("type", [])}
-    best_by_item: dict[int, SearchHit] = {}
-    for index_hit in index_hits:
-        photo = photos.get(index_hit.id)
-        if photo is None:  # deleted since the index was written
+    weights = weights or RankingWeights.from_settings()
+    if filters:
+        photos = photos_tagged_with(filters=filters)
+        visual_by_photo = _visual_scores(embedding, photos.values())
+        # The shopper chose these values: they are no longer in question.
+        predictions = predictions | {a: [Prediction(v, 1.0)] for a, v in filters.items()}
+    else:
+        index_hits = index_store_get().load().search(embedding.reshape(1, -1), CANDIDATE_PHOTOS)[0]
+        photos = photos_with_items_and_tags(photo_ids=[hit.id for hit in index_hits])
+        visual_by_photo = {hit.id: hit.score for hit in index_hits}
+
+    best: dict[int, tuple[Photo, Candidate]] = {}
+    for photo_id, visual in visual_by_photo.items():
+        photo = photos.get(photo_id)
+        if photo is None or photo.item_id in exclude_item_ids:  # deleted since the index was written
             continue
-        best_tags = photo_tags_best(photo=photo)
-        type_agreement = type_probability.get(best_tags["type"].value, 0.0) if "type" in best_tags else 0.0
-        score = settings.SEARCH_VISUAL_WEIGHT * index_hit.score + type_weight * type_agreement
-        current = best_by_item.get(photo.item_id)
-        if current is not None and current.score >= score:
+        tags = {attribute: tag.value for attribute, tag in photo_tags_best(photo=photo).items()}
+        if filters and any(tags.get(a) != v for a, v in filters.items()):
             continue
-        tags = {attribute: tag.value for attribute, tag in best_tags.items()}
-        best_by_item[photo.item_id] = SearchHit(
-            item=photo.item,
-            photo=photo,
-            score=score,
-            visual=index_hit.score,
-            tags=tags,
-            tag_scores={attribute: tag.score for attribute, tag in best_tags.items()},
-            why=match_explain(visual=index_hit.score, query_predictions=predictions, item_tags=tags),
+        current = best.get(photo.item_id)
+        if current is None or visual > current[1].visual:
+            best[photo.item_id] = (photo, Candidate(key=photo.item_id, visual=visual, tags=tags))
+
+    ranked = candidates_rank([c for _, c in best.values()], predictions=predictions, weights=weights)
+    hits = []
+    for entry in ranked[:limit]:
+        photo, candidate = best[entry.candidate.key]
+        hits.append(
+            SearchHit(
+                item=photo.item,
+                photo=photo,
+                score=entry.score,
+                visual=candidate.visual,
+                tags=candidate.tags,
+                tag_scores={attribute: tag.score for attribute, tag in photo_tags_best(photo=photo).items()},
+                why=match_explain(visual=candidate.visual, predictions=predictions, item_tags=candidate.tags),
+            )
         )
-    ranked = sorted(best_by_item.values(), key=lambda hit: (-hit.score, hit.item.pk))
-    return ranked[:limit]
+    return hits
 
 
-def match_explain(
-    *, visual: float, query_predictions: dict[str, list[Prediction]], item_tags: dict[str, str]
-) -> str:
-    """A short "why it matched": shared top tags, then the visual similarity."""
-    reasons = []
-    for attribute, candidates in query_predictions.items():
-        if candidates and item_tags.get(attribute) == candidates[0].tag:
-            label = LABEL_SETS[attribute].display(candidates[0].tag).lower()
-            reasons.append(f"same {attribute}: {label}")
-    reasons.append(f"{visual:.2f} visual")
-    return " · ".join(reasons)
+def search_similar_to_item(*, item: Item, limit: int | None = None) -> list[SearchHit]:
+    """Items that look like `item` (its first tagged photo), itself excluded."""
+    photo = item.photos.filter(status=Photo.Status.TAGGED, embedding__isnull=False).first()
+    if photo is None:
+        return []
+    tags = photo_tags_best(photo=photo)
+    predictions = {attribute: [Prediction(tag.value, tag.score)] for attribute, tag in tags.items()}
+    return search_by_embedding(
+        embedding=photo.embedding_vector(),
+        predictions=predictions,
+        limit=limit,
+        exclude_item_ids=frozenset({item.pk}),
+    )
+
+
+def _visual_scores(embedding: NDArray[np.float32], photos) -> dict[int, float]:
+    photos = [p for p in photos if p.embedding is not None]
+    if not photos:
+        return {}
+    matrix = np.stack([p.embedding_vector() for p in photos])
+    scores = matrix @ embedding.astype(np.float32)
+    return {p.pk: float(s) for p, s in zip(photos, scores, strict=True)}
+
+

@@ -1,0 +1,89 @@
+"""Refinement, item pages, complete-the-look and text search, through pages and the API."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from catalog.models import Item, Look
+from tests.conftest import demo_photos
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(path) -> SimpleUploadedFile:
+    return SimpleUploadedFile("q.jpg", path.read_bytes(), content_type="image/jpeg")
+
+
+def test_the_api_search_can_be_narrowed_to_a_type(client, tagged_catalog):
+    shoe = demo_photos(per_type=3)[6 * 3 + 2]
+    body = client.post("/api/v1/search?type=hat&limit=5", {"image": upload(shoe)}).json()
+    assert body["results"]
+    assert {r["tags"]["type"] for r in body["results"]} == {"hat"}
+
+
+def test_an_unknown_filter_value_is_a_400_naming_the_parameter(client):
+    response = client.post("/api/v1/search?colour=tartan", {"image": upload(demo_photos(1)[0])})
+    assert response.status_code == 400
+    assert "colour" in response.json()["reason"]
+
+
+def test_the_result_page_refines_the_same_search_without_the_photo(client, tagged_catalog):
+    shoe = demo_photos(per_type=3)[6 * 3 + 2]
+    page = client.post("/", {"image": upload(shoe)}).content.decode()
+    token = re.search(r'name="query" value="([^"]+)"', page).group(1)
+    refined = client.post("/", {"query": token, "type": "dress"}).content.decode()
+    assert refined.count('title="type">dress</span>') == 2  # both demo dresses, nothing else
+    assert 'title="type">shoes</span>' not in refined
+
+
+def test_a_tampered_refine_token_gets_a_readable_message(client):
+    response = client.post("/", {"query": "not-a-token", "type": "dress"})
+    assert response.status_code == 400
+    assert "upload the photo again" in response.content.decode()
+
+
+def test_every_result_links_to_an_item_page_with_shop_link_similar_items_and_a_look(client, tagged_catalog):
+    shoe = demo_photos(per_type=3)[6 * 3 + 2]
+    page = client.post("/", {"image": upload(shoe)}).content.decode()
+    item_links = set(re.findall(r'href="(/items/\d+/)"', page))
+    assert len(item_links) >= 10
+    item_page = client.get(sorted(item_links)[0])
+    html = item_page.content.decode()
+    assert item_page.status_code == 200
+    assert "Similar items" in html and "Complete the look" in html
+
+
+def test_item_endpoints_return_details_similar_items_and_a_look(client, tagged_catalog):
+    shirt = Item.objects.get(import_key__startswith="shirt/", import_key__endswith=demo_photos(2)[10].name)
+    pants = Item.objects.filter(import_key__startswith="pants/").first()
+    Look.objects.create(name="Office").items.set([shirt, pants])
+
+    detail = client.get(f"/api/v1/items/{shirt.pk}").json()
+    similar = client.get(f"/api/v1/items/{shirt.pk}/similar?limit=3").json()["results"]
+    look = client.get(f"/api/v1/items/{shirt.pk}/look").json()
+
+    assert detail["tags"]["type"] == "shirt"
+    assert len(similar) == 3 and shirt.pk not in {r["id"] for r in similar}
+    bottoms = next(group for group in look["groups"] if group["place"] == "bottom")
+    assert bottoms["items"][0]["id"] == pants.pk
+    assert "curated look" in bottoms["items"][0]["reason"]
+    assert client.get("/api/v1/items/999999").status_code == 404
+
+
+def test_look_for_an_uploaded_photo_suggests_complements(client, tagged_catalog):
+    shoe = demo_photos(per_type=3)[6 * 3 + 2]
+    body = client.post("/api/v1/look", {"image": upload(shoe)}).json()
+    assert body["tags"]["type"] == "shoes"
+    assert {group["place"] for group in body["groups"]} <= {"top", "bottom", "dress", "outerwear"}
+    assert body["groups"]
+
+
+def test_text_search_page_and_api(client, tagged_catalog):
+    body = client.get("/api/v1/search/text?q=hat").json()
+    assert body["understood"] == {"type": "hat"}
+    assert len(body["results"]) == 2
+    assert client.get("/search/?q=hat").content.decode().count('title="type">hat</span>') == 2
+    assert client.get("/api/v1/search/text?q=").status_code == 400
