@@ -103,11 +103,21 @@ INDEX_DIR = env_path("INDEX_DIR", VAR_DIR / "index")
 # Exact (flat) search up to this many vectors, an approximate HNSW index beyond.
 FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 100_000)
 RECOGNITION_DEVICE = env_str("RECOGNITION_DEVICE", "auto")  # auto | cpu | cuda
+# Fine-tuned backbone weights; by default the file shipped in recognition/artifacts/backbone/ when present.
+_SHIPPED_TUNED_WEIGHTS = BASE_DIR / "recognition" / "artifacts" / "backbone" / "tuned.pt"
+BACKBONE_TUNED_WEIGHTS = env_path("BACKBONE_TUNED_WEIGHTS", _SHIPPED_TUNED_WEIGHTS)
 # Threads per process for inference; web and worker processes run side by side and compete for cores.
 RECOGNITION_THREADS = env_int("RECOGNITION_THREADS", 0)  # 0: let torch decide
 SEARCH_RESULTS = env_int("SEARCH_RESULTS", 12)
+# Hybrid ranking: score = visual weight x cosine similarity + each attribute's weight x the query's
+# predicted probability of the item's value. Set before any evaluation, not fitted to a test split.
 SEARCH_VISUAL_WEIGHT = env_float("SEARCH_VISUAL_WEIGHT", 1.0)
-SEARCH_TYPE_WEIGHT = env_float("SEARCH_TYPE_WEIGHT", 0.3)
+SEARCH_TAG_WEIGHTS = {
+    "type": env_float("SEARCH_TYPE_WEIGHT", 0.3),
+    "pattern": env_float("SEARCH_PATTERN_WEIGHT", 0.1),
+    "colour": env_float("SEARCH_COLOUR_WEIGHT", 0.1),
+    "style": env_float("SEARCH_STYLE_WEIGHT", 0.05),
+}
 
 # --- Celery ------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -139,7 +149,6 @@ LOGGING = {
 
 # Serve catalog photos from Django itself (fine for a self-hosted shop; put a web server in front at scale).
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
-FORMS_URLFIELD_ASSUME_HTTPS = True  # shop URLs typed without a scheme are https
 
 # --- Upload handling: shopper photos leave nothing on disk -----------------------------------------
 # Every uploaded file is kept in memory, never spooled to a temporary file (Django's default handler
