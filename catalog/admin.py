@@ -12,6 +12,9 @@ from catalog.models import Item, Look, Photo, Tag
 from catalog.selectors import tagging_counts
 from catalog.services.index import index_rebuild
 from catalog.services.items import photos_queue_tagging
+from catalog.services.training_export import recognizer_train_from_hand_tags
+from recognition.errors import RecognitionError
+from recognition.labels import ATTRIBUTES
 
 
 def _thumbnail(photo: Photo) -> str:
@@ -112,13 +115,18 @@ class PhotoAdmin(admin.ModelAdmin):
         self.message_user(request, f"Queued {count} photos for tagging.", messages.SUCCESS)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        extra_context = (extra_context or {}) | {"tagging_counts": tagging_counts()}
+        extra_context = (extra_context or {}) | {"tagging_counts": tagging_counts(), "attributes": ATTRIBUTES}
         return super().changelist_view(request, extra_context)
 
     def get_urls(self):
         own = [
             path("rebuild-index/", self.admin_site.admin_view(self.rebuild_index_view), name="catalog_rebuild_index"),
             path("retry-failed/", self.admin_site.admin_view(self.retry_failed_view), name="catalog_retry_failed"),
+            path(
+                "train-from-hand-tags/",
+                self.admin_site.admin_view(self.train_from_hand_tags_view),
+                name="catalog_train_from_hand_tags",
+            ),
         ]
         return own + super().get_urls()
 
@@ -126,6 +134,18 @@ class PhotoAdmin(admin.ModelAdmin):
         if request.method == "POST" and self.has_change_permission(request):
             index = index_rebuild()
             self.message_user(request, f"Index rebuilt: {len(index)} photos ({index.kind}).", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
+
+    def train_from_hand_tags_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        attribute = request.POST.get("attribute", "")
+        if request.method == "POST" and request.user.has_perm("recognition.add_recognizerversion"):
+            try:
+                version = recognizer_train_from_hand_tags(attribute=attribute)
+            except RecognitionError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"Training {version} from hand-set tags.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:recognition_recognizerversion_change", args=[version.pk]))
         return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
 
     def retry_failed_view(self, request: HttpRequest) -> HttpResponseRedirect:

@@ -231,3 +231,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env_int("CELERY_BROKER_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,
 }
+
+# --- Trainable recognizers -----------------------------------------------------------------------
+# Versions trained in the admin or by `train_recognizer --version` are stored here, one folder each.
+RECOGNIZER_DIR = env_path("RECOGNIZER_DIR", VAR_DIR / "recognizers")
+# Share of each label's photos held out to evaluate a new version (never trained on).
+RECOGNIZER_HOLDOUT_SHARE = env_float("RECOGNIZER_HOLDOUT_SHARE", 0.2)
+# Uploaded training zips: refused past this size, or when they would unpack to more than this.
+RECOGNIZER_ZIP_MAX_BYTES = env_int("RECOGNIZER_ZIP_MAX_BYTES", 500 * 1024 * 1024)
+RECOGNIZER_ZIP_MAX_UNPACKED_BYTES = env_int("RECOGNIZER_ZIP_MAX_UNPACKED_BYTES", 2 * 1024 * 1024 * 1024)

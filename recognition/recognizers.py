@@ -153,13 +153,11 @@ def available_recognizers(artifacts_dir: Path = BUILTIN_ARTIFACTS_DIR) -> list[s
     return sorted(p.name for p in artifacts_dir.iterdir() if (p / HEAD_FILE).exists())
 
 
-def get_head(name: str, artifacts_dir: Path = BUILTIN_ARTIFACTS_DIR) -> Head:
-    """The head of recognizer `name`, loaded once per process and reloaded when its file changes."""
-    directory = artifacts_dir / name
+def head_cached(directory: Path) -> Head:
+    """The head stored in `directory`, loaded once per process and reloaded when its file changes."""
     path = directory / HEAD_FILE
     if not path.exists():
-        known = ", ".join(available_recognizers(artifacts_dir)) or "none"
-        raise UnknownRecognizer(f"Unknown recognizer {name!r}; available: {known}.")
+        raise ModelNotReady(f"No trained head at {path}.")
     key = (directory, path.stat().st_mtime)
     head = _heads.get(key)
     if head is None:
@@ -169,3 +167,11 @@ def get_head(name: str, artifacts_dir: Path = BUILTIN_ARTIFACTS_DIR) -> Head:
                 head = load_head(directory)
                 _heads[key] = head
     return head
+
+
+def get_head(name: str, artifacts_dir: Path = BUILTIN_ARTIFACTS_DIR) -> Head:
+    """The head of recognizer `name` under `artifacts_dir` (the shipped heads by default)."""
+    if not (artifacts_dir / name / HEAD_FILE).exists():
+        known = ", ".join(available_recognizers(artifacts_dir)) or "none"
+        raise UnknownRecognizer(f"Unknown recognizer {name!r}; available: {known}.")
+    return head_cached(artifacts_dir / name)

@@ -13,7 +13,8 @@ from recognition.errors import UnknownRecognizer
 from recognition.images import decode_image
 from recognition.index import IndexStore, get_index_store
 from recognition.labels import LABEL_SETS
-from recognition.recognizers import Prediction, available_recognizers, get_head, head_features
+from recognition.recognizers import Head, Prediction, head_cached, head_features
+from recognition.versions import recognizers_live_dirs
 
 if TYPE_CHECKING:
     from recognition.backbone import Backbone
@@ -56,17 +57,30 @@ def image_embed(image: Image.Image) -> NDArray[np.float32]:
 
 
 def recognizers_live() -> list[str]:
-    """Names accepted by `model=`: every trained recognizer, plus `fashion` for all attributes."""
-    names = available_recognizers()
-    attribute_names = [name for name in names if name in LABEL_SETS]
-    return names + ([FASHION] if attribute_names else [])
+    """Names accepted by `model=`: every live recognizer, plus `fashion` for all attributes."""
+    names = sorted(recognizers_live_dirs())
+    return names + ([FASHION] if any(name in LABEL_SETS for name in names) else [])
+
+
+def attribute_recognizers() -> list[str]:
+    """The live recognizers of fashion attributes (type, pattern, colour, style), in label-set order."""
+    live = recognizers_live_dirs()
+    return [name for name in LABEL_SETS if name in live]
+
+
+def head_live(name: str) -> Head:
+    """The live head of recognizer `name` (a live version, else the shipped head)."""
+    directory = recognizers_live_dirs().get(name)
+    if directory is None:
+        raise UnknownRecognizer(f"Unknown recognizer {name!r}; live: {', '.join(recognizers_live()) or 'none'}.")
+    return head_cached(directory)
 
 
 def recognizer_names_resolve(model: str) -> list[str]:
     """Expand a `model=` value into recognizer names, or raise UnknownRecognizer listing valid ones."""
     live = recognizers_live()
     if model == FASHION and FASHION in live:
-        return [name for name in available_recognizers() if name in LABEL_SETS]
+        return attribute_recognizers()
     if model in live:
         return [model]
     raise UnknownRecognizer(f"Unknown model {model!r}; valid values: {', '.join(live) or 'none trained'}.")
@@ -76,9 +90,12 @@ def image_recognize(
     *, image: Image.Image, embedding: NDArray[np.float32], names: list[str]
 ) -> dict[str, list[Prediction]]:
     """Every named recognizer's candidates for one image and its embedding, scores descending."""
+    directories = recognizers_live_dirs()
     results = {}
     for name in names:
-        head = get_head(name)
+        if name not in directories:
+            raise UnknownRecognizer(f"Unknown recognizer {name!r}.")
+        head = head_cached(directories[name])
         inputs = head_features(head.features, embedding.reshape(1, -1), [image])
         results[name] = head.predict(inputs)[0]
     return results

@@ -250,3 +250,58 @@ def format_report(results: dict) -> str:
     for label, row in zip(labels, results["confusion"], strict=True):
         lines.append(f"{label:<{width}}" + "".join(f"{v:>7}" for v in row))
     return "\n".join(lines)
+
+
+def dataset_split(
+    dataset: FolderDataset, *, held_out_share: float, seed: int = 0
+) -> tuple[FolderDataset, FolderDataset]:
+    """Split per label into (train, held out); every label with two photos or more keeps one in each."""
+    rng = np.random.default_rng(seed)
+    train_idx: list[int] = []
+    held_idx: list[int] = []
+    for label in range(len(dataset.labels)):
+        indices = np.flatnonzero(dataset.targets == label)
+        rng.shuffle(indices)
+        n_held = int(round(len(indices) * held_out_share))
+        if len(indices) >= 2:
+            n_held = min(max(n_held, 1), len(indices) - 1)
+        held_idx += indices[:n_held].tolist()
+        train_idx += indices[n_held:].tolist()
+
+    def subset(indices: list[int]) -> FolderDataset:
+        indices = sorted(indices)
+        return FolderDataset(tuple(dataset.files[i] for i in indices), dataset.targets[indices], dataset.labels)
+
+    if not held_idx:
+        raise InvalidDataset("Too few photos to hold any out for evaluation (at least two per label are needed).")
+    return subset(train_idx), subset(held_idx)
+
+
+def zip_dataset_extract(zip_path: Path, destination: Path, *, max_unpacked_bytes: int) -> Path:
+    """Unpack a training zip (a folder per label, at its top or inside one top folder) safely.
+
+    Refuses paths that escape `destination`, and archives that would unpack past the byte cap,
+    before writing anything. Returns the folder whose sub-folders are the labels.
+    """
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidDataset(f"Not a readable zip file: {exc}") from None
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        total = sum(m.file_size for m in members)
+        if total > max_unpacked_bytes:
+            raise InvalidDataset(f"The zip would unpack to {total} bytes; the limit is {max_unpacked_bytes}.")
+        root = destination.resolve()
+        for member in members:
+            target = (root / member.filename).resolve()
+            if not target.is_relative_to(root):
+                raise InvalidDataset(f"The zip holds a path outside its folder: {member.filename!r}")
+        members = [m for m in members if Path(m.filename).suffix.lower() in IMAGE_SUFFIXES]
+        archive.extractall(root, members=members)
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))]
+    if len(folders) == 1 and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folders[0].iterdir() if p.is_file()):
+        return folders[0]  # one top folder that holds the label folders
+    return root

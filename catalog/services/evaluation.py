@@ -19,9 +19,8 @@ from catalog.services.search import CANDIDATE_PHOTOS
 from recognition.errors import InvalidImage
 from recognition.images import decode_image
 from recognition.index import VectorIndex
-from recognition.labels import LABEL_SETS
-from recognition.recognizers import Prediction, available_recognizers, get_head, head_features
-from recognition.services import backbone_get
+from recognition.recognizers import Prediction, head_features
+from recognition.services import attribute_recognizers, backbone_get, head_live
 from recognition.training import TRAINING_MAX_BYTES, TRAINING_MAX_PIXELS, load_folder_dataset
 
 TOP_K = 10
@@ -39,7 +38,7 @@ def photos_embed(root: Path, *, progress: Callable[[int], None] | None = None) -
     """Embed every photo of a folder-per-type directory and run every attribute recognizer on it."""
     dataset = load_folder_dataset(root)
     backbone = backbone_get()
-    heads = [get_head(name) for name in available_recognizers() if name in LABEL_SETS]
+    heads = [head_live(name) for name in attribute_recognizers()]
     types: list[str] = []
     embeddings: list[NDArray[np.float32]] = []
     predictions: list[dict[str, list[Prediction]]] = []

@@ -15,8 +15,8 @@ from catalog.services.index import index_add_photo
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import decode_image
 from recognition.labels import LABEL_SETS
-from recognition.recognizers import Prediction, available_recognizers
-from recognition.services import backbone_get, image_recognize
+from recognition.recognizers import Prediction
+from recognition.services import attribute_recognizers, backbone_get, image_recognize
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def photo_tag(*, photo_id: int, force: bool = False) -> Photo | None:
         photo.refresh_from_db()
         return photo
     embedding = backbone.embed([image])[0]
-    names = [name for name in available_recognizers() if name in LABEL_SETS]
+    names = attribute_recognizers()
     predictions = image_recognize(image=image, embedding=embedding, names=names)
     with transaction.atomic():
         locked = Photo.objects.select_for_update().filter(pk=photo_id).first()

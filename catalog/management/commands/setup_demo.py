@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from recognition.versions import versions_register_builtin
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
 
@@ -20,11 +23,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         username: str = options["username"]
-        password = os.environ.get("DEMO_ADMIN_PASSWORD", "admin")
+        password = os.environ.get("DEMO_ADMIN_PASSWORD", "")
+        if not password:
+            if settings.PRODUCTION:
+                raise CommandError("Set DEMO_ADMIN_PASSWORD: a production site gets no default admin password.")
+            password = "admin"
         user_model = get_user_model()
         if not user_model.objects.filter(username=username).exists():
             user_model.objects.create_superuser(username=username, email="", password=password)
             self.stdout.write(f"created admin user {username!r}")
+        registered = versions_register_builtin()
+        if registered:
+            self.stdout.write(f"registered {registered} shipped recognizers")
         call_command(
             "import_catalog", str(DEMO_DIR), csv=DEMO_DIR / "items.csv",
             verbosity=options["verbosity"], stdout=self.stdout, stderr=self.stderr,

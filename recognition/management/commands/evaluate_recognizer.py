@@ -9,8 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from fashion_search.progress import progress_bar
 from recognition.errors import RecognitionError
-from recognition.recognizers import get_head
-from recognition.services import backbone_get
+from recognition.services import backbone_get, head_live
 from recognition.training import (
     embed_files,
     evaluate_head,
@@ -35,7 +34,7 @@ class Command(BaseCommand):
         if data is None:
             raise CommandError("Give the folder to evaluate on: evaluate_recognizer NAME --data DIR")
         try:
-            head = get_head(options["name"])
+            head = head_live(options["name"])
             dataset = load_dataset(data, labels_csv=options["labels"], attribute=options["name"], labels=head.labels)
             with progress_bar(total=len(dataset.files), desc="evaluating", verbosity=options["verbosity"]) as bar:
                 inputs, skipped = embed_files(

@@ -1,0 +1,212 @@
+"""Recognizer versions: train, evaluate on held-out photos, make live, roll back.
+
+A new version is never made live silently: `version_make_live` refuses one that scores worse
+than the live version on its own held-out photos, unless the caller says so explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from recognition.errors import InvalidDataset, RecognitionError
+from recognition.labels import LABEL_SETS
+from recognition.models import RecognizerVersion
+from recognition.recognizers import (
+    BUILTIN_ARTIFACTS_DIR,
+    FEATURES_EMBEDDING,
+    available_recognizers,
+    load_metrics,
+    save_head,
+)
+from recognition.training import (
+    dataset_split,
+    embed_files,
+    evaluate_head,
+    load_folder_dataset,
+    targets_embedded,
+    train_head,
+    zip_dataset_extract,
+)
+
+logger = logging.getLogger(__name__)
+
+# Progress is written to the row at most this often (a fraction of the work), to keep writes few.
+PROGRESS_STEP = 0.02
+
+
+class WorseThanLive(RecognitionError):
+    code = "worse_than_live"
+
+
+def recognizers_live_dirs() -> dict[str, Path]:
+    """Where each live recognizer's head is: the shipped heads, overridden by live versions."""
+    directories = {name: BUILTIN_ARTIFACTS_DIR / name for name in available_recognizers()}
+    for name, directory in RecognizerVersion.objects.filter(is_live=True).values_list("name", "directory"):
+        directories[name] = Path(directory)
+    return directories
+
+
+def versions_register_builtin() -> int:
+    """Record each shipped head as a version (live when its name has no live version); safe to rerun."""
+    created = 0
+    for name in available_recognizers():
+        directory = str(BUILTIN_ARTIFACTS_DIR / name)
+        if RecognizerVersion.objects.filter(name=name, source=RecognizerVersion.Source.BUILTIN).exists():
+            continue
+        metrics = load_metrics(BUILTIN_ARTIFACTS_DIR / name)
+        with transaction.atomic():
+            RecognizerVersion.objects.create(
+                name=name,
+                version=_next_version(name),
+                source=RecognizerVersion.Source.BUILTIN,
+                status=RecognizerVersion.Status.READY,
+                progress=1.0,
+                directory=directory,
+                labels=metrics.get("evaluation", {}).get("labels", []),
+                metrics=metrics,
+                is_live=not RecognizerVersion.objects.filter(name=name, is_live=True).exists(),
+                made_live_at=timezone.now(),
+            )
+        created += 1
+    return created
+
+
+def version_create(*, name: str, source: str, upload=None, data_dir: str = "") -> RecognizerVersion:
+    """Record a new version and queue its training once the row is committed."""
+    from recognition.tasks import train_version as train_version_task
+
+    with transaction.atomic():
+        version = RecognizerVersion.objects.create(
+            name=name, version=_next_version(name), source=source, data_dir=data_dir
+        )
+        if upload is not None:
+            version.upload.save(upload.name, upload, save=True)
+        transaction.on_commit(lambda: train_version_task.delay(version.pk))
+    return version
+
+
+def version_train(*, version_id: int) -> RecognizerVersion:
+    """Train, evaluate on held-out photos and save a queued version; failures are recorded on the row."""
+    version = RecognizerVersion.objects.get(pk=version_id)
+    if version.status == RecognizerVersion.Status.READY:
+        return version
+    RecognizerVersion.objects.filter(pk=version_id).update(status=RecognizerVersion.Status.TRAINING, progress=0.0)
+    workspace = Path(tempfile.mkdtemp(prefix="recognizer-"))
+    try:
+        _train_into(version, workspace)
+    except RecognitionError as exc:
+        RecognizerVersion.objects.filter(pk=version_id).update(
+            status=RecognizerVersion.Status.FAILED, failure_reason=exc.message[:500]
+        )
+        logger.warning("recognizer %s failed: %s", version, exc.message)
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+    version.refresh_from_db()
+    return version
+
+
+def _train_into(version: RecognizerVersion, workspace: Path) -> None:
+    from recognition.services import backbone_get
+
+    if version.source == RecognizerVersion.Source.ZIP:
+        if not version.upload:
+            raise InvalidDataset("No zip was uploaded.")
+        data_root = zip_dataset_extract(
+            Path(version.upload.path), workspace, max_unpacked_bytes=settings.RECOGNIZER_ZIP_MAX_UNPACKED_BYTES
+        )
+    else:
+        data_root = Path(version.data_dir)
+    label_set = LABEL_SETS.get(version.name)
+    dataset = load_folder_dataset(data_root, label_set.labels if label_set else None)
+    train, held_out = dataset_split(dataset, held_out_share=settings.RECOGNIZER_HOLDOUT_SHARE)
+    features = label_set.features if label_set else FEATURES_EMBEDDING
+    backbone = backbone_get()
+    total = len(dataset.files)
+    done = 0
+    reported = 0.0
+
+    def progress(count: int) -> None:
+        nonlocal done, reported
+        done += count
+        share = 0.95 * done / total
+        if share - reported >= PROGRESS_STEP:
+            reported = share
+            RecognizerVersion.objects.filter(pk=version.pk).update(progress=share)
+
+    train_inputs, train_skipped = embed_files(backbone, train.files, progress=progress, features=features)
+    held_inputs, held_skipped = embed_files(backbone, held_out.files, progress=progress, features=features)
+    head = train_head(
+        version.name,
+        train_inputs,
+        targets_embedded(train, train_skipped),
+        dataset.labels,
+        backbone_version=backbone.version,
+        features=features,
+    )
+    results = evaluate_head(head, held_inputs, targets_embedded(held_out, held_skipped))
+    directory = settings.RECOGNIZER_DIR / version.name / f"v{version.version}"
+    metrics = {
+        "train_samples": len(train.files) - len(train_skipped),
+        "source": version.source,
+        "evaluation": results,
+    }
+    save_head(head, directory, metrics)
+    RecognizerVersion.objects.filter(pk=version.pk).update(
+        status=RecognizerVersion.Status.READY,
+        progress=1.0,
+        directory=str(directory),
+        labels=list(dataset.labels),
+        metrics=metrics,
+        failure_reason="",
+    )
+    logger.info("trained %s: top-1 %.3f on %d held-out photos", version, results["top1"], results["samples"])
+
+
+def version_make_live(*, version: RecognizerVersion, allow_worse: bool = False) -> RecognizerVersion:
+    """Make `version` the live one of its name.
+
+    Raises WorseThanLive when the live version scored better on held-out photos, unless
+    `allow_worse`: a worse model is only ever put live on purpose.
+    """
+    if version.status != RecognizerVersion.Status.READY:
+        raise RecognitionError(f"{version} is {version.status}, not ready.")
+    with transaction.atomic():
+        live = RecognizerVersion.objects.select_for_update().filter(name=version.name, is_live=True).first()
+        if live is not None and live.pk == version.pk:
+            return version
+        if live is not None and not allow_worse and (live.top1 or 0.0) > (version.top1 or 0.0):
+            raise WorseThanLive(
+                f"{version} scores {version.top1 or 0:.3f} top-1, below the live {live} at {live.top1:.3f}; "
+                "make it live explicitly if you mean to."
+            )
+        RecognizerVersion.objects.filter(name=version.name, is_live=True).update(is_live=False)
+        RecognizerVersion.objects.filter(pk=version.pk).update(is_live=True, made_live_at=timezone.now())
+    version.refresh_from_db()
+    logger.info("%s is live", version)
+    return version
+
+
+def version_roll_back(*, name: str) -> RecognizerVersion:
+    """Make live again the version that was live before the current one."""
+    live = RecognizerVersion.objects.filter(name=name, is_live=True).first()
+    previous = (
+        RecognizerVersion.objects.filter(name=name, status=RecognizerVersion.Status.READY, made_live_at__isnull=False)
+        .exclude(pk=live.pk if live else None)
+        .order_by("-made_live_at")
+        .first()
+    )
+    if previous is None:
+        raise RecognitionError(f"{name} has no earlier live version to roll back to.")
+    return version_make_live(version=previous, allow_worse=True)
+
+
+def _next_version(name: str) -> int:
+    return (RecognizerVersion.objects.filter(name=name).aggregate(top=Max("version"))["top"] or 0) + 1
