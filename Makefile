@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench worker serve
+.PHONY: install run test lint bench worker serve browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,23 @@ serve: install
 worker: install
 	$(VENV)/bin/celery -A fashion_search worker --loglevel=INFO --concurrency=1
 
-test: install
+# Browser tests (tests/e2e, marker `browser`) drive Debian's Chromium through Playwright, which never
+# downloads a browser of its own. Installed with apt the first time; skipped (with a warning) without apt.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q
+
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	    $(APT_INSTALL) chromium chromium-driver || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium chromium-driver; }; \
+	  else \
+	    echo "warning: no $(CHROMIUM) and no apt-get: the browser tests will be skipped"; \
+	  fi; \
+	fi
+
+test: install browser
 	$(PY) -m pytest
 
 lint: install
