@@ -11,6 +11,7 @@ def photos_with_items_and_tags(*, photo_ids: list[int]) -> dict[int, Photo]:
     """Photos by id with their item and tags loaded in two queries; deleted ids are simply absent."""
     photos = (
         Photo.objects.filter(pk__in=photo_ids, status=Photo.Status.TAGGED)
+        .defer("embedding")  # 5 KB a photo that ranking does not need: the index has the vectors
         .select_related("item")
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("attribute", "-score")))
     )

@@ -8,9 +8,12 @@ from django.db import DatabaseError
 from recognition.versions import version_train
 
 
-# Training a version embeds every photo once: minutes for thousands of photos on a CPU, hence the long limits.
+# Training a version embeds every photo once: minutes for thousands of photos on a CPU, hence the long
+# limits. Acknowledged on receipt, not late: a run can outlast the broker's visibility timeout, and a
+# redelivered copy would train the same version twice at once. A killed run leaves the version
+# "training"; the merchant starts a new one.
 @shared_task(
-    acks_late=True,
+    acks_late=False,
     autoretry_for=(DatabaseError,),
     retry_backoff=5,
     max_retries=3,
