@@ -231,12 +231,14 @@ class IndexStore:
             index.write(Path(tmp))
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; web and worker users may differ
             os.replace(tmp, self._file(version))
             fd, tmp_current = tempfile.mkstemp(dir=self.directory, prefix=".current-")
             with os.fdopen(fd, "w") as handle:
                 handle.write(version)
                 handle.flush()
                 os.fsync(handle.fileno())
+            os.chmod(tmp_current, 0o644)
             os.replace(tmp_current, self.directory / CURRENT_FILE)
             # The renames are durable only once the directory itself is synced.
             self._fsync_directory()

@@ -136,6 +136,7 @@ def _atomic_write(path: Path, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; web and worker users may differ
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import numpy as np
 
 from recognition.backbone import EMBEDDING_DIM, get_backbone
 from recognition.labels import TYPE
+from recognition.services import backbone_get
 from recognition.recognizers import get_head, load_head, save_head
 from recognition.training import embed_files, evaluate_head, load_folder_dataset, train_head
 from tests.conftest import demo_photos
@@ -24,7 +25,7 @@ def test_backbone_embeddings_are_unit_vectors_and_deterministic():
 def test_shipped_type_recognizer_names_most_demo_photos_correctly():
     head = get_head("type")
     photos = demo_photos(per_type=3)
-    embeddings, skipped = embed_files(get_backbone(), photos)
+    embeddings, skipped = embed_files(backbone_get(), photos)  # the backbone the head was trained on
     predictions = head.predict(embeddings)
     correct = sum(p[0].tag == photo.parent.name for p, photo in zip(predictions, photos, strict=True))
     assert not skipped
