@@ -6,8 +6,8 @@ import numpy as np
 
 from recognition.backbone import EMBEDDING_DIM, get_backbone
 from recognition.labels import TYPE
-from recognition.services import backbone_get
 from recognition.recognizers import get_head, load_head, save_head
+from recognition.services import backbone_get
 from recognition.training import embed_files, evaluate_head, load_folder_dataset, train_head
 from tests.conftest import demo_photos
 
