@@ -12,6 +12,7 @@ from catalog.models import Item, Look, Photo, Tag
 from catalog.selectors import tagging_counts
 from catalog.services.index import index_rebuild
 from catalog.services.items import photos_queue_tagging
+from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
 from recognition.errors import RecognitionError
 from recognition.labels import ATTRIBUTES
@@ -102,12 +103,12 @@ class PhotoAdmin(admin.ModelAdmin):
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         # A tag typed in by a merchant is hand-set, whatever the form said.
         instances = formset.save(commit=False)
-        for tag in instances:
-            tag.source = Tag.Source.HAND
-            tag.score = 1.0
-            tag.save()
         for tag in formset.deleted_objects:
             tag.delete()
+        for tag in instances:
+            if tag.pk is not None:
+                Tag.objects.filter(pk=tag.pk).delete()  # an edited tag is replaced by the merchant's
+            photo_tag_set_by_hand(photo=tag.photo, attribute=tag.attribute, value=tag.value)
 
     @admin.action(description="Re-tag selected photos")
     def retag_selected(self, request: HttpRequest, queryset) -> None:

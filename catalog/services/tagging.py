@@ -91,3 +91,13 @@ def photo_tags_apply(*, photo: Photo, predictions: dict[str, list[Prediction]]) 
                 if candidate.score >= label_set.store_min_score
             ]
         )
+
+
+def photo_tag_set_by_hand(*, photo: Photo, attribute: str, value: str) -> Tag:
+    """Set a merchant's tag: it replaces the models' tags of that attribute and is never overwritten."""
+    with transaction.atomic():
+        photo.tags.filter(attribute=attribute, source=Tag.Source.MODEL).delete()
+        tag, _ = Tag.objects.update_or_create(
+            photo=photo, attribute=attribute, value=value, defaults={"source": Tag.Source.HAND, "score": 1.0}
+        )
+    return tag

@@ -7,7 +7,7 @@ from django.core.files.base import ContentFile
 
 from catalog.models import Item, Photo, Tag
 from catalog.services.index import index_matches_catalog, index_rebuild
-from catalog.services.tagging import photo_tag
+from catalog.services.tagging import photo_tag, photo_tag_set_by_hand
 from recognition.services import index_store_get
 
 pytestmark = pytest.mark.django_db
@@ -70,3 +70,12 @@ def test_rebuild_recreates_the_index_from_the_database(tagged_catalog, settings,
     index = index_rebuild()
     assert len(index) == Photo.objects.filter(status=Photo.Status.TAGGED).count() == 20
     assert index_matches_catalog()
+
+
+def test_a_hand_set_tag_replaces_the_models_tags_of_its_attribute(tagged_catalog):
+    photo = Photo.objects.first()
+    model_value = photo.tags.filter(attribute="pattern", source=Tag.Source.MODEL).first().value
+    photo_tag_set_by_hand(photo=photo, attribute="pattern", value=model_value)  # same value: no clash
+    assert list(photo.tags.filter(attribute="pattern").values_list("value", "source")) == [
+        (model_value, Tag.Source.HAND)
+    ]

@@ -8,7 +8,8 @@ import zipfile
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from catalog.models import Photo, Tag
+from catalog.models import Photo
+from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
 from recognition.models import RecognizerVersion
 from recognition.reports import confusion_svg
@@ -91,7 +92,7 @@ def test_a_worse_version_is_not_made_live_silently_and_rollback_restores_the_pre
 def test_hand_set_catalog_tags_are_training_data(tagged_catalog, committed):
     # The demo import gave every photo a hand-set type; pretend a merchant tagged pattern by hand too.
     for index, photo in enumerate(Photo.objects.order_by("pk")):
-        Tag.objects.create(photo=photo, attribute="pattern", value="plain" if index % 2 else "striped")
+        photo_tag_set_by_hand(photo=photo, attribute="pattern", value="plain" if index % 2 else "striped")
     with committed():
         version = recognizer_train_from_hand_tags(attribute="pattern")
     version.refresh_from_db()
