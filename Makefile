@@ -65,3 +65,9 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 bench-load: $(VENV)/.bench-installed
 	$(PY) bench/load_search.py
+
+# Benchmarks, not tests: embedding throughput (naive eager PyTorch against ONNX Runtime), vector search
+# latency and recall at 10k/100k/1M, upload-to-results over HTTP with a 100k catalog, peak memory. Prints
+# tables and writes them into bench/README.md with the machine they ran on (about 15-25 min on 2 cores).
+bench: $(VENV)/.bench-installed
+	$(PY) bench/run_all.py

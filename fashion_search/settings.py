@@ -107,8 +107,9 @@ RECOGNITION_DEVICE = env_str("RECOGNITION_DEVICE", "auto")  # auto | cpu | cuda
 # Fine-tuned backbone weights; by default the file shipped in recognition/artifacts/backbone/ when present.
 _SHIPPED_TUNED_WEIGHTS = BASE_DIR / "recognition" / "artifacts" / "backbone" / "tuned.pt"
 BACKBONE_TUNED_WEIGHTS = env_path("BACKBONE_TUNED_WEIGHTS", _SHIPPED_TUNED_WEIGHTS)
-# Threads per process for inference; web and worker processes run side by side and compete for cores.
-RECOGNITION_THREADS = env_int("RECOGNITION_THREADS", 0)  # 0: let torch decide
+# Threads per process for inference (torch and ONNX Runtime alike); web and worker processes run side
+# by side and compete for cores, so give each a share (e.g. 1 each for 2 gunicorn workers on 2 cores).
+RECOGNITION_THREADS = env_int("RECOGNITION_THREADS", 0)  # 0: the runtime's default, one per core
 SEARCH_RESULTS = env_int("SEARCH_RESULTS", 12)
 # Hybrid ranking: score = visual weight x cosine similarity + each attribute's weight x the query's
 # predicted probability of the item's value. Set before any evaluation, not fitted to a test split.
@@ -119,6 +120,24 @@ SEARCH_TAG_WEIGHTS = {
     "colour": env_float("SEARCH_COLOUR_WEIGHT", 0.1),
     "style": env_float("SEARCH_STYLE_WEIGHT", 0.05),
 }
+
+# --- Inference runtime and warm-up (recognition/backbone_onnx.py, fashion_search/wsgi.py) ---------
+# auto: ONNX Runtime on CPU (about 5x faster per photo than eager PyTorch on 2 cores, bench/README.md),
+# eager PyTorch on a GPU. torch: always PyTorch. onnx: always ONNX Runtime. Both give the same
+# embeddings (cosine > 0.999) and the same version, so switching never makes stored embeddings stale.
+RECOGNITION_RUNTIME = env_str("RECOGNITION_RUNTIME", "auto")
+if RECOGNITION_RUNTIME not in ("auto", "torch", "onnx"):
+    raise ImproperlyConfigured(f"RECOGNITION_RUNTIME={RECOGNITION_RUNTIME!r} is not one of: auto, torch, onnx")
+# ONNX exports of the backbone, one file per backbone version, written on first use (a few seconds).
+# Shared by the processes of a host (a file lock makes one of them export, the others wait).
+MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "models")
+# The web server's WSGI module loads the backbone, the heads and the index and embeds one image before
+# the first request, so that request is not the one that waits for them (fashion_search/wsgi.py).
+WARM_UP_ON_START = env_bool("WARM_UP_ON_START", True)
+# OpenMP threads FAISS uses in a web process. A shopper's search is one query; with faiss's default (one
+# thread per core) exact search over 10k to 1M vectors measured 2.1-5.2x slower on 2 shared cores than with
+# one thread (bench/README.md, "Vector search"), and request threads already run searches side by side.
+INDEX_SEARCH_THREADS = env_int("INDEX_SEARCH_THREADS", 1)
 
 # --- Celery ------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -145,6 +164,7 @@ LOGGING = {
     "loggers": {
         "catalog": {"level": LOG_LEVEL},
         "recognition": {"level": LOG_LEVEL},
+        "fashion_search": {"level": LOG_LEVEL},  # the web server's warm-up (fashion_search/wsgi.py)
     },
 }
 

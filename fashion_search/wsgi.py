@@ -1,8 +1,63 @@
+"""The WSGI application, warmed up before it serves: models and index load once per web process.
+
+It also sets FAISS to one OpenMP thread (INDEX_SEARCH_THREADS): web processes search one query at a time.
+
+Only web servers import this module (gunicorn, `runserver`); `migrate`, `check`, Celery and the tests
+never do, so they never pay for the warm-up. Each gunicorn worker imports it after the fork, so each
+loads its own backbone session, heads and index once, then answers every request with them. Do not
+serve with `--preload`: the models would then load in the master, and inference thread pools do not
+survive a fork.
+"""
+
 from __future__ import annotations
 
+import logging
 import os
+import time
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fashion_search.settings")
 application = get_wsgi_application()
+
+logger = logging.getLogger(__name__)
+
+
+def warm_up() -> None:
+    """Load the backbone, the recognizer heads and the index, and run one search on a blank image.
+
+    A failure (no database yet, a model not trained) is logged, not raised: the server still starts,
+    and the first request that needs the missing piece reports it the usual way.
+    """
+    from django.db import DatabaseError, connections
+    from PIL import Image
+
+    from catalog.services.search import search_by_image
+    from recognition.errors import RecognitionError
+
+    started = time.perf_counter()
+    try:
+        search_by_image(image=Image.new("RGB", (224, 224), "grey"))
+    except (RecognitionError, DatabaseError, OSError) as exc:
+        logger.warning("warm-up failed; models load on the first request instead: %s", exc)
+        return
+    finally:
+        # Requests run on other threads with their own connections; this one would only sit idle.
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:  # a test's transaction, never a server's
+                connection.close()
+    logger.info("warmed up (backbone, heads, index) in %.1fs", time.perf_counter() - started)
+
+
+def search_threads_set(threads: int) -> None:
+    """Set FAISS's OpenMP threads for this process (searches here are single queries; see settings)."""
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+
+
+if settings.INDEX_SEARCH_THREADS:
+    search_threads_set(settings.INDEX_SEARCH_THREADS)
+if settings.WARM_UP_ON_START:
+    warm_up()

@@ -17,7 +17,7 @@ from recognition.recognizers import Head, Prediction, head_cached, head_features
 from recognition.versions import recognizers_live_dirs
 
 if TYPE_CHECKING:
-    from recognition.backbone import Backbone
+    from recognition.backbone import Embedder
 
 # Same as recognition.backbone.EMBEDDING_DIM; kept here so that importing this module (admin,
 # URLs, migrations) does not import torch.
@@ -27,8 +27,11 @@ EMBEDDING_DIM = 1280
 FASHION = "fashion"
 
 
-def backbone_get() -> Backbone:
-    """The process-wide backbone configured from settings (torch is imported on first use)."""
+def backbone_get() -> Embedder:
+    """The process-wide backbone configured from settings: ONNX Runtime on CPU, torch on a GPU (`auto`).
+
+    torch is imported on first use only where it runs (or once, to export the ONNX file).
+    """
     from recognition.backbone import BackboneConfig, get_backbone
 
     tuned = settings.BACKBONE_TUNED_WEIGHTS
@@ -37,6 +40,8 @@ def backbone_get() -> Backbone:
             device=settings.RECOGNITION_DEVICE,
             threads=settings.RECOGNITION_THREADS,
             tuned_weights=tuned if tuned.exists() else None,
+            runtime=settings.RECOGNITION_RUNTIME,
+            cache_dir=settings.MODEL_CACHE_DIR,
         )
     )
 

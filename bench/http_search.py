@@ -1,0 +1,175 @@
+"""Upload to results over HTTP against gunicorn with a 100k-item catalog: p50/p95, first request, memory.
+
+    .venv/bin/python bench/http_search.py [--items 100000] [--requests 100] [--workers 2] [--threads 4]
+
+Set-up: a PostgreSQL database of its own (BENCH_HTTP_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/fashion_bench_100k, created when missing), migrated, filled with
+`--items` synthetic items, one photo each, with embeddings drawn around real photo embeddings (as
+bench/index_search.py draws them) and four tags each (the type of the real photo it was drawn around,
+random pattern, colour and style); then the index is rebuilt as `rebuild_index` does. A second run
+reuses the catalog when it is complete. Media and index live in var/bench-100k/.
+
+Server: gunicorn `fashion_search.wsgi` (its own warm-up, no bench hook), DEBUG off, rate limits off,
+one inference thread per worker. Requests: real validation photos enlarged to 1024 px (as the shopper
+page sends them) posted to `POST /api/v1/search?limit=12`, first one request at a time, then 4 at a
+time. Prints latency percentiles and each worker's memory. A benchmark: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from embed_throughput import UPLOAD_SIDE_PX, photo_paths, reencoded  # noqa: E402
+from environment import machine_line, percentile, table  # noqa: E402
+from index_search import Synthesiser, real_embeddings  # noqa: E402
+from serving import app_env, children, gunicorn_start, memory_mib, post_image, stop  # noqa: E402
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/fashion_bench_100k"
+BULK_ROWS = 5000
+BENCH_PHOTO = "photos/bench.jpg"
+
+
+def catalog_synthesise(items: int, version: str, var_dir: Path) -> float:
+    """Fill the bench database with `items` tagged items (skipped when already there); seconds spent."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from catalog.models import Item, Photo, Tag
+    from catalog.services.index import index_rebuild
+    from recognition.labels import COLOUR, PATTERN, STYLE
+
+    if (
+        Item.objects.count() == items
+        and Photo.objects.filter(status=Photo.Status.TAGGED, embedding_model=version).count() == items
+    ):
+        print(f"  reusing the {items:,}-item catalog", file=sys.stderr, flush=True)
+        return 0.0
+    started = time.perf_counter()
+    centres, labels, _, _ = real_embeddings(ROOT / "var" / "bench")
+    vectors, picks = Synthesiser(centres, seed=7).vectors_and_centres(items)
+    rng = np.random.default_rng(7)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("TRUNCATE catalog_tag, catalog_photo, catalog_item RESTART IDENTITY CASCADE")
+        else:
+            Item.objects.all().delete()
+    media = var_dir / "media" / BENCH_PHOTO
+    media.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(next(iter(sorted((ROOT / "catalog" / "demo_data").glob("*/*.jpg")))), media)
+    now = timezone.now()
+    for start in range(0, items, BULK_ROWS):
+        end = min(items, start + BULK_ROWS)
+        with transaction.atomic():
+            created = Item.objects.bulk_create([
+                Item(name=f"{labels[picks[i]]} {i}", brand="Bench", price=10 + i % 90,
+                     shop_url=f"https://shop.example/items/{i}", import_key=f"bench-{i}")
+                for i in range(start, end)
+            ])
+            photos = Photo.objects.bulk_create([
+                Photo(item=item, image=BENCH_PHOTO, status=Photo.Status.TAGGED, embedding=vectors[i].tobytes(),
+                      embedding_model=version, tagged_at=now)
+                for item, i in zip(created, range(start, end), strict=True)
+            ])
+            tags = []
+            for photo, i in zip(photos, range(start, end), strict=True):
+                tags.append(Tag(photo=photo, attribute="type", value=str(labels[picks[i]]),
+                                score=float(rng.uniform(0.5, 1.0)), source=Tag.Source.MODEL))
+                for label_set in (PATTERN, COLOUR, STYLE):
+                    tags.append(Tag(photo=photo, attribute=label_set.attribute,
+                                    value=label_set.labels[rng.integers(len(label_set.labels))],
+                                    score=float(rng.uniform(0.2, 1.0)), source=Tag.Source.MODEL))
+            Tag.objects.bulk_create(tags)
+        print(f"  {end:,} items", file=sys.stderr, flush=True)
+    index = index_rebuild()
+    print(f"  index: {len(index):,} vectors, {index.kind}", file=sys.stderr, flush=True)
+    return time.perf_counter() - started
+
+
+def run_requests(url: str, uploads: list[bytes], count: int, concurrency: int) -> tuple[list[float], int, float]:
+    """Latencies (s) of `count` searches sent `concurrency` at a time, how many failed, and requests/s."""
+    def one(i: int) -> tuple[float, bool]:
+        status, body, seconds = post_image(url, uploads[i % len(uploads)])
+        ok = status == 200 and bool(json.loads(body).get("results"))
+        return seconds, ok
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(one, range(count)))
+    rate = count / (time.perf_counter() - started)
+    return [s for s, _ in results], sum(1 for _, ok in results if not ok), rate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--var-dir", type=Path, default=ROOT / "var" / "bench-100k")
+    args = parser.parse_args(argv)
+
+    from load_search import database_create_if_missing
+
+    database_url = os.environ.get("BENCH_HTTP_DATABASE_URL", DEFAULT_DATABASE_URL)
+    database_create_if_missing(database_url)
+    env = app_env(database_url=database_url, var_dir=args.var_dir, RECOGNITION_THREADS="1")
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "fashion_search.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    from recognition.services import backbone_get
+
+    print(f"Machine: {machine_line()}\n", flush=True)
+    call_command("migrate", "--noinput", verbosity=0)
+    version = backbone_get().version
+    setup_s = catalog_synthesise(args.items, version, args.var_dir)
+    connections.close_all()
+
+    uploads = [reencoded(p, UPLOAD_SIDE_PX) for p in photo_paths("validation")[::7][:50]]
+    log = args.var_dir / "results" / "gunicorn.log"
+    started = time.perf_counter()
+    server, base_url = gunicorn_start(env, workers=args.workers, threads=args.threads, log=log)
+    start_s = time.perf_counter() - started
+    try:
+        url = f"{base_url}/api/v1/search?limit=12"
+        first_status, _, first_s = post_image(url, uploads[0])
+        rows = []
+        for concurrency in (1, 4):
+            times, failed, rate = run_requests(url, uploads, args.requests, concurrency)
+            rows.append([f"{concurrency} at a time", f"{len(times)}", f"{failed}",
+                         f"{percentile(times, 50) * 1000:.0f}", f"{percentile(times, 95) * 1000:.0f}",
+                         f"{max(times) * 1000:.0f}", f"{rate:.1f}"])
+        memory = [memory_mib(pid) for pid in children(server.pid)]
+    finally:
+        stop(server)
+    upload_kb = np.mean([len(u) for u in uploads]) / 1024
+    print(f"#### Upload to results over HTTP, {args.items:,}-item catalog ({args.workers} gunicorn workers x "
+          f"{args.threads} threads, PostgreSQL, 1024-px JPEG uploads of ~{upload_kb:.0f} KB)\n")
+    print(f"Server start to every worker warmed up: {start_s:.1f}s; first request after start: "
+          f"{first_s * 1000:.0f} ms (HTTP {first_status})" + (f"; catalog set-up {setup_s:.0f}s" if setup_s else "")
+          + ".\n")
+    print(table(["requests", "sent", "failed", "p50 ms", "p95 ms", "max ms", "requests/s"], rows) + "\n")
+    print(table(["gunicorn worker", "peak RSS MiB", "RSS MiB after the run", "anonymous RSS MiB"],
+                [[f"worker {i + 1}", f"{m['peak_rss']:.0f}", f"{m['rss']:.0f}", f"{m['anon']:.0f}"]
+                 for i, m in enumerate(memory)]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Re-tag catalog photos in batches: decoding in a thread pool, the backbone on the GPU when present.
+
+For bulk work (a new backbone version, a first import of thousands of photos) this beats one
+`tag_photo` task per photo: the backbone sees batches (32 photos fill a GPU far better than one), a
+pool of threads decodes the next batches meanwhile so the GPU is not starved, and the index is
+rebuilt once at the end instead of being republished after every photo. Safe to run again: by
+default it only takes photos not yet tagged by the current backbone version, hand-set tags are never
+overwritten (catalog.services.tagging.photo_tags_apply), and embeddings are overwritten in place.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from catalog.models import Photo
+from catalog.services.index import index_rebuild
+from catalog.services.tagging import CATALOG_MAX_BYTES, CATALOG_MAX_PIXELS, photo_tags_apply
+from fashion_search.progress import progress_bar
+from recognition.embed_pipeline import embed_in_batches
+from recognition.images import decode_image
+from recognition.recognizers import Prediction
+from recognition.services import attribute_recognizers, backbone_get, image_recognize
+
+# 32 photos per batch: on a GPU a batch of 32 Lite0 inputs (19 MB) keeps it busy while the pool decodes
+# the next ones. On the 2-core CPU batching neither helps nor hurts: about 23 photos/s at batch 1 and at
+# batch 32, decoding included (bench/README.md, "Embedding throughput").
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class RetagReport:
+    tagged: int
+    failed: int
+    seconds: float
+    decode_wait_s: float
+
+
+def photos_retag(
+    *,
+    force: bool,
+    limit: int | None,
+    batch_size: int,
+    decode_workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> RetagReport:
+    """Embed and tag every photo not tagged by the current backbone (all with `force`), then rebuild the index."""
+    backbone = backbone_get()
+    names = attribute_recognizers()
+    photos = Photo.objects.order_by("pk")
+    if not force:
+        photos = photos.exclude(status=Photo.Status.TAGGED, embedding_model=backbone.version)
+    rows = photos.values_list("pk", "image")
+    if limit is not None:
+        rows = rows[:limit]
+    storage = Photo._meta.get_field("image").storage
+
+    def loader(name: str) -> Callable[[], Image.Image]:
+        def load() -> Image.Image:
+            with storage.open(name, "rb") as handle:
+                data = handle.read()
+            return decode_image(
+                data, max_bytes=CATALOG_MAX_BYTES, max_pixels=CATALOG_MAX_PIXELS, draft_size=backbone.input_size
+            )
+
+        return load
+
+    started = time.perf_counter()
+    tagged = failed = 0
+    decode_wait_s = 0.0
+    sources = ((pk, loader(name)) for pk, name in rows.iterator(chunk_size=2000))
+    for batch in embed_in_batches(backbone, sources, batch_size=batch_size, decode_workers=decode_workers):
+        for pk, reason in batch.failures:
+            Photo.objects.filter(pk=pk).update(status=Photo.Status.FAILED, failure_reason=reason)
+        for pk, image, embedding in zip(batch.keys, batch.images, batch.embeddings, strict=True):
+            predictions = image_recognize(image=image, embedding=embedding, names=names)
+            tagged += _photo_store(pk, embedding, backbone.version, predictions)
+        failed += len(batch.failures)
+        decode_wait_s += batch.decode_wait_s
+        if progress:
+            progress(len(batch.keys) + len(batch.failures))
+    if tagged:
+        index_rebuild()
+    return RetagReport(tagged, failed, time.perf_counter() - started, decode_wait_s)
+
+
+def _photo_store(pk: int, embedding: np.ndarray, version: str, predictions: dict[str, list[Prediction]]) -> int:
+    """Write one photo's embedding and model tags (as photo_tag does); 0 when the photo is gone."""
+    with transaction.atomic():
+        photo = Photo.objects.select_for_update().filter(pk=pk).first()
+        if photo is None:
+            return 0
+        photo_tags_apply(photo=photo, predictions=predictions)
+        photo.embedding = np.ascontiguousarray(embedding, dtype=np.float32).tobytes()
+        photo.embedding_model = version
+        photo.status = Photo.Status.TAGGED
+        photo.failure_reason = ""
+        photo.tagged_at = timezone.now()
+        photo.save(update_fields=["embedding", "embedding_model", "status", "failure_reason", "tagged_at"])
+    return 1
+
+
+class Command(BaseCommand):
+    help = (
+        "Embed and tag catalog photos in batches (GPU when present, decoding in parallel), then rebuild the "
+        "index. Takes photos not yet tagged by the current backbone; --force takes all."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+        parser.add_argument(
+            "--decode-workers", type=int, default=min(8, os.cpu_count() or 1), help="threads decoding photos"
+        )
+        parser.add_argument("--force", action="store_true", help="re-tag photos already tagged by this backbone")
+        parser.add_argument("--limit", type=int, help="at most this many photos")
+
+    def handle(self, *args: object, **options: object) -> None:
+        if options["batch_size"] < 1 or options["decode_workers"] < 1:
+            raise CommandError("--batch-size and --decode-workers must be at least 1")
+        with progress_bar(total=None, desc="tagging", verbosity=options["verbosity"]) as bar:
+            report = photos_retag(
+                force=options["force"],
+                limit=options["limit"],
+                batch_size=options["batch_size"],
+                decode_workers=options["decode_workers"],
+                progress=bar.update,
+            )
+        done = report.tagged + report.failed
+        rate = done / report.seconds if report.seconds else 0.0
+        self.stdout.write(
+            f"tagged {report.tagged} photos, {report.failed} failed, in {report.seconds:.1f}s "
+            f"({rate:.1f} photos/s; the backbone waited {report.decode_wait_s:.1f}s for decoding)"
+        )

@@ -1,0 +1,64 @@
+"""The web server's warm-up: models, heads and index load before the first request, once per process."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from PIL import Image
+
+from catalog.services.search import search_by_image
+
+
+@pytest.fixture
+def wsgi_module(settings):
+    settings.WARM_UP_ON_START = False  # importing the module must not warm up outside a test's database
+    settings.INDEX_SEARCH_THREADS = 0  # nor change FAISS's threads for the tests that follow
+    import fashion_search.wsgi
+
+    return fashion_search.wsgi
+
+
+@pytest.mark.django_db
+def test_warm_up_loads_backbone_heads_and_index_so_the_first_search_loads_nothing(
+    wsgi_module, tagged_catalog, caplog
+):
+    # given: a process that has warmed up
+    with caplog.at_level(logging.INFO):
+        wsgi_module.warm_up()
+    assert any("warmed up (backbone, heads, index)" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+
+    # when: the first real search comes
+    with caplog.at_level(logging.INFO):
+        result = search_by_image(image=Image.new("RGB", (300, 400), "navy"))
+
+    # then: it finds items, and nothing was loaded while answering it
+    assert result.hits
+    assert not [r for r in caplog.records if r.getMessage().startswith(("loaded backbone", "loaded index"))]
+
+
+def test_warm_up_without_a_database_logs_a_warning_and_lets_the_server_start(wsgi_module, monkeypatch, caplog):
+    # given: a database that is not reachable (an unmigrated or stopped one)
+    from django.db import OperationalError
+
+    def unavailable(**_kwargs):
+        raise OperationalError("no such table: recognition_recognizerversion")
+
+    monkeypatch.setattr("catalog.services.search.search_by_image", unavailable)
+
+    # when / then: no exception, one warning
+    with caplog.at_level(logging.WARNING):
+        wsgi_module.warm_up()
+    assert any("warm-up failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_web_process_searches_with_the_configured_faiss_threads(wsgi_module):
+    import faiss
+
+    previous = faiss.omp_get_max_threads()
+    try:
+        wsgi_module.search_threads_set(1)
+        assert faiss.omp_get_max_threads() == 1
+    finally:
+        faiss.omp_set_num_threads(previous)
