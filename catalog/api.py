@@ -14,6 +14,7 @@ from ninja import Field, File, NinjaAPI, Query, Schema
 from ninja.errors import ValidationError
 from ninja.files import UploadedFile
 
+from catalog.api_schemas import ErrorOut, ResultOut
 from catalog.presenters import hit_as_dict
 from catalog.services.search import MAX_RESULTS, search_by_image
 from catalog.shopper_uploads import shopper_photo_keep
@@ -35,17 +36,6 @@ api = NinjaAPI(
 )
 
 
-class ErrorOut(Schema):
-    """Every error answer: a stable code for programs and a sentence for people."""
-
-    error: str = Field(
-        description="stable code: invalid_image, unknown_recognizer, invalid_request, image_too_large, "
-        "rate_limited or model_not_ready",
-        examples=["invalid_image"],
-    )
-    reason: str = Field(description="what went wrong, in a sentence", examples=["Not a supported image."])
-
-
 class CandidateOut(Schema):
     tag: str
     score: float
@@ -56,20 +46,6 @@ class RecognizeOut(Schema):
     jobId: str
     model: str
     candidates: list[CandidateOut]
-
-
-class ResultOut(Schema):
-    id: int
-    name: str
-    brand: str
-    price: str | None
-    currency: str
-    shop_url: str
-    photo_url: str
-    score: float
-    visual: float
-    why: str
-    tags: dict[str, str]
 
 
 class SearchOut(Schema):

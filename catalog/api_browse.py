@@ -10,8 +10,9 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, File, Query, Router, Schema
 from ninja.files import UploadedFile
 
+from catalog.api_schemas import ErrorOut, ResultOut
 from catalog.models import Item
-from catalog.presenters import hit_as_dict, look_as_dict
+from catalog.presenters import hit_as_dict, item_as_dict, look_as_dict
 from catalog.services.coordination import item_tags, look_suggest
 from catalog.services.search import MAX_RESULTS, search_similar_to_item
 from catalog.services.text_search import search_by_text
@@ -19,11 +20,6 @@ from catalog.shopper_uploads import shopper_photo_keep
 from recognition.services import image_embed, image_recognize, recognizer_names_resolve, upload_decode
 
 router = Router(tags=["browse"])
-
-
-class ErrorOut(Schema):
-    error: str
-    reason: str
 
 
 class ItemOut(Schema):
@@ -60,27 +56,13 @@ class LookOut(Schema):
     groups: list[LookGroupOut]
 
 
-class BrowseResultOut(Schema):
-    id: int
-    name: str
-    brand: str
-    price: str | None
-    currency: str
-    shop_url: str
-    photo_url: str
-    score: float
-    visual: float
-    why: str
-    tags: dict[str, str]
-
-
 class ResultsOut(Schema):
-    results: list[BrowseResultOut]
+    results: list[ResultOut]
 
 
 class TextSearchOut(Schema):
     understood: dict[str, str] = Field(description="words of the query read as tag filters")
-    results: list[BrowseResultOut]
+    results: list[ResultOut]
 
 
 class LimitParams(Schema):
@@ -102,17 +84,7 @@ def _item(pk: int) -> Item:
 @router.get("/items/{item_id}", response={200: ItemOut, **NOT_FOUND}, summary="An item of the catalog")
 def item_detail(request: HttpRequest, item_id: int):
     item = _item(item_id)
-    return {
-        "id": item.pk,
-        "name": item.name,
-        "brand": item.brand,
-        "price": str(item.price) if item.price is not None else None,
-        "currency": item.currency,
-        "shop_url": item.shop_url,
-        "description": item.description,
-        "tags": item_tags(item=item),
-        "photo_urls": [photo.image.url for photo in item.photos.all()],
-    }
+    return item_as_dict(item, tags=item_tags(item=item))
 
 
 @router.get("/items/{item_id}/similar", response={200: ResultsOut, **NOT_FOUND}, summary="Items that look alike")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from catalog.models import Item
 from catalog.services.search import SearchHit
 from recognition.labels import LABEL_SETS
 from recognition.recognizers import Prediction
 
 
-def hit_as_dict(hit: SearchHit) -> dict:
-    item = hit.item
+def item_fields(item: Item) -> dict:
+    """What every item shows, wherever it appears."""
     return {
         "id": item.pk,
         "name": item.name,
@@ -16,6 +17,20 @@ def hit_as_dict(hit: SearchHit) -> dict:
         "price": str(item.price) if item.price is not None else None,
         "currency": item.currency,
         "shop_url": item.shop_url,
+    }
+
+
+def item_as_dict(item: Item, *, tags: dict[str, str]) -> dict:
+    """An item page's data: its fields, description, tags and every photo."""
+    return item_fields(item) | {
+        "description": item.description,
+        "tags": tags,
+        "photo_urls": [photo.image.url for photo in item.photos.all()],
+    }
+
+
+def hit_as_dict(hit: SearchHit) -> dict:
+    return item_fields(hit.item) | {
         "photo_url": hit.photo.image.url,
         "score": round(hit.score, 4),
         "visual": round(hit.visual, 4),
@@ -30,12 +45,8 @@ def look_as_dict(groups) -> list[dict]:
         {
             "place": place,
             "items": [
-                {
-                    "id": s.item.pk,
-                    "name": s.item.name,
-                    "price": str(s.item.price) if s.item.price is not None else None,
-                    "currency": s.item.currency,
-                    "shop_url": s.item.shop_url,
+                item_fields(s.item)
+                | {
                     "photo_url": s.photo.image.url,
                     "score": round(s.score, 4),
                     "reason": s.reason,

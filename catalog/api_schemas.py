@@ -1,0 +1,30 @@
+"""Response schemas shared by the API modules (catalog/api.py and catalog/api_browse.py)."""
+
+from __future__ import annotations
+
+from ninja import Field, Schema
+
+
+class ErrorOut(Schema):
+    """Every error answer: a stable code for programs and a sentence for people."""
+
+    error: str = Field(
+        description="stable code: invalid_image, unknown_recognizer, invalid_request, image_too_large, "
+        "rate_limited, not_found or model_not_ready",
+        examples=["invalid_image"],
+    )
+    reason: str = Field(description="what went wrong, in a sentence", examples=["Not a supported image."])
+
+
+class ResultOut(Schema):
+    id: int
+    name: str
+    brand: str
+    price: str | None
+    currency: str
+    shop_url: str
+    photo_url: str
+    score: float
+    visual: float
+    why: str
+    tags: dict[str, str]
