@@ -58,3 +58,20 @@ def test_admin_shows_tagging_counts_and_needs_login(client, admin_client, tagged
     assert client.get("/admin/catalog/photo/").status_code == 302
     html = admin_client.get("/admin/catalog/photo/").content.decode()
     assert "Tagged: 20" in html and "Failed: 0" in html
+
+
+def test_a_tag_typed_in_the_admin_is_hand_set_and_replaces_the_models_tags(admin_client, tagged_catalog):
+    photo = Photo.objects.first()
+    model_value = photo.tags.filter(attribute="pattern", source="model").first().value
+    response = admin_client.post(
+        f"/admin/catalog/photo/{photo.pk}/change/",
+        {
+            "item": photo.item_id,
+            "tags-TOTAL_FORMS": "1",
+            "tags-INITIAL_FORMS": "0",
+            "tags-0-attribute": "pattern",
+            "tags-0-value": model_value,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert list(photo.tags.filter(attribute="pattern").values_list("value", "source")) == [(model_value, "hand")]
