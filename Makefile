@@ -68,6 +68,7 @@ bench-load: $(VENV)/.bench-installed
 
 # Benchmarks, not tests: embedding throughput (naive eager PyTorch against ONNX Runtime), vector search
 # latency and recall at 10k/100k/1M, upload-to-results over HTTP with a 100k catalog, peak memory. Prints
-# tables and writes them into bench/README.md with the machine they ran on (about 15-25 min on 2 cores).
+# tables and writes them into bench/README.md with the machine they ran on: about 20 min on 2 cores, 5 more
+# the first time (it embeds the dataset's 3,400 photos once and fills a 100k-item PostgreSQL database).
 bench: $(VENV)/.bench-installed
 	$(PY) bench/run_all.py
