@@ -33,17 +33,21 @@ def empty_photo() -> dict[str, SimpleUploadedFile]:
     return {"image": SimpleUploadedFile("photo.jpg", b"", content_type="image/jpeg")}
 
 
+# Limits in these tests are per hour: django-ratelimit counts in fixed windows, and a per-minute
+# window could end between two requests of a slow test run, letting the next one through.
+
+
 def assert_retry_after(response) -> None:
     assert response.status_code == 429
-    assert 1 <= int(response["Retry-After"]) <= 60
+    assert 1 <= int(response["Retry-After"]) <= 3600
 
 
 # --- Rate limits ----------------------------------------------------------------------------------
 
 
 def test_api_uploads_over_the_limit_get_429_json_with_retry_after(client, rate_limits):
-    # given two uploads a minute per client
-    rate_limits.RATE_LIMIT_UPLOADS = "2/m"
+    # given two uploads an hour per client
+    rate_limits.RATE_LIMIT_UPLOADS = "2/h"
     # when a client sends three
     statuses = [client.post("/api/v1/search", empty_photo()).status_code for _ in range(2)]
     third = client.post("/api/v1/search", empty_photo())
@@ -55,7 +59,7 @@ def test_api_uploads_over_the_limit_get_429_json_with_retry_after(client, rate_l
 
 
 def test_the_shopper_page_over_the_limit_shows_a_readable_429_page(client, rate_limits):
-    rate_limits.RATE_LIMIT_UPLOADS = "1/m"
+    rate_limits.RATE_LIMIT_UPLOADS = "1/h"
     client.post("/", empty_photo())
     response = client.post("/", empty_photo())
     assert_retry_after(response)
@@ -63,20 +67,20 @@ def test_the_shopper_page_over_the_limit_shows_a_readable_429_page(client, rate_
 
 
 def test_the_page_and_the_api_share_one_upload_allowance(client, rate_limits):
-    rate_limits.RATE_LIMIT_UPLOADS = "2/m"
+    rate_limits.RATE_LIMIT_UPLOADS = "2/h"
     client.post("/", empty_photo())
     client.post("/api/v1/recognize", empty_photo())
     assert_retry_after(client.post("/", empty_photo()))
 
 
 def test_every_api_call_counts_against_the_api_limit(client, rate_limits):
-    rate_limits.RATE_LIMIT_API = "1/m"
+    rate_limits.RATE_LIMIT_API = "1/h"
     client.post("/api/v1/recognize", empty_photo())
     assert_retry_after(client.post("/api/v1/recognize", empty_photo()))
 
 
 def test_each_client_address_has_its_own_allowance(client, rate_limits):
-    rate_limits.RATE_LIMIT_UPLOADS = "1/m"
+    rate_limits.RATE_LIMIT_UPLOADS = "1/h"
     client.post("/api/v1/search", empty_photo(), REMOTE_ADDR="203.0.113.1")
     assert client.post("/api/v1/search", empty_photo(), REMOTE_ADDR="203.0.113.2").status_code == 400
     assert_retry_after(client.post("/api/v1/search", empty_photo(), REMOTE_ADDR="203.0.113.1"))
@@ -84,7 +88,7 @@ def test_each_client_address_has_its_own_allowance(client, rate_limits):
 
 def test_behind_a_trusted_proxy_clients_are_told_apart_by_the_address_it_saw(client, rate_limits):
     # given one trusted proxy, which appends the client's address to X-Forwarded-For
-    rate_limits.RATE_LIMIT_UPLOADS = "1/m"
+    rate_limits.RATE_LIMIT_UPLOADS = "1/h"
     rate_limits.RATE_LIMIT_PROXY_COUNT = 1
     proxy = {"REMOTE_ADDR": "10.0.0.1"}
     client.post("/api/v1/search", empty_photo(), HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy)
@@ -99,7 +103,7 @@ def test_behind_a_trusted_proxy_clients_are_told_apart_by_the_address_it_saw(cli
 
 
 def test_staff_are_not_rate_limited(admin_client, rate_limits):
-    rate_limits.RATE_LIMIT_UPLOADS = "1/m"
+    rate_limits.RATE_LIMIT_UPLOADS = "1/h"
     statuses = {admin_client.post("/api/v1/search", empty_photo()).status_code for _ in range(3)}
     assert statuses == {400}
 
