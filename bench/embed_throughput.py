@@ -266,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-images", type=int, default=96, help="photos per batch-32 measurement")
     parser.add_argument("--compile", action="store_true", help="also torch.compile (3-4 minutes to compile on 2 cores)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 quantised export")
+    parser.add_argument("--photos", choices=("upload", "phone", "stored"), default="upload",
+                        help="what batch 1 and 32 decode: 1024-px uploads, 12-MP phone photos, or the files as stored")
     args = parser.parse_args(argv)
 
     import django
@@ -317,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
             variants[int8_name] = (onnx_session_fn(int8_path, cores), int8_note)
 
     # --- batch 1 --------------------------------------------------------------------------------
+    if args.photos == "phone":
+        uploads = [reencoded(p, PHONE_SIZE_PX) for p in sample]
+    elif args.photos == "stored":
+        uploads = kinds["as stored"]
     naive = "PyTorch eager, full decode (naive)"
     paths: dict[str, tuple[EmbedFn, bool]] = {naive: (variants["PyTorch eager"][0], False)}
     for name, (embed, _) in variants.items():
@@ -332,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         same_pixels = naive_vectors if label == naive or label.endswith("full decode") else eager_draft_vectors
         rows.append([label, f"{seconds * 1000:.1f}", f"{1 / seconds:.1f}", f"{naive_s / seconds:.1f}x",
                      cosine_min(vectors, same_pixels), cosine_min(vectors, naive_vectors), notes.get(label, "")])
-    print(f"#### Batch 1, upload-size JPEGs (1024 px), decode included: median of {len(uploads)} photos, "
+    what = {"upload": "upload-size JPEGs (1024 px)", "phone": "12-MP phone JPEGs", "stored": "JPEGs as stored"}
+    print(f"#### Batch 1, {what[args.photos]}, decode included: median of {len(uploads)} photos, "
           "the paths taking turns photo by photo\n")
     print(table(["path", "ms / image", "images/s", "speed-up", "cosine to eager, same pixels: min / median",
                  "cosine to naive: min / median", "note"], rows) + "\n", flush=True)
@@ -355,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             rate, waiting = pipelined(gpu, batch_blobs, size, workers)
             rows32.append([f"GPU eager PyTorch + embed_pipeline, {workers} decode threads "
                            f"(waiting for decoding {waiting:.0%})", f"{rate:.1f}", f"{rate / naive32:.1f}x"])
-    print(f"#### Batch 32, upload-size JPEGs, decode included: {len(batch_blobs)} photos\n")
+    print(f"#### Batch 32, {what[args.photos]}, decode included: {len(batch_blobs)} photos\n")
     print(table(["path", "images/s", "vs naive"], rows32) + "\n", flush=True)
 
     # --- int8 accuracy change -------------------------------------------------------------------

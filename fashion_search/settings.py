@@ -122,8 +122,8 @@ SEARCH_TAG_WEIGHTS = {
 }
 
 # --- Inference runtime and warm-up (recognition/backbone_onnx.py, fashion_search/wsgi.py) ---------
-# auto: ONNX Runtime on CPU (per photo, decoding included, 15x faster than eager PyTorch with its default
-# threads and 2.7x faster than with one thread, on 2 shared cores: bench/README.md), eager PyTorch on a GPU.
+# auto: ONNX Runtime on CPU (per photo, decoding included, 2.9x faster than eager PyTorch on 2 quiet cores,
+# 8-15x when the cores are shared or photos are large: bench/README.md), eager PyTorch on a GPU.
 # torch: always PyTorch. onnx: always ONNX Runtime. Both give the same embeddings (cosine > 0.999) and the
 # same version, so switching never makes stored embeddings stale.
 RECOGNITION_RUNTIME = env_str("RECOGNITION_RUNTIME", "auto")

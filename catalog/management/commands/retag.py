@@ -31,8 +31,8 @@ from recognition.recognizers import Prediction
 from recognition.services import attribute_recognizers, backbone_get, image_recognize
 
 # 32 photos per batch: on a GPU a batch of 32 Lite0 inputs (19 MB) keeps it busy while the pool decodes
-# the next ones. On the 2-core CPU batching neither helps nor hurts: about 23 photos/s at batch 1 and at
-# batch 32, decoding included (bench/README.md, "Embedding throughput").
+# the next ones. On the 2-core CPU it changes less: 26-59 photos/s at batch 32 against 27-31 at batch 1,
+# decoding included, depending on how busy the cores are (bench/README.md, "Embedding throughput").
 DEFAULT_BATCH_SIZE = 32
 
 
