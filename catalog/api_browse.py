@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, File, Query, Router, Schema
 from ninja.files import UploadedFile
 
-from catalog.api_schemas import ErrorOut, ResultOut
+from catalog.api_schemas import ErrorOut, ItemFieldsOut, ResultOut
 from catalog.models import Item
 from catalog.presenters import hit_as_dict, item_as_dict, look_as_dict
 from catalog.services.coordination import item_tags, look_suggest
@@ -22,13 +22,7 @@ from recognition.services import image_embed, image_recognize, recognizer_names_
 router = Router(tags=["browse"])
 
 
-class ItemOut(Schema):
-    id: int
-    name: str
-    brand: str
-    price: str | None
-    currency: str
-    shop_url: str
+class ItemOut(ItemFieldsOut):
     description: str
     tags: dict[str, str]
     photo_urls: list[str]

@@ -16,13 +16,18 @@ class ErrorOut(Schema):
     reason: str = Field(description="what went wrong, in a sentence", examples=["Not a supported image."])
 
 
-class ResultOut(Schema):
+class ItemFieldsOut(Schema):
+    """What every item shows, wherever it appears (catalog.presenters.item_fields)."""
+
     id: int
     name: str
     brand: str
     price: str | None
     currency: str
     shop_url: str
+
+
+class ResultOut(ItemFieldsOut):
     photo_url: str
     score: float
     visual: float
