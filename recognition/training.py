@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -174,6 +173,10 @@ def train_head(
     Class weights are inverse frequencies, so a rare label (skirt: 112 of 3068 photos) is not
     drowned out by a common one.
     """
+    # Imported here, not at the top: web processes import this module (through recognition.versions,
+    # which the admin loads) but never train, and torch costs them ~650 MB of memory and a second or more.
+    import torch
+
     torch.manual_seed(seed)
     x = torch.from_numpy(embeddings).float()
     y = torch.from_numpy(targets)
