@@ -10,6 +10,10 @@ A writer killed mid-publish leaves at most a temporary file (`.index-*.tmp`, `.c
 finished index file that `CURRENT` does not name. Neither is ever read; the next writer, holding the
 lock and so knowing that no other writer is active, deletes them. Tested by killing a real writer
 process at each step (tests/e2e/test_index_crash.py).
+
+An index file is a short header listing the HNSW slots removed but not yet compacted away
+(tombstones, see `VectorIndex`), followed by the FAISS index itself, so both are published by the
+one rename. Plain FAISS files, as earlier versions wrote, are still read.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import faiss
 import numpy as np
@@ -36,9 +41,17 @@ logger = logging.getLogger(__name__)
 
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
+# Coalesced syncs (IndexStore.sync): the lock held by the process syncing, and the request others leave.
+SYNC_LOCK_FILE = ".sync-lock"
+SYNC_REQUEST_FILE = ".sync-requested"
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
+# Above this fraction of tombstoned slots an HNSW index is rebuilt from its live vectors.
+COMPACT_REMOVED_FRACTION = 0.2
+# First bytes of an index file: then the count and int64 slots of tombstones, then the FAISS index.
+# A file without them is a plain FAISS index, as versions before tombstones wrote.
+FILE_MAGIC = b"FSINDEX1"
 # Name patterns of the temporary files of `_publish`; any found while holding the lock are left-overs.
 TEMP_PATTERNS = (".index-*.tmp", ".current-*")
 
@@ -60,17 +73,42 @@ class IndexHit:
 class VectorIndex:
     """Inner-product search over L2-normalised vectors, keyed by int64 ids.
 
+    An HNSW graph cannot drop a node, and rebuilding it took 136 s at 100k vectors on 2 cores, so
+    removing from an HNSW index only marks the vector's slot removed (a tombstone): search skips
+    those slots through a FAISS selector, and `ids()` and `len()` leave them out. Tombstones are
+    internal slots, not photo ids, so a photo removed and added again (an upsert) has its old
+    vector skipped and its new one found. Once tombstones exceed COMPACT_REMOVED_FRACTION of the
+    slots, the graph is rebuilt from the live vectors. A flat index removes vectors at once.
+
     Not thread-safe for writes; the store serialises writers with a file lock.
     """
 
-    def __init__(self, dim: int, faiss_index: faiss.Index | None = None, version: str = "") -> None:
+    def __init__(
+        self,
+        dim: int,
+        faiss_index: faiss.Index | None = None,
+        version: str = "",
+        removed: NDArray[np.int64] | None = None,
+    ) -> None:
         self.dim = dim
         self.version = version
-        self._index = faiss_index if faiss_index is not None else self._empty_flat(dim)
+        self._index = faiss_index if faiss_index is not None else self._empty(dim, hnsw=False)
+        # Whether an edit changed anything since this object was read or built (a store publishes only then).
+        self.changed = False
+        self._slot_ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        self._live = np.ones(len(self._slot_ids), dtype=bool)
+        if removed is not None and len(removed):
+            self._live[np.asarray(removed, dtype=np.int64)] = False
+        self._search_params: tuple[object, ...] | None = None
 
     @staticmethod
-    def _empty_flat(dim: int) -> faiss.Index:
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    def _empty(dim: int, *, hnsw: bool) -> faiss.Index:
+        if not hnsw:
+            return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        graph = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        graph.hnsw.efSearch = HNSW_EF_SEARCH
+        return faiss.IndexIDMap2(graph)
 
     @classmethod
     def build(
@@ -78,14 +116,7 @@ class VectorIndex:
     ) -> VectorIndex:
         """Build an exact index up to `flat_max_items` vectors, an HNSW index beyond."""
         dim = vectors.shape[1]
-        if len(ids) <= flat_max_items:
-            index = cls._empty_flat(dim)
-        else:
-            hnsw = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-            hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            hnsw.hnsw.efSearch = HNSW_EF_SEARCH
-            index = faiss.IndexIDMap2(hnsw)
-        vector_index = cls(dim, index)
+        vector_index = cls(dim, cls._empty(dim, hnsw=len(ids) > flat_max_items))
         vector_index.add(ids, vectors)
         return vector_index
 
@@ -95,61 +126,168 @@ class VectorIndex:
         return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(np.count_nonzero(self._live))
+
+    @property
+    def removed_slots(self) -> int:
+        """Tombstoned slots awaiting compaction (always 0 for a flat index)."""
+        return len(self._live) - len(self)
 
     def ids(self) -> NDArray[np.int64]:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        """The ids of the live vectors (a photo indexed twice appears twice)."""
+        return self._slot_ids[self._live]
 
-    def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
-        """Add or replace vectors: an id already present is removed first (upsert)."""
+    def add(
+        self, ids: NDArray[np.int64], vectors: NDArray[np.float32], *, flat_max_items: int | None = None
+    ) -> None:
+        """Add or replace vectors: an id already present is removed first (upsert).
+
+        With `flat_max_items`, a flat index that now holds more vectors than that becomes HNSW.
+        """
         if len(ids) == 0:
             return
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ids), self.dim):
             raise ValueError(f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}")
-        self.remove(ids)
+        self._remove_lazily(ids)
         self._index.add_with_ids(vectors, ids)
+        self._slot_ids = np.concatenate([self._slot_ids, ids])
+        self._live = np.concatenate([self._live, np.ones(len(ids), dtype=bool)])
+        self._edited()
+        if flat_max_items is not None and self.kind == "flat" and len(self) > flat_max_items:
+            self._rebuild(hnsw=True, reason=f"grew past {flat_max_items} vectors")
+        else:
+            self._compact_if_due()
 
     def remove(self, ids: NDArray[np.int64]) -> int:
         """Remove ids (absent ones are ignored); returns how many were removed."""
-        present = np.intersect1d(self.ids(), np.asarray(ids, dtype=np.int64))
-        if len(present) == 0:
-            return 0
-        if self.kind == "flat":
-            return int(self._index.remove_ids(faiss.IDSelectorBatch(present)))
-        # HNSW graphs cannot drop nodes: rebuild from the remaining vectors (deletions are rare).
-        keep = np.setdiff1d(self.ids(), present)
-        vectors = np.vstack([self._index.reconstruct(int(i)) for i in keep]) if len(keep) else None
-        rebuilt = VectorIndex.build(
-            keep, vectors if vectors is not None else np.zeros((0, self.dim), np.float32), flat_max_items=-1
-        )
-        self._index = rebuilt._index
-        return len(present)
+        removed = self._remove_lazily(np.asarray(ids, dtype=np.int64))
+        self._compact_if_due()
+        return removed
+
+    def compact(self) -> None:
+        """Rebuild the HNSW graph from the live vectors alone, dropping every tombstone."""
+        if self.removed_slots:
+            self._rebuild(hnsw=True, reason=f"{self.removed_slots} removed vectors")
 
     def search(self, queries: NDArray[np.float32], k: int) -> list[list[IndexHit]]:
         """The `k` nearest ids of each query, best first; ties broken by id for stable pages."""
         if len(self) == 0 or k <= 0:
             return [[] for _ in range(len(queries))]
-        scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self)))
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        # Searched below the id map, on slots: the selector skips tombstoned slots inside the graph
+        # walk, so FAISS still fills k results from live vectors.
+        params = self._params()
+        scores, slots = self._index.index.search(queries, min(k, len(self)), params=params)
         results = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            hits = [IndexHit(int(i), float(s)) for s, i in zip(row_scores, row_ids, strict=True) if i >= 0]
+        for row_scores, row_slots in zip(scores, slots, strict=True):
+            hits = [
+                IndexHit(int(self._slot_ids[slot]), float(score))
+                for score, slot in zip(row_scores, row_slots, strict=True)
+                if slot >= 0
+            ]
             hits.sort(key=lambda hit: (-round(hit.score, 6), hit.id))
             results.append(hits)
         return results
 
     def write(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+        """Write one file: a header with the tombstoned slots, then the FAISS index as faiss writes it."""
+        removed = np.flatnonzero(~self._live).astype("<i8")
+        with open(path, "wb") as handle:
+            handle.write(FILE_MAGIC)
+            handle.write(len(removed).to_bytes(8, "little"))
+            handle.write(removed.tobytes())
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
 
     @classmethod
     def read(cls, path: Path, version: str) -> VectorIndex:
-        """Read an index file; raises IndexUnreadable when it is missing or corrupt."""
+        """Read an index file, or a plain FAISS file as earlier versions wrote.
+
+        Raises IndexUnreadable when it is missing or corrupt.
+        """
         try:
-            index = faiss.read_index(str(path))
-        except RuntimeError as exc:  # faiss reports missing and truncated files alike as RuntimeError
+            with open(path, "rb") as handle:
+                if handle.read(len(FILE_MAGIC)) == FILE_MAGIC:
+                    count = int.from_bytes(_read_exactly(handle, 8), "little")
+                    removed = np.frombuffer(_read_exactly(handle, 8 * count), dtype="<i8").astype(np.int64)
+                    index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
+                else:
+                    removed = np.zeros(0, dtype=np.int64)
+                    index = faiss.read_index(str(path))
+            if not isinstance(index, faiss.IndexIDMap2) or (len(removed) and removed.max() >= index.ntotal):
+                raise ValueError("not an id-mapped index, or tombstones beyond its vectors")
+        # faiss reports truncated files as RuntimeError; a short header or a bad count as ValueError
+        except (OSError, RuntimeError, ValueError) as exc:
             raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
-        return cls(index.d, index, version)
+        return cls(index.d, index, version, removed)
+
+    def _remove_lazily(self, ids: NDArray[np.int64]) -> int:
+        """Drop ids from a flat index, tombstone them in an HNSW one; returns how many ids were present."""
+        slots = np.flatnonzero(np.isin(self._slot_ids, ids) & self._live)
+        if len(slots) == 0:
+            return 0
+        present = np.unique(self._slot_ids[slots])
+        if self.kind == "flat":
+            self._index.remove_ids(faiss.IDSelectorBatch(present))
+            self._slot_ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            self._live = np.ones(len(self._slot_ids), dtype=bool)
+        else:
+            self._live[slots] = False
+        self._edited()
+        return len(present)
+
+    def _compact_if_due(self) -> None:
+        # Rare and amortised: at the 20% default, one rebuild per fifth of the index removed.
+        if self.removed_slots > COMPACT_REMOVED_FRACTION * len(self._live):
+            self.compact()
+
+    def _rebuild(self, *, hnsw: bool, reason: str) -> None:
+        started = time.perf_counter()
+        total = len(self._live)
+        live = np.flatnonzero(self._live)
+        storage = faiss.downcast_index(self._index.index)
+        if isinstance(storage, faiss.IndexHNSW):
+            storage = faiss.downcast_index(storage.storage)
+        # A view of the stored vectors (no copy of the whole index); indexing by `live` copies the kept ones.
+        vectors = faiss.rev_swig_ptr(storage.get_xb(), total * self.dim).reshape(total, self.dim)[live]
+        index = self._empty(self.dim, hnsw=hnsw)
+        index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(self._slot_ids[live]))
+        self._index = index
+        self._slot_ids = self._slot_ids[live]
+        self._live = np.ones(len(live), dtype=bool)
+        self._edited()
+        logger.info(
+            "rebuilt index as %s (%s): %d vectors in %.2fs",
+            self.kind, reason, len(live), time.perf_counter() - started,
+        )
+
+    def _edited(self) -> None:
+        self.changed = True
+        self._search_params = None
+
+    def _params(self) -> faiss.SearchParameters | None:
+        """Search parameters skipping tombstoned slots, built once per edit; None when there are none."""
+        if not self.removed_slots:
+            return None
+        if self._search_params is None:
+            # The Python objects are kept together: FAISS holds raw pointers to the inner selectors.
+            batch = faiss.IDSelectorBatch(np.flatnonzero(~self._live).astype(np.int64))
+            skip = faiss.IDSelectorNot(batch)
+            inner = faiss.downcast_index(self._index.index)
+            if isinstance(inner, faiss.IndexHNSW):  # HNSW parameters replace the index's own efSearch
+                params = faiss.SearchParametersHNSW(sel=skip, efSearch=inner.hnsw.efSearch)
+            else:
+                params = faiss.SearchParameters(sel=skip)
+            self._search_params = (params, skip, batch)
+        return self._search_params[0]
+
+
+def _read_exactly(handle: BinaryIO, size: int) -> bytes:
+    data = handle.read(size)
+    if len(data) != size:
+        raise ValueError(f"file ends {size - len(data)} bytes early")
+    return data
 
 
 class IndexStore:
@@ -191,32 +329,72 @@ class IndexStore:
 
     @contextlib.contextmanager
     def editing(self) -> Iterator[VectorIndex]:
-        """Yield a private copy of the latest index under an exclusive lock, then publish it.
+        """Yield a private copy of the latest index under an exclusive lock, then publish it if it changed.
 
         If the body raises, nothing is published.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / LOCK_FILE, "w") as lock_handle:
-            fcntl.flock(lock_handle, fcntl.LOCK_EX)
-            try:
-                version = self.current_version()
-                index = (
-                    VectorIndex.read(self._file(version), version) if version else VectorIndex(self.dim)
-                )
-                yield index
+        with self._locked(LOCK_FILE, blocking=True):
+            version = self.current_version()
+            index = VectorIndex.read(self._file(version), version) if version else VectorIndex(self.dim)
+            yield index
+            if index.changed:
                 self._publish(index)
-            finally:
-                fcntl.flock(lock_handle, fcntl.LOCK_UN)
 
     def replace(self, index: VectorIndex) -> None:
         """Publish `index` as the new version (used by a full rebuild)."""
+        with self._locked(LOCK_FILE, blocking=True):
+            self._publish(index)
+
+    def sync(self, update: Callable[[VectorIndex], object]) -> bool:
+        """Run `update` on the latest index and publish the result, coalescing callers that overlap.
+
+        For edits whose content comes from elsewhere (the database): `update` must bring the index
+        up to date with everything committed before it runs, not apply one caller's change. The
+        caller leaves a request file, then takes the sync lock without waiting. If it gets it, it
+        runs `update` (under the writer lock, via `editing`) until no request is left. If another
+        process holds it, the caller returns at once: that process sees the request before it
+        lets go and runs `update` again, after the caller's commit. So a burst of callers costs
+        about two publishes, not one each. The request is deleted before `update` runs and put
+        back if it fails, so none is lost; a syncer killed outright leaves the request for the next
+        caller (and a stale index for repair). Returns whether this call ran `update`.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / LOCK_FILE, "w") as lock_handle:
-            fcntl.flock(lock_handle, fcntl.LOCK_EX)
+        request = self.directory / SYNC_REQUEST_FILE
+        request.touch()
+        ran = False
+        # Checked again after letting go: a request left while we held the lock, by a caller that
+        # then failed to get it, is ours to serve.
+        while request.exists():
+            with self._locked(SYNC_LOCK_FILE, blocking=False) as held:
+                if not held:
+                    return ran
+                while request.exists():
+                    request.unlink(missing_ok=True)
+                    try:
+                        with self.editing() as index:
+                            update(index)
+                    except BaseException:
+                        request.touch()
+                        raise
+                    ran = True
+        return ran
+
+    @contextlib.contextmanager
+    def _locked(self, name: str, *, blocking: bool) -> Iterator[bool]:
+        """Hold the lock file `name` of this directory; yields False when not `blocking` and it is taken."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / name, "w") as lock_handle:
             try:
-                self._publish(index)
+                fcntl.flock(lock_handle, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held = False
+            else:
+                held = True
+            try:
+                yield held
             finally:
-                fcntl.flock(lock_handle, fcntl.LOCK_UN)
+                if held:
+                    fcntl.flock(lock_handle, fcntl.LOCK_UN)
 
     def _file(self, version: str) -> Path:
         return self.directory / f"index-{version}.faiss"

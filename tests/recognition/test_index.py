@@ -1,11 +1,15 @@
-"""The vector index: exact and approximate search, upserts, removals, atomic publishing, reloads."""
+"""The vector index: exact and approximate search, upserts, lazy removals, growth, atomic publishing, syncs."""
 
 from __future__ import annotations
 
+import threading
+import time
+
+import faiss
 import numpy as np
 import pytest
 
-from recognition.index import IndexStore, VectorIndex
+from recognition.index import SYNC_REQUEST_FILE, IndexStore, VectorIndex
 
 
 def unit_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -64,3 +68,175 @@ def test_a_failed_edit_publishes_nothing_and_leaves_the_previous_index_live(tmp_
         raise RuntimeError("crash while writing")
     assert store.current_version() == version
     assert len(IndexStore(tmp_path, 32).load()) == 5
+
+
+def hnsw_index(n: int = 500, seed: int = 0) -> tuple[VectorIndex, np.ndarray]:
+    vectors = unit_vectors(n, seed=seed)
+    index = VectorIndex.build(np.arange(n), vectors, flat_max_items=10)
+    assert index.kind == "hnsw"
+    return index, vectors
+
+
+def found_ids(index: VectorIndex, queries: np.ndarray, k: int) -> list[list[int]]:
+    return [[hit.id for hit in row] for row in index.search(queries, k)]
+
+
+def test_removing_from_hnsw_tombstones_instead_of_rebuilding_and_the_ids_never_come_back():
+    # given an HNSW index (building it is the cost a removal used to pay again)
+    vectors = unit_vectors(3000, seed=4)
+    started = time.perf_counter()
+    index = VectorIndex.build(np.arange(3000), vectors, flat_max_items=10)
+    build_s = time.perf_counter() - started
+
+    # when 100 ids are removed (3%, below the compaction threshold)
+    gone = np.arange(0, 3000, 30)
+    started = time.perf_counter()
+    assert index.remove(np.concatenate([gone, [99_999]])) == 100
+    remove_s = time.perf_counter() - started
+
+    # then nothing was rebuilt: the slots are tombstoned, and removal took a fraction of a build
+    assert index.kind == "hnsw" and index.removed_slots == 100
+    assert remove_s < build_s / 10, (remove_s, build_s)
+    assert len(index) == 2900 and not set(gone.tolist()) & set(index.ids().tolist())
+    # and no query finds a removed id, even its own vector, while k live results still come back
+    rows = found_ids(index, vectors[gone], 10)
+    assert all(len(row) == 10 and not set(row) & set(gone.tolist()) for row in rows)
+
+
+def test_an_id_removed_then_added_again_is_found_once_with_its_new_vector():
+    index, vectors = hnsw_index()
+    index.remove(np.array([3]))
+
+    index.add(np.array([3]), vectors[7:8])
+
+    assert sorted(index.ids().tolist()).count(3) == 1 and len(index) == 500
+    assert set(found_ids(index, vectors[7:8], 2)[0]) == {3, 7}
+    hits_near_old = index.search(vectors[3:4], 500)[0]
+    assert [hit.score for hit in hits_near_old if hit.id == 3] == pytest.approx([float(vectors[3] @ vectors[7])])
+
+
+def test_upserting_an_hnsw_id_tombstones_its_old_vector():
+    index, vectors = hnsw_index()
+
+    index.add(np.array([3]), vectors[7:8])
+
+    assert index.kind == "hnsw" and index.removed_slots == 1
+    assert [hit.id for hit in index.search(vectors[3:4], 500)[0]].count(3) == 1
+
+
+def test_tombstones_survive_publishing_and_reloading(tmp_path):
+    # given a published HNSW index from which ids are removed in an edit
+    index, vectors = hnsw_index()
+    IndexStore(tmp_path, 32).replace(index)
+    with IndexStore(tmp_path, 32).editing() as editing:
+        editing.remove(np.array([1, 2, 3]))
+        editing.add(np.array([4]), vectors[9:10])
+
+    # when another process loads it
+    loaded = IndexStore(tmp_path, 32).load()
+
+    # then the removals and the upsert hold there too
+    assert loaded.kind == "hnsw" and loaded.removed_slots == 4 and len(loaded) == 497
+    assert not {1, 2, 3} & set(loaded.ids().tolist())
+    assert not {1, 2, 3} & {hit for row in found_ids(loaded, vectors[1:4], 20) for hit in row}
+    assert set(found_ids(loaded, vectors[9:10], 2)[0]) == {4, 9}
+
+
+def test_past_a_fifth_of_the_slots_removed_the_graph_is_rebuilt_without_them():
+    index, vectors = hnsw_index()
+    index.remove(np.arange(100))  # exactly 20%: not yet
+    assert index.removed_slots == 100
+
+    index.remove(np.array([100]))
+
+    assert index.kind == "hnsw" and index.removed_slots == 0
+    assert sorted(index.ids().tolist()) == list(range(101, 500))
+    assert found_ids(index, vectors[200:205], 1) == [[200], [201], [202], [203], [204]]
+
+
+def test_a_flat_index_that_grows_past_the_limit_becomes_hnsw_at_the_next_edit():
+    vectors = unit_vectors(30)
+    index = VectorIndex.build(np.arange(20), vectors[:20], flat_max_items=20)
+    index.add(np.array([20]), vectors[20:21])  # no limit given: an edit that does not say stays flat
+    assert index.kind == "flat"
+
+    index.add(np.arange(21, 30), vectors[21:], flat_max_items=20)
+
+    assert index.kind == "hnsw" and len(index) == 30
+    assert found_ids(index, vectors, 1) == [[i] for i in range(30)]
+
+
+def test_an_edit_that_changes_nothing_publishes_nothing(tmp_path):
+    store = IndexStore(tmp_path, 32)
+    with store.editing() as index:
+        index.add(np.arange(5), unit_vectors(5))
+    version = store.current_version()
+
+    with store.editing() as index:
+        assert index.remove(np.array([99])) == 0
+
+    assert store.current_version() == version
+
+
+def test_an_index_file_written_by_plain_faiss_is_still_read(tmp_path):
+    # given an index published before tombstones existed: the file is what faiss.write_index writes
+    vectors = unit_vectors(5)
+    legacy = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    legacy.add_with_ids(vectors, np.arange(10, 15))
+    faiss.write_index(legacy, str(tmp_path / "index-00000000000000000001-legacy00.faiss"))
+    (tmp_path / "CURRENT").write_text("00000000000000000001-legacy00")
+
+    index = IndexStore(tmp_path, 32).load()
+
+    assert sorted(index.ids().tolist()) == [10, 11, 12, 13, 14]
+    assert found_ids(index, vectors[:1], 1) == [[10]]
+
+
+def test_overlapping_syncs_coalesce_and_lose_no_request(tmp_path):
+    # given a source of truth (standing in for the database) and a sync that is slow to finish
+    store = IndexStore(tmp_path, 32)
+    vectors = unit_vectors(10)
+    committed: list[int] = [0]
+    calls: list[list[int]] = []
+    first_round_running, let_it_finish = threading.Event(), threading.Event()
+
+    def update(index: VectorIndex) -> None:
+        wanted = list(committed)
+        calls.append(wanted)
+        missing = np.setdiff1d(np.array(wanted), index.ids())
+        index.add(missing, vectors[missing])
+        if len(calls) == 1:
+            first_round_running.set()
+            let_it_finish.wait(timeout=30)
+
+    syncer = threading.Thread(target=store.sync, args=(update,))
+    syncer.start()
+    assert first_round_running.wait(timeout=30)
+
+    # when more writes commit and their callers sync while the first is mid-round
+    others = []
+    for photo_id in range(1, 10):
+        committed.append(photo_id)
+        others.append(store.sync(update))
+    let_it_finish.set()
+    syncer.join(timeout=30)
+
+    # then none of them waited or published; the running sync did one more round that took them all
+    assert others == [False] * 9
+    assert len(calls) == 2
+    assert sorted(store.load().ids().tolist()) == list(range(10))
+    assert not (tmp_path / SYNC_REQUEST_FILE).exists()
+
+
+def test_a_failed_sync_leaves_its_request_for_the_next_one(tmp_path):
+    store = IndexStore(tmp_path, 32)
+
+    def broken(index: VectorIndex) -> None:
+        raise OSError("database went away")
+
+    with pytest.raises(OSError):
+        store.sync(broken)
+
+    assert (tmp_path / SYNC_REQUEST_FILE).exists()
+    assert store.sync(lambda index: index.add(np.arange(3), unit_vectors(3))) is True
+    assert sorted(store.load().ids().tolist()) == [0, 1, 2]
