@@ -101,8 +101,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 
 # --- Recognition and index ------------------------------------------------------------------------
 INDEX_DIR = env_path("INDEX_DIR", VAR_DIR / "index")
-# Exact (flat) search up to this many vectors, an approximate HNSW index beyond.
-FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 100_000)
+# Exact (flat) search up to this many vectors, an approximate HNSW index beyond; a flat index that grows
+# past it becomes HNSW at its next edit. Measured on 2 cores: exact search 6 ms at 10k, 14 ms at 20k,
+# 51 ms at 100k; HNSW 1.2 ms at 10k, 1.9 ms at 100k with recall@10 >= 0.988 (efSearch 128).
+FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 20_000)
 RECOGNITION_DEVICE = env_str("RECOGNITION_DEVICE", "auto")  # auto | cpu | cuda
 # Fine-tuned backbone weights; by default the file shipped in recognition/artifacts/backbone/ when present.
 _SHIPPED_TUNED_WEIGHTS = BASE_DIR / "recognition" / "artifacts" / "backbone" / "tuned.pt"

@@ -3,6 +3,10 @@
 The database is the source of truth. Whatever a crash left the index holding (a tagged photo
 missing because a worker died between its commit and the index write, a deleted photo still
 there, an unreadable file), `index_repair` brings it back in step; processes call it on start.
+
+Newly tagged photos reach the index through `index_sync`, which adds every tagged photo the index
+lacks in one publish and coalesces overlapping calls: a publish rewrites the whole index file
+(about 2 KB per photo), so one per tagged photo would cost O(n) each as the catalog grows.
 """
 
 from __future__ import annotations
@@ -31,11 +35,26 @@ def index_add_photo(*, photo: Photo) -> None:
     if vector is None:
         return
     with index_store_get().editing() as index:
-        index.add(np.array([photo.pk], dtype=np.int64), vector.reshape(1, -1))
+        index.add(
+            np.array([photo.pk], dtype=np.int64), vector.reshape(1, -1), flat_max_items=settings.FLAT_INDEX_MAX_ITEMS
+        )
+
+
+def index_sync() -> bool:
+    """Bring the published index in step with the tagged photos, coalescing with concurrent calls.
+
+    Call after committing a photo's first embedding. If another process is syncing, returns at
+    once and that process picks the photo up (recognition.index.IndexStore.sync). Returns whether
+    this call did the sync; either way every photo committed before the call gets indexed.
+    """
+    return index_store_get().sync(_index_reconcile)
 
 
 def index_remove_photos(*, photo_ids: list[int]) -> None:
-    """Drop photos from the published index (ids not in it are ignored)."""
+    """Drop photos from the published index (ids not in it are ignored).
+
+    Cheap on an HNSW index too: the vectors are only marked removed (recognition.index.VectorIndex).
+    """
     with index_store_get().editing() as index:
         removed = index.remove(np.array(photo_ids, dtype=np.int64))
     logger.info("removed %d of %d photos from the index", removed, len(photo_ids))
@@ -141,6 +160,7 @@ def _index_reconcile(index: VectorIndex) -> IndexRepair:
             index.add(
                 np.array([pk for pk, _ in rows], dtype=np.int64),
                 np.vstack([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob in rows]),
+                flat_max_items=settings.FLAT_INDEX_MAX_ITEMS,
             )
     return IndexRepair(added=len(missing - duplicated), removed=len(extra))
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Photo, Tag
-from catalog.services.index import index_add_photo
+from catalog.services.index import index_add_photo, index_sync
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import decode_image
 from recognition.labels import LABEL_SETS
@@ -65,7 +65,10 @@ def photo_tag(*, photo_id: int, force: bool = False) -> Photo | None:
         locked.failure_reason = ""
         locked.tagged_at = timezone.now()
         locked.save(update_fields=["embedding", "embedding_model", "status", "failure_reason", "tagged_at"])
-    index_add_photo(photo=locked)
+    if photo.embedding is None:
+        index_sync()  # a first embedding: one publish picks up every photo tagged meanwhile
+    else:
+        index_add_photo(photo=locked)  # a new vector for an indexed photo: the sync only adds missing ids
     logger.info("tagged photo %s with %s", photo_id, ", ".join(names) or "no recognizers")
     return locked
 
