@@ -44,6 +44,7 @@ LOCK_FILE = ".lock"
 # Coalesced syncs (IndexStore.sync): the lock held by the process syncing, and the request others leave.
 SYNC_LOCK_FILE = ".sync-lock"
 SYNC_REQUEST_FILE = ".sync-requested"
+SYNC_RUNNING_FILE = ".sync-running"  # the requests a round has taken, until it has published
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
@@ -354,12 +355,12 @@ class IndexStore:
         runs `update` (under the writer lock, via `editing`) until no request is left. If another
         process holds it, the caller returns at once: that process sees the request before it
         lets go and runs `update` again, after the caller's commit. So a burst of callers costs
-        about two publishes, not one each. The request is deleted before `update` runs and put
-        back if it fails, so none is lost; a syncer killed outright leaves the request for the next
-        caller (and a stale index for repair). Returns whether this call ran `update`.
+        about two publishes, not one each. A round that raises, or whose process is killed, leaves
+        its requests behind for the next caller's sync (and `index_repair` on process start), so
+        none is lost. Returns whether this call ran `update`.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        request = self.directory / SYNC_REQUEST_FILE
+        request, running = self.directory / SYNC_REQUEST_FILE, self.directory / SYNC_RUNNING_FILE
         request.touch()
         ran = False
         # Checked again after letting go: a request left while we held the lock, by a caller that
@@ -368,14 +369,14 @@ class IndexStore:
             with self._locked(SYNC_LOCK_FILE, blocking=False) as held:
                 if not held:
                     return ran
-                while request.exists():
-                    request.unlink(missing_ok=True)
-                    try:
-                        with self.editing() as index:
-                            update(index)
-                    except BaseException:
-                        request.touch()
-                        raise
+                while request.exists() or running.exists():
+                    # Taken before `update` reads anything, so a request left from here on gets another
+                    # round; kept until the round published, so a round that fails or dies is redone.
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(request, running)
+                    with self.editing() as index:
+                        update(index)
+                    running.unlink()
                     ran = True
         return ran
 

@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from recognition.index import SYNC_REQUEST_FILE, IndexStore, VectorIndex
+from recognition.index import SYNC_REQUEST_FILE, SYNC_RUNNING_FILE, IndexStore, VectorIndex
 
 
 def unit_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -225,7 +225,7 @@ def test_overlapping_syncs_coalesce_and_lose_no_request(tmp_path):
     assert others == [False] * 9
     assert len(calls) == 2
     assert sorted(store.load().ids().tolist()) == list(range(10))
-    assert not (tmp_path / SYNC_REQUEST_FILE).exists()
+    assert not (tmp_path / SYNC_REQUEST_FILE).exists() and not (tmp_path / SYNC_RUNNING_FILE).exists()
 
 
 def test_a_failed_sync_leaves_its_request_for_the_next_one(tmp_path):
@@ -237,6 +237,6 @@ def test_a_failed_sync_leaves_its_request_for_the_next_one(tmp_path):
     with pytest.raises(OSError):
         store.sync(broken)
 
-    assert (tmp_path / SYNC_REQUEST_FILE).exists()
+    assert (tmp_path / SYNC_RUNNING_FILE).exists()
     assert store.sync(lambda index: index.add(np.arange(3), unit_vectors(3))) is True
     assert sorted(store.load().ids().tolist()) == [0, 1, 2]
