@@ -25,9 +25,21 @@ FEATURE_DIM = HUE_BINS * SATURATION_BINS * VALUE_BINS + 6
 
 
 def garment_mask(rgb: NDArray[np.uint8]) -> NDArray[np.bool_]:
-    """True where a pixel differs from the border's colours; the central region when that finds too little."""
+    """True where a pixel differs from the border's colours; the central region when that finds too little.
+
+    `rgb` is (height, width, 3) uint8; the mask is (height, width).
+    """
     height, width, _ = rgb.shape
-    pixels = rgb.astype(np.float32)
+    nearest = np.sqrt(_nearest_border_distance_sq(rgb)).reshape(height, width)
+    mask = nearest > BACKGROUND_DISTANCE
+    if mask.mean() < MIN_MASK_SHARE:
+        mask = np.zeros((height, width), dtype=bool)
+        mask[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = True
+    return mask
+
+
+def _border_samples(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """(<= BORDER_SAMPLES, 3) colours taken evenly along the BORDER_PX-wide frame of an (h, w, 3) image."""
     border = np.concatenate(
         [
             pixels[:BORDER_PX].reshape(-1, 3),
@@ -37,14 +49,24 @@ def garment_mask(rgb: NDArray[np.uint8]) -> NDArray[np.bool_]:
         ]
     )
     step = max(1, len(border) // BORDER_SAMPLES)
-    samples = border[::step][:BORDER_SAMPLES]
-    flat = pixels.reshape(-1, 1, 3)
-    nearest = np.sqrt(((flat - samples[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
-    mask = (nearest > BACKGROUND_DISTANCE).reshape(height, width)
-    if mask.mean() < MIN_MASK_SHARE:
-        mask = np.zeros((height, width), dtype=bool)
-        mask[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = True
-    return mask
+    return border[::step][:BORDER_SAMPLES]
+
+
+def _nearest_border_distance_sq(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """(h * w,) squared RGB distance from each pixel to its nearest border sample, exact.
+
+    |p - s|^2 = |p|^2 - (2 p.s - |s|^2): the bracket for every (pixel, sample) pair is one matrix product
+    of [p, 1] with [2s, -|s|^2], 1.4 ms for a 96 x 96 photo where the pairwise differences took 47 ms
+    (one shared core). It stays exact in float32: every operand and partial sum is an integer below
+    2^24 (|2 p.s| <= 390,150), so rounding never happens, whatever order BLAS adds in; the mask is
+    bit-identical to the pairwise one that the shipped colour head was trained on.
+    """
+    pixels = rgb.reshape(-1, 3).astype(np.float32)
+    samples = _border_samples(rgb).astype(np.float32)
+    pixels_1 = np.concatenate([pixels, np.ones((len(pixels), 1), np.float32)], axis=1)
+    samples_2 = np.concatenate([2 * samples, -(samples * samples).sum(axis=1, keepdims=True)], axis=1)
+    closest = (pixels_1 @ samples_2.T).max(axis=1)
+    return (pixels * pixels).sum(axis=1) - closest
 
 
 def colour_features(image: Image.Image) -> NDArray[np.float32]:
