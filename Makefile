@@ -59,7 +59,7 @@ lint: install
 # Load benchmark, not a test: 50 shoppers search by photo for 60 s against gunicorn on PostgreSQL
 # (BENCH_DATABASE_URL, default database fashion_bench on 127.0.0.1), all on loopback; see bench/README.md.
 .PHONY: bench-load
-$(VENV)/.bench-installed: $(VENV)/.installed
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $@
 

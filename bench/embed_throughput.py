@@ -183,6 +183,23 @@ def onnx_session_fn(path: Path, threads: int) -> EmbedFn:
     return lambda batch: session.run(None, {"pixels": batch})[0]
 
 
+def openvino_fn(path: Path, threads: int, precision: str) -> EmbedFn | None:
+    """The ONNX export compiled by OpenVINO for the CPU; None when OpenVINO or `precision` is unavailable."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    core = ov.Core()
+    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return None
+    compiled = core.compile_model(str(path), "CPU", {
+        "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision,
+    })
+    request = compiled.create_infer_request()
+    output = compiled.output(0)
+    return lambda batch: request.infer({0: batch})[output].copy()
+
+
 def int8_export(fp32_path: Path, calibration: list[np.ndarray], out_dir: Path) -> Path:
     """Static int8 quantisation (QDQ, per-channel weights), calibrated on real training photos."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -309,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     variants[f"ONNX Runtime fp32, {cores} threads"] = (onnx_session_fn(onnx_path, cores), "")
     variants["ONNX Runtime fp32, 1 thread"] = (onnx_session_fn(onnx_path, 1), "")
+    for precision in ("f32", "bf16"):
+        for threads in sorted({cores, 1}, reverse=True):
+            fn = openvino_fn(onnx_path, threads, precision)
+            if fn is not None:
+                variants[f"OpenVINO {precision}, {threads} thread{'s' if threads > 1 else ''}"] = (fn, "")
     if not args.no_int8:
         with tempfile.TemporaryDirectory() as tmp:
             calibration = [preprocess(decode(p.read_bytes(), size)) for p in photo_paths("train")[::30][:100]]
@@ -373,17 +395,17 @@ def main(argv: list[str] | None = None) -> int:
         labels = [p.parent.name for p in files]
         pixels = [preprocess(decode(p.read_bytes(), size)) for p in files]
         accuracy_rows = []
-        for name in (f"ONNX Runtime fp32, {cores} threads", int8_name):
+        reduced = [n for n in variants if "int8" in n or "bf16" in n]
+        for name in (f"ONNX Runtime fp32, {cores} threads", *reduced):
             embed = variants[name][0]
             vectors = np.vstack([embed(np.stack(pixels[i : i + 32])) for i in range(0, len(pixels), 32)])
             predicted = [p[0].tag for p in head.predict(vectors)]
             accuracy_rows.append((name, vectors, np.mean([a == b for a, b in zip(predicted, labels, strict=True)])))
-        cosines = np.sum(accuracy_rows[0][1] * accuracy_rows[1][1], axis=1)
-        print(f"#### int8 against fp32 on the {len(files)} validation photos (type head, trained on fp32 embeddings"
-              f" of backbone {head.backbone_version})\n")
+        print(f"#### int8 and bf16 against fp32 on the {len(files)} validation photos (type head, trained on fp32"
+              f" embeddings of backbone {head.backbone_version})\n")
+        fp32_vectors = accuracy_rows[0][1]
         print(table(["export", "type top-1 accuracy", "cosine to fp32: min / median"], [
-            [accuracy_rows[0][0], f"{accuracy_rows[0][2]:.3f}", "1 / 1"],
-            [accuracy_rows[1][0], f"{accuracy_rows[1][2]:.3f}", f"{cosines.min():.4f} / {np.median(cosines):.4f}"],
+            [name, f"{accuracy:.3f}", cosine_min(vectors, fp32_vectors)] for name, vectors, accuracy in accuracy_rows
         ]) + "\n")
     return 0
 

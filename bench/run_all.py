@@ -25,7 +25,7 @@ NOISE = ("Loaded pretrained weights", "created database")
 # name: (script, arguments, time limit in seconds, README heading for a block not there yet)
 BENCHMARKS: dict[str, tuple[str, list[str], int, str]] = {
     "embed": ("embed_throughput.py", [], 1200, "Embedding throughput"),
-    "index": ("index_search.py", [], 1800, "Vector search"),
+    "index": ("index_search.py", [], 2700, "Vector search"),
     "http": ("http_search.py", [], 1500, "Upload to results over HTTP"),
     "memory": ("memory.py", [], 900, "Memory"),
 }
