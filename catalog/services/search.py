@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from catalog.models import Item, Photo
-from catalog.selectors import photo_tags_best, photos_tagged_with, photos_with_items_and_tags
+from catalog.selectors import photo_tags_best, photos_tagged_with, photos_with_items_and_best_tags
 from catalog.services.ranking import Candidate, RankingWeights, candidates_rank, match_explain
 from recognition.recognizers import Prediction
 from recognition.services import (
@@ -87,7 +87,7 @@ def search_by_embedding(
         predictions = predictions | {a: [Prediction(v, 1.0)] for a, v in filters.items()}
     else:
         index_hits = index_store_get().load().search(embedding.reshape(1, -1), CANDIDATE_PHOTOS)[0]
-        photos = photos_with_items_and_tags(photo_ids=[hit.id for hit in index_hits])
+        photos = photos_with_items_and_best_tags(photo_ids=[hit.id for hit in index_hits])
         visual_by_photo = {hit.id: hit.score for hit in index_hits}
 
     best: dict[int, tuple[Photo, Candidate]] = {}

@@ -1,0 +1,97 @@
+"""Read selectors: what the search's candidate fetch loads, and in how many queries."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import Item, Photo, Tag
+from catalog.selectors import photo_tags_best, photos_tagged_with, photos_with_items_and_best_tags
+
+pytestmark = pytest.mark.django_db
+
+# (attribute, value, score, source): several stored tags per attribute, as tagging keeps every
+# candidate above the store threshold, and a hand-set tag that must beat a higher model score.
+TAGS = [
+    ("type", "dress", 0.81, Tag.Source.MODEL),
+    ("type", "skirt", 0.12, Tag.Source.MODEL),
+    ("colour", "red", 0.55, Tag.Source.MODEL),
+    ("colour", "pink", 0.30, Tag.Source.MODEL),
+    ("colour", "navy", 0.20, Tag.Source.HAND),
+    ("pattern", "plain", 0.07, Tag.Source.MODEL),
+    ("pattern", "striped", 0.64, Tag.Source.MODEL),
+]
+
+
+def _catalog(photos: int) -> list[Photo]:
+    made = []
+    for n in range(photos):
+        item = Item.objects.create(
+            name=f"Dress {n}", brand="Acme", price="19.90", shop_url=f"https://shop.example.com/{n}",
+            description="A long product description. " * 40,
+        )
+        photo = Photo.objects.create(
+            item=item, image=f"photos/{n}.jpg", status=Photo.Status.TAGGED, embedding=b"\0" * 5120
+        )
+        Tag.objects.bulk_create(
+            Tag(photo=photo, attribute=a, value=v, score=s - n / 1000, source=src) for a, v, s, src in TAGS
+        )
+        made.append(photo)
+    return made
+
+
+def _best_of_all_tags(photo_id: int) -> dict[str, tuple[str, float, str]]:
+    """The oracle: photo_tags_best over every stored tag, as the search ranked before."""
+    photo = Photo.objects.prefetch_related("tags").get(pk=photo_id)
+    return {a: (t.value, t.score, t.source) for a, t in photo_tags_best(photo=photo).items()}
+
+
+def test_candidate_fetch_gives_the_same_best_tags_as_all_tags(django_assert_num_queries):
+    # given: tagged photos, one pending photo and an id that no longer exists
+    photos = _catalog(5)
+    pending = Photo.objects.create(item=photos[0].item, image="photos/p.jpg", status=Photo.Status.PENDING)
+    ids = [p.pk for p in photos] + [pending.pk, 10**9]
+
+    # when: the candidates are fetched
+    with django_assert_num_queries(2):
+        fetched = photos_with_items_and_best_tags(photo_ids=ids)
+
+    # then: only the tagged photos, each with exactly the best tags that all of its tags give
+    assert set(fetched) == {p.pk for p in photos}
+    for photo_id, photo in fetched.items():
+        with django_assert_num_queries(0):
+            best = {a: (t.value, t.score, t.source) for a, t in photo_tags_best(photo=photo).items()}
+        assert best == _best_of_all_tags(photo_id)
+        assert best["colour"][0] == "navy"  # hand-set wins over a higher model score
+
+
+def test_candidate_fetch_loads_what_a_result_shows_and_not_the_embedding(django_assert_num_queries):
+    # given
+    photos = _catalog(3)
+
+    # when: candidates are fetched and shown as results are
+    fetched = photos_with_items_and_best_tags(photo_ids=[p.pk for p in photos])
+    with django_assert_num_queries(0):
+        shown = [
+            (p.item.pk, p.item.name, p.item.brand, str(p.item.price), p.item.currency, p.item.shop_url, p.image.url)
+            for p in fetched.values()
+        ]
+
+    # then: every shown field came with the two queries; the 5 KB embedding and the description did not
+    assert len(shown) == 3
+    photo = next(iter(fetched.values()))
+    assert {"embedding", "created_at"} <= photo.get_deferred_fields()
+    assert {"description", "import_key"} <= photo.item.get_deferred_fields()
+
+
+def test_tag_filter_scan_gives_the_same_best_tags_as_all_tags():
+    # given
+    photos = _catalog(3)
+
+    # when: photos carrying a colour tag (any of their tags) are scanned
+    found = photos_tagged_with(filters={"colour": "pink"})
+
+    # then: all of them, each with the best tags that all of its tags give
+    assert set(found) == {p.pk for p in photos}
+    for photo_id, photo in found.items():
+        best = {a: (t.value, t.score, t.source) for a, t in photo_tags_best(photo=photo).items()}
+        assert best == _best_of_all_tags(photo_id)
