@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Literal
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import Field, File, NinjaAPI, Query, Schema
 from ninja.errors import ValidationError
 from ninja.files import UploadedFile
@@ -122,6 +124,23 @@ def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 def request_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     # Raised by the upload handler (fashion_search/uploads.py) before an oversized body is read.
     return _error(request, "image_too_large", str(exc), 413)
+
+
+@api.exception_handler(MultiPartParserError)
+def malformed_multipart(request: HttpRequest, exc: MultiPartParserError) -> HttpResponse:
+    # Raised when the operation first reads request.FILES: a missing or invalid boundary, a body cut short.
+    # Without this handler, Django answers with its HTML 400 page.
+    return _error(request, "invalid_request", f"The body is not valid multipart/form-data: {exc}", 400)
+
+
+@api.exception_handler(TooManyFieldsSent)
+@api.exception_handler(TooManyFilesSent)
+def too_many_parts(request: HttpRequest, exc: TooManyFieldsSent | TooManyFilesSent) -> HttpResponse:
+    # Suspicious operations: logged to Django's security logger, as Django's own handler does.
+    logging.getLogger(f"django.security.{type(exc).__name__}").error(
+        str(exc), extra={"status_code": 400, "request": request}
+    )
+    return _error(request, "invalid_request", "The body has too many form fields or files.", 400)
 
 
 def rate_limited(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -1,0 +1,89 @@
+"""Malformed multipart bodies on the upload endpoints get the API's JSON error, never Django's HTML page."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+UPLOAD_ENDPOINTS = ["/api/v1/recognize", "/api/v1/search", "/api/v1/look"]
+
+
+def _part(name: str, value: bytes, filename: str | None = None, boundary: bytes = b"x") -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return b"--" + boundary + f"\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+
+
+MALFORMED = {
+    "no boundary": ("multipart/form-data", _part("image", b"abc", "a.jpg") + b"--x--\r\n"),
+    "empty boundary": ("multipart/form-data; boundary=", b"abc"),
+    "boundary too long": ("multipart/form-data; boundary=" + "b" * 250, b"abc"),  # Django parses 201 at most
+}
+
+
+def _assert_json_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.content[:200]
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["error"] == code
+    assert body["reason"]
+
+
+@pytest.mark.parametrize("path", UPLOAD_ENDPOINTS)
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_missing_or_invalid_boundary_is_a_json_400(client, path, case):
+    # given: a multipart request whose boundary cannot be used
+    content_type, body = MALFORMED[case]
+
+    # when
+    response = client.generic("POST", path, body, content_type=content_type)
+
+    # then
+    _assert_json_error(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("path", UPLOAD_ENDPOINTS)
+@pytest.mark.parametrize(
+    "body",
+    [b"garbage", _part("image", jpeg_bytes(), "a.jpg")[:-40], b"--x\r\nno headers here\r\n--x--\r\n"],
+    ids=["garbage", "cut short", "part without headers"],
+)
+def test_a_garbage_or_truncated_body_is_a_json_400(client, path, body):
+    # when: the boundary is valid but the body does not follow it
+    response = client.generic("POST", path, body, content_type="multipart/form-data; boundary=x")
+
+    # then
+    _assert_json_error(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("path", UPLOAD_ENDPOINTS)
+def test_too_many_form_fields_or_files_is_a_json_400(client, settings, path):
+    # given: caps of two fields and one file (Django's defaults are 1,000 and 100)
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 2
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 1
+    fields = b"".join(_part(f"f{n}", b"v") for n in range(3)) + b"--x--\r\n"
+    files = b"".join(_part("image", jpeg_bytes(), f"{n}.jpg") for n in range(2)) + b"--x--\r\n"
+
+    # when
+    responses = [
+        client.generic("POST", path, body, content_type="multipart/form-data; boundary=x") for body in (fields, files)
+    ]
+
+    # then
+    for response in responses:
+        _assert_json_error(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("path", UPLOAD_ENDPOINTS)
+def test_a_body_over_the_upload_cap_is_a_json_413(client, settings, path):
+    # given: a cap below the request body
+    settings.MAX_UPLOAD_BYTES = 100
+    body = _part("image", b"\xff" * (2 * 1024 * 1024), "a.jpg") + b"--x--\r\n"
+
+    # when
+    response = client.generic("POST", path, body, content_type="multipart/form-data; boundary=x")
+
+    # then
+    _assert_json_error(response, 413, "image_too_large")
