@@ -70,6 +70,25 @@ def test_a_failed_edit_publishes_nothing_and_leaves_the_previous_index_live(tmp_
     assert len(IndexStore(tmp_path, 32).load()) == 5
 
 
+def test_asking_hnsw_for_many_candidates_explores_at_least_that_many():
+    # FAISS returns k hits even when efSearch < k, but ranked only as well as efSearch allows; the
+    # site asks for 200 candidates, so the index must search with efSearch >= k.
+    vectors = unit_vectors(20_000, dim=64, seed=3)
+    queries = unit_vectors(50, dim=64, seed=4)
+    exact = VectorIndex.build(np.arange(20_000), vectors, flat_max_items=100_000)
+    approximate = VectorIndex.build(np.arange(20_000), vectors, flat_max_items=1000)
+    faiss.downcast_index(approximate._index.index).hnsw.efSearch = 8  # a deliberately weak default
+
+    def recall_at_10(k: int) -> float:
+        truth, found = exact.search(queries, 10), approximate.search(queries, k)
+        return float(np.mean([
+            len({h.id for h in t} & {h.id for h in f[:10]}) / 10 for t, f in zip(truth, found, strict=True)
+        ]))
+
+    assert recall_at_10(k=400) > recall_at_10(k=8) + 0.2
+    assert recall_at_10(k=400) >= 0.9
+
+
 def hnsw_index(n: int = 500, seed: int = 0) -> tuple[VectorIndex, np.ndarray]:
     vectors = unit_vectors(n, seed=seed)
     index = VectorIndex.build(np.arange(n), vectors, flat_max_items=10)
