@@ -92,6 +92,12 @@ def catalog_synthesise(items: int, version: str, var_dir: Path) -> float:
                                     score=float(rng.uniform(0.2, 1.0)), source=Tag.Source.MODEL))
             Tag.objects.bulk_create(tags)
         print(f"  {end:,} items", file=sys.stderr, flush=True)
+    if connection.vendor == "postgresql":
+        # Planner statistics, as autovacuum would gather them in a live database within minutes. Without
+        # them PostgreSQL guessed 38k rows for the 200 candidates' tags and scanned the whole tag table
+        # (33 ms a search instead of 2 ms, measured).
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     index = index_rebuild()
     print(f"  index: {len(index):,} vectors, {index.kind}", file=sys.stderr, flush=True)
     return time.perf_counter() - started
