@@ -161,16 +161,36 @@ def test_tombstones_survive_publishing_and_reloading(tmp_path):
     assert set(found_ids(loaded, vectors[9:10], 2)[0]) == {4, 9}
 
 
-def test_past_a_fifth_of_the_slots_removed_the_graph_is_rebuilt_without_them():
+def test_past_a_fifth_of_the_slots_removed_the_graph_stays_as_it_is_and_reports_compaction_due():
+    # given an HNSW index of 500 vectors with exactly a fifth of its slots removed: not yet due
     index, vectors = hnsw_index()
-    index.remove(np.arange(100))  # exactly 20%: not yet
-    assert index.removed_slots == 100
+    index.remove(np.arange(100))
+    assert index.removed_slots == 100 and not index.compaction_due
 
+    # when one more id is removed and one more upserted (past the fifth)
     index.remove(np.array([100]))
+    index.add(np.array([101]), vectors[101:102])
 
-    assert index.kind == "hnsw" and index.removed_slots == 0
+    # then neither edit rebuilt the graph: the tombstones are all still there, and compaction is due
+    assert index.kind == "hnsw" and index.removed_slots == 102 and index.compaction_due
     assert sorted(index.ids().tolist()) == list(range(101, 500))
     assert found_ids(index, vectors[200:205], 1) == [[200], [201], [202], [203], [204]]
+
+
+def test_compact_rebuilds_the_graph_from_the_live_vectors_alone():
+    # given an HNSW index past its compaction threshold
+    index, vectors = hnsw_index()
+    index.remove(np.arange(150))
+    assert index.compaction_due
+
+    # when it is compacted
+    index.compact()
+
+    # then no tombstone is left, the same ids are live and each is still found by its own vector
+    assert index.kind == "hnsw" and index.removed_slots == 0 and not index.compaction_due
+    assert sorted(index.ids().tolist()) == list(range(150, 500))
+    assert found_ids(index, vectors[200:205], 1) == [[200], [201], [202], [203], [204]]
+    assert not set(range(150)) & {hit for row in found_ids(index, vectors[:20], 10) for hit in row}
 
 
 def test_a_flat_index_that_grows_past_the_limit_becomes_hnsw_at_the_next_edit():
