@@ -8,15 +8,26 @@ idempotent a second delivery does no harm. See tests/e2e/test_worker_crash.py.
 from __future__ import annotations
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import DatabaseError
 
 from catalog.models import Photo
-from catalog.services.index import index_photo_ensure, index_rebuild
+from catalog.services.index import index_compact, index_photo_ensure, index_rebuild, index_sync
 from catalog.services.tagging import photo_tag
 
 # Transient: database hiccups and I/O (a media volume briefly away). Corrupt photos are not
 # transient; the service marks them failed instead of raising.
 TRANSIENT_ERRORS = (DatabaseError, OSError)
+# Rebuilding a whole HNSW graph outlasts CELERY_TASK_TIME_LIMIT at a large catalog (426 s at 1M on 2
+# cores): these tasks get their own limit (fashion_search/settings.py, INDEX_REBUILD_TIME_LIMIT).
+# They acknowledge on receipt, not late: a late-acked message still unacknowledged after the broker's
+# visibility timeout (600 s) is handed to a second worker while the first still builds. A lost
+# compaction only waits for the next sync to queue it again; a lost rebuild is rerun by hand.
+INDEX_REBUILD_LIMITS = {
+    "acks_late": False,
+    "time_limit": settings.INDEX_REBUILD_TIME_LIMIT,
+    "soft_time_limit": int(settings.INDEX_REBUILD_TIME_LIMIT * 0.9),
+}
 
 
 @shared_task(
@@ -37,6 +48,25 @@ def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
         index_photo_ensure(photo=photo)
 
 
-@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=3)
+@shared_task(
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=6,
+)
+def sync_index() -> None:
+    """Bring the index in step with the catalog (queued when photos are deleted); coalesces, idempotent."""
+    index_sync()
+
+
+@shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=3, **INDEX_REBUILD_LIMITS)
+def compact_index() -> None:
+    """Rebuild the HNSW graph without its tombstones (queued by a sync that finds it due)."""
+    index_compact()
+
+
+@shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=3, **INDEX_REBUILD_LIMITS)
 def rebuild_index() -> None:
     index_rebuild()

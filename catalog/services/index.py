@@ -4,9 +4,16 @@ The database is the source of truth. Whatever a crash left the index holding (a 
 missing because a worker died between its commit and the index write, a deleted photo still
 there, an unreadable file), `index_repair` brings it back in step; processes call it on start.
 
-Newly tagged photos reach the index through `index_sync`, which adds every tagged photo the index
-lacks in one publish and coalesces overlapping calls: a publish rewrites the whole index file
-(about 2 KB per photo), so one per tagged photo would cost O(n) each as the catalog grows.
+Newly tagged and deleted photos reach the index through `index_sync`, which adds every tagged photo
+the index lacks and drops every id no longer tagged in one publish, and coalesces overlapping calls:
+a publish rewrites the whole index file (about 2 KB per photo), so one per photo would cost O(n)
+each as the catalog grows. Deletions go through it too (catalog/signals.py), so no request waits on
+the index's writer lock.
+
+Removing from an HNSW index only tombstones the vector; once tombstones pass a fifth of the slots the
+graph needs rebuilding (`compaction_due`), which takes minutes at a million photos (426 s on 2 cores).
+So the edits here never compact: when they leave an index due, they queue `compact_index`, which runs
+`index_compact` in a worker with a long time limit while other syncs return at once.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
 
 from catalog.models import Photo
 from recognition.index import IndexStore, IndexUnreadable, VectorIndex
@@ -30,7 +38,7 @@ REBUILD_BATCH_PHOTOS = 2000
 
 
 def index_add_photo(*, photo: Photo) -> None:
-    """Upsert one tagged photo's embedding into the published index."""
+    """Upsert one tagged photo's embedding into the published index (a new vector for an indexed photo)."""
     vector = photo.embedding_vector()
     if vector is None:
         return
@@ -38,32 +46,50 @@ def index_add_photo(*, photo: Photo) -> None:
         index.add(
             np.array([photo.pk], dtype=np.int64), vector.reshape(1, -1), flat_max_items=settings.FLAT_INDEX_MAX_ITEMS
         )
+    # An upsert tombstones the old vector: re-tagging every photo would otherwise pile them up unseen.
+    if index.compaction_due:
+        _index_compaction_schedule()
 
 
 def index_sync() -> bool:
     """Bring the published index in step with the tagged photos, coalescing with concurrent calls.
 
-    Call after committing a photo's first embedding. If another process is syncing, returns at
-    once and that process picks the photo up (recognition.index.IndexStore.sync). Returns whether
-    this call did the sync; either way every photo committed before the call gets indexed.
+    Call after committing a photo's first embedding or a photo's deletion. If another process is
+    syncing, returns at once and that process picks the change up (recognition.index.IndexStore.sync).
+    Returns whether this call did the sync; either way every photo committed before the call gets
+    indexed, and every photo deleted before it leaves the index. Queues a compaction when the index
+    it published has too many tombstones.
     """
-    return index_store_get().sync(_index_reconcile)
+    ran, _ = _index_sync_with(_index_reconcile)
+    return ran
 
 
-def index_remove_photos(*, photo_ids: list[int]) -> None:
-    """Drop photos from the published index (ids not in it are ignored).
+def index_compact() -> bool:
+    """Reconcile the published index with the database and rebuild its graph without tombstones.
 
-    Cheap on an HNSW index too: the vectors are only marked removed (recognition.index.VectorIndex).
+    Slow (426 s at 1M photos on 2 cores): runs from the `compact_index` task. It goes through the
+    coalesced sync, so while it builds, other syncs return at once and its next round (reconcile
+    only, quick) serves their requests. Compacts only when still due, so a duplicate task costs one
+    reconcile. Returns whether this call ran; if another sync held the lock, that one queues the
+    compaction again once it is done.
     """
-    with index_store_get().editing() as index:
-        removed = index.remove(np.array(photo_ids, dtype=np.int64))
-    logger.info("removed %d of %d photos from the index", removed, len(photo_ids))
+
+    def update(index: VectorIndex) -> None:
+        _index_reconcile(index)
+        if index.compaction_due:
+            index.compact()
+
+    ran, _ = _index_sync_with(update)
+    return ran
 
 
 def index_rebuild(*, progress: Callable[[int], None] | None = None) -> VectorIndex:
     """Rebuild the index from every tagged photo's stored embedding and publish it.
 
-    Safe to run at any time: the new index replaces the old one in a single rename.
+    Safe to run at any time: the new index replaces the old one in a single rename, then a sync
+    catches up the photos tagged or deleted while it was built (their syncs went to the old index,
+    which the rebuild replaced). Takes minutes at a million photos: run it from a task or command.
+    Returns the published index.
     """
     started = time.perf_counter()
     queryset = Photo.objects.filter(status=Photo.Status.TAGGED, embedding__isnull=False).order_by("pk")
@@ -80,8 +106,21 @@ def index_rebuild(*, progress: Callable[[int], None] | None = None) -> VectorInd
         np.array(ids, dtype=np.int64), matrix, flat_max_items=settings.FLAT_INDEX_MAX_ITEMS
     )
     store.replace(index)
-    logger.info("rebuilt index: %d photos, %s, %.2fs", len(ids), index.kind, time.perf_counter() - started)
-    return index
+    # If another process is syncing, this returns at once and its next round catches up instead.
+    _, synced = _index_sync_with(_index_reconcile)
+    published = synced or index
+    logger.info(
+        "rebuilt index: %d photos read, %d published, %s, %.2fs",
+        len(ids), len(published), published.kind, time.perf_counter() - started,
+    )
+    return published
+
+
+def index_rebuild_queue() -> None:
+    """Queue `index_rebuild` in a worker once the current transaction commits (the admin's button)."""
+    from catalog.tasks import rebuild_index as rebuild_index_task
+
+    transaction.on_commit(lambda: rebuild_index_task.delay())
 
 
 def index_photo_ensure(*, photo: Photo) -> bool:
@@ -137,6 +176,35 @@ def index_repair() -> IndexRepair:
         return IndexRepair(added=len(index_rebuild()), rebuilt=True)
     logger.warning("repaired index: %d photos added, %d removed", repair.added, repair.removed)
     return repair
+
+
+def _index_sync_with(update: Callable[[VectorIndex], object]) -> tuple[bool, VectorIndex | None]:
+    """Run `update` through the store's coalesced sync, then queue a compaction if its index is due one.
+
+    Returns whether this call ran, and the index its last round left published (None if it did not
+    run: the process holding the sync lock then checks compaction itself).
+    """
+    last: list[VectorIndex] = []
+
+    def round_(index: VectorIndex) -> None:
+        update(index)
+        last[:] = [index]
+
+    ran = index_store_get().sync(round_)
+    if last and last[0].compaction_due:
+        _index_compaction_schedule()
+    return ran, (last[0] if last else None)
+
+
+def _index_compaction_schedule() -> None:
+    # Imported here: catalog.tasks imports this module.
+    from catalog.tasks import compact_index as compact_index_task
+
+    def compact_index() -> None:  # named, so tests can tell what a commit queued
+        compact_index_task.delay()
+
+    logger.info("index compaction due; queuing it")
+    transaction.on_commit(compact_index)
 
 
 def _index_reconcile(index: VectorIndex) -> IndexRepair:

@@ -1,4 +1,4 @@
-"""Tagged photos reach the index through coalesced syncs; a grown index turns HNSW and removes lazily."""
+"""Tagged and deleted photos reach the index through coalesced syncs; compaction and rebuilds run in tasks."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import fcntl
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 
 from catalog.models import Photo
-from catalog.services.index import index_matches_catalog, index_sync
+from catalog.services.index import index_compact, index_matches_catalog, index_rebuild, index_sync
 from catalog.services.tagging import photo_tag
+from catalog.signals import SyncIndexOnCommit
+from catalog.tasks import compact_index, rebuild_index, sync_index
 from recognition.index import SYNC_LOCK_FILE
 from recognition.services import index_store_get
 
@@ -70,3 +73,139 @@ def test_an_index_grown_past_the_flat_limit_turns_hnsw_and_deleted_photos_leave_
     assert index.removed_slots == len(gone)
     assert index_matches_catalog()
     assert not gone & {hit.id for row in index.search(queries, 20) for hit in row}
+
+
+def make_hnsw(settings) -> None:
+    """Publish the tagged catalog as an HNSW index (the 20 demo photos past a flat limit of 5)."""
+    settings.FLAT_INDEX_MAX_ITEMS = 5
+    index_rebuild()
+    assert index_store_get().load().kind == "hnsw"
+
+
+def queued(callbacks: list) -> list[str]:
+    """What the captured on-commit callbacks queued: "sync_index" for a deletion's, else the callback's name."""
+    return ["sync_index" if isinstance(callback, SyncIndexOnCommit) else callback.__name__ for callback in callbacks]
+
+
+def found_by_own_vector(photos: list[Photo]) -> set[int]:
+    queries = np.vstack([photo.embedding_vector() for photo in photos])
+    return {hit.id for row in index_store_get().load().search(queries, 20) for hit in row}
+
+
+def test_deleting_photos_queues_one_sync_on_commit_that_removes_them_from_search(tagged_catalog, committed):
+    # given three indexed photos
+    photos = list(Photo.objects.order_by("pk")[:3])
+    gone = {photo.pk for photo in photos}
+    assert gone <= found_by_own_vector(photos)
+
+    # when they are deleted through the ORM in one transaction
+    with committed() as callbacks:
+        Photo.objects.filter(pk__in=gone).delete()
+
+    # then one index sync was queued for the three (not one each, nor a blocking write) ...
+    assert queued(callbacks) == ["sync_index"]
+    # ... and, run eagerly on commit, it removed them: no query finds them, the index matches the catalog
+    assert not gone & indexed_ids()
+    assert not gone & found_by_own_vector(photos)
+    assert index_matches_catalog()
+
+
+def test_deletions_crossing_a_fifth_of_the_slots_queue_a_compaction_that_publishes_no_tombstones(
+    tagged_catalog, settings, committed
+):
+    # given an HNSW index of 20 photos, from which 4 are deleted: a fifth of the slots, not past it
+    make_hnsw(settings)
+    ordered = list(Photo.objects.order_by("pk"))
+    with committed() as callbacks:
+        Photo.objects.filter(pk__in=[photo.pk for photo in ordered[:4]]).delete()
+    assert queued(callbacks) == ["sync_index"]
+    index = index_store_get().load()
+    assert index.removed_slots == 4 and not index.compaction_due
+
+    # when one more is deleted (5 of 20 slots tombstoned: past the fifth)
+    with committed() as callbacks:
+        ordered[4].delete()
+
+    # then the sync queued a compaction after its publish, which ran (eagerly) and left no tombstone
+    assert queued(callbacks) == ["sync_index", "compact_index"]
+    index = index_store_get().load()
+    assert index.kind == "hnsw" and index.removed_slots == 0 and len(index) == 15
+    assert index_matches_catalog()
+    assert not {photo.pk for photo in ordered[:5]} & found_by_own_vector(ordered[:5])
+    assert set(found_by_own_vector(ordered[5:])) >= {photo.pk for photo in ordered[5:]}
+
+
+def test_a_compaction_that_is_no_longer_due_publishes_nothing(tagged_catalog, settings):
+    # given an HNSW index with one tombstone (a duplicate compaction task, queued twice)
+    make_hnsw(settings)
+    with index_store_get().editing() as index:
+        index.remove(np.array([Photo.objects.order_by("pk").first().pk]))
+    version = index_store_get().current_version()
+
+    # when the compaction service runs
+    assert index_compact() is True
+
+    # then the index only had its reconcile round: the photo is back, and the tombstone stays
+    index = index_store_get().load()
+    assert index_matches_catalog()
+    assert index.removed_slots == 1 and index.version != version
+
+
+def test_a_rebuild_catches_up_photos_tagged_and_deleted_while_it_was_building(tagged_catalog, committed):
+    # given a photo not tagged yet, and another one tagged and indexed
+    fresh, doomed = Photo.objects.order_by("pk")[:2]
+    Photo.objects.filter(pk=fresh.pk).update(status=Photo.Status.PENDING, embedding=None)
+    index_sync()
+    assert fresh.pk not in indexed_ids() and doomed.pk in indexed_ids()
+
+    # when, after the rebuild has read the database, the first is tagged and the second deleted: both
+    # their syncs go to the index about to be replaced
+    def meanwhile(count: int) -> None:
+        if Photo.objects.filter(pk=doomed.pk).exists():
+            assert photo_tag(photo_id=fresh.pk).status == Photo.Status.TAGGED
+            with committed():
+                Photo.objects.filter(pk=doomed.pk).delete()
+            assert fresh.pk in indexed_ids() and doomed.pk not in indexed_ids()
+
+    index = index_rebuild(progress=meanwhile)
+
+    # then the published index holds the new photo and not the deleted one
+    assert fresh.pk in indexed_ids() and doomed.pk not in indexed_ids()
+    assert set(index.ids().tolist()) == indexed_ids()
+    assert index_matches_catalog()
+
+
+def test_index_rebuild_and_compaction_tasks_get_the_long_time_limit_and_acknowledge_on_receipt(settings):
+    for task in (compact_index, rebuild_index):
+        assert task.time_limit == settings.INDEX_REBUILD_TIME_LIMIT
+        assert 0 < task.soft_time_limit < task.time_limit
+        assert task.acks_late is False
+    # the sync stays under the default limit, acknowledged late and retried like tagging
+    assert sync_index.time_limit == settings.CELERY_TASK_TIME_LIMIT and sync_index.acks_late is True
+
+
+def test_the_admin_rebuild_button_queues_the_rebuild_which_publishes_the_catalog(
+    tagged_catalog, admin_client, committed
+):
+    # given an index that lost a photo
+    with index_store_get().editing() as index:
+        index.remove(np.array([Photo.objects.order_by("pk").first().pk]))
+    assert not index_matches_catalog()
+
+    # when a merchant presses "Rebuild index" (the task runs eagerly on commit)
+    with committed():
+        response = admin_client.post("/admin/catalog/photo/rebuild-index/", follow=True)
+
+    # then the page says it is rebuilding, and the rebuilt index is published
+    assert "Rebuilding the index in the background" in response.content.decode()
+    assert index_matches_catalog()
+
+
+def test_rebuild_index_command_rebuilds_and_reports_the_published_index(tagged_catalog, capsys):
+    with index_store_get().editing() as index:
+        index.remove(np.array(list(indexed_ids())[:2]))
+
+    call_command("rebuild_index", verbosity=0)
+
+    assert capsys.readouterr().out.strip() == "index rebuilt: 20 photos, flat search"
+    assert index_matches_catalog()
