@@ -141,6 +141,10 @@ WARM_UP_ON_START = env_bool("WARM_UP_ON_START", True)
 # thread per core) exact search over 10k to 1M vectors measured 2.1-5.2x slower on 2 shared cores than with
 # one thread (bench/README.md, "Vector search"), and request threads already run searches side by side.
 INDEX_SEARCH_THREADS = env_int("INDEX_SEARCH_THREADS", 1)
+# Web processes freeze their start-up objects and collect garbage less often after the warm-up: Python's
+# default thresholds turned each search's reference cycles into 100-190 ms full collections every few
+# requests (fashion_search/wsgi.py, garbage_collector_tune).
+WEB_GC_TUNE = env_bool("WEB_GC_TUNE", True)
 
 # --- Celery ------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

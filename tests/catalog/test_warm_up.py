@@ -14,6 +14,7 @@ from catalog.services.search import search_by_image
 def wsgi_module(settings):
     settings.WARM_UP_ON_START = False  # importing the module must not warm up outside a test's database
     settings.INDEX_SEARCH_THREADS = 0  # nor change FAISS's threads for the tests that follow
+    settings.WEB_GC_TUNE = False  # nor the garbage collector's thresholds
     import fashion_search.wsgi
 
     return fashion_search.wsgi
@@ -62,3 +63,16 @@ def test_a_web_process_searches_with_the_configured_faiss_threads(wsgi_module):
         assert faiss.omp_get_max_threads() == 1
     finally:
         faiss.omp_set_num_threads(previous)
+
+
+def test_a_web_process_collects_young_garbage_less_often_after_freezing_start_up_objects(wsgi_module):
+    import gc
+
+    previous = gc.get_threshold()
+    try:
+        wsgi_module.garbage_collector_tune()
+        assert gc.get_threshold()[0] >= 20_000
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*previous)
