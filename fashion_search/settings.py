@@ -102,8 +102,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 # --- Recognition and index ------------------------------------------------------------------------
 INDEX_DIR = env_path("INDEX_DIR", VAR_DIR / "index")
 # Exact (flat) search up to this many vectors, an approximate HNSW index beyond; a flat index that grows
-# past it becomes HNSW at its next edit. Measured on 2 cores: exact search 6 ms at 10k, 14 ms at 20k,
-# 51 ms at 100k; HNSW 1.2 ms at 10k, 1.9 ms at 100k with recall@10 >= 0.988 (efSearch 128).
+# past it becomes HNSW at its next edit. Measured on 2 cores (bench/README.md, "Vector search"): exact
+# search 1.7 ms at 10k, 3.5 ms at 20k, 18 ms at 100k; HNSW for the site's 200 candidates 1.4 ms at 100k
+# and 2.0 ms at 1M, recall@10 0.994 and 0.975.
 FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 20_000)
 RECOGNITION_DEVICE = env_str("RECOGNITION_DEVICE", "auto")  # auto | cpu | cuda
 # Fine-tuned backbone weights; by default the file shipped in recognition/artifacts/backbone/ when present.
@@ -124,8 +125,8 @@ SEARCH_TAG_WEIGHTS = {
 }
 
 # --- Inference runtime and warm-up (recognition/backbone_onnx.py, fashion_search/wsgi.py) ---------
-# auto: ONNX Runtime on CPU (per photo, decoding included, 2.9x faster than eager PyTorch on 2 quiet cores,
-# 8-15x when the cores are shared or photos are large: bench/README.md), eager PyTorch on a GPU.
+# auto: ONNX Runtime on CPU (per photo, decoding included, 2.1-2.9x faster than eager PyTorch on 2 quiet
+# cores, 8-15x when the cores are shared or photos are large: bench/README.md), eager PyTorch on a GPU.
 # torch: always PyTorch. onnx: always ONNX Runtime. Both give the same embeddings (cosine > 0.999) and the
 # same version, so switching never makes stored embeddings stale.
 RECOGNITION_RUNTIME = env_str("RECOGNITION_RUNTIME", "auto")
