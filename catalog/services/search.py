@@ -13,7 +13,14 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from catalog.models import Item, Photo
-from catalog.selectors import photo_tags_best, photos_tagged_with, photos_with_items_and_best_tags
+from catalog.selectors import (
+    CandidatePhoto,
+    candidate_photo_from,
+    candidate_photos,
+    photo_tags_best,
+    photos_for_results,
+    photos_tagged_with,
+)
 from catalog.services.ranking import Candidate, RankingWeights, candidates_rank, match_explain
 from recognition.recognizers import Prediction
 from recognition.services import (
@@ -83,29 +90,35 @@ def search_by_embedding(
     if filters:
         photos = photos_tagged_with(filters=filters)
         visual_by_photo = _visual_scores(embedding, photos.values())
+        candidates = {photo_id: candidate_photo_from(photo) for photo_id, photo in photos.items()}
         # The shopper chose these values: they are no longer in question.
         predictions = predictions | {a: [Prediction(v, 1.0)] for a, v in filters.items()}
     else:
         index_hits = index_store_get().load().search(embedding.reshape(1, -1), CANDIDATE_PHOTOS)[0]
-        photos = photos_with_items_and_best_tags(photo_ids=[hit.id for hit in index_hits])
+        candidates = candidate_photos(photo_ids=[hit.id for hit in index_hits])
         visual_by_photo = {hit.id: hit.score for hit in index_hits}
+        photos = None
 
-    best: dict[int, tuple[Photo, Candidate]] = {}
+    best: dict[int, tuple[CandidatePhoto, Candidate]] = {}
     for photo_id, visual in visual_by_photo.items():
-        photo = photos.get(photo_id)
-        if photo is None or photo.item_id in exclude_item_ids:  # deleted since the index was written
+        row = candidates.get(photo_id)
+        if row is None or row.item_id in exclude_item_ids:  # deleted since the index was written
             continue
-        tags = {attribute: tag.value for attribute, tag in photo_tags_best(photo=photo).items()}
-        if filters and any(tags.get(a) != v for a, v in filters.items()):
+        if filters and any(row.tags.get(a) != v for a, v in filters.items()):
             continue
-        current = best.get(photo.item_id)
+        current = best.get(row.item_id)
         if current is None or visual > current[1].visual:
-            best[photo.item_id] = (photo, Candidate(key=photo.item_id, visual=visual, tags=tags))
+            best[row.item_id] = (row, Candidate(key=row.item_id, visual=visual, tags=row.tags))
 
-    ranked = candidates_rank([c for _, c in best.values()], predictions=predictions, weights=weights)
+    ranked = candidates_rank([c for _, c in best.values()], predictions=predictions, weights=weights)[:limit]
+    if photos is None:  # only the page of results is loaded as models
+        photos = photos_for_results(photo_ids=[best[entry.candidate.key][0].photo_id for entry in ranked])
     hits = []
-    for entry in ranked[:limit]:
-        photo, candidate = best[entry.candidate.key]
+    for entry in ranked:
+        row, candidate = best[entry.candidate.key]
+        photo = photos.get(row.photo_id)
+        if photo is None:  # deleted between the two queries
+            continue
         hits.append(
             SearchHit(
                 item=photo.item,
@@ -113,7 +126,7 @@ def search_by_embedding(
                 score=entry.score,
                 visual=candidate.visual,
                 tags=candidate.tags,
-                tag_scores={attribute: tag.score for attribute, tag in photo_tags_best(photo=photo).items()},
+                tag_scores=row.tag_scores,
                 why=match_explain(visual=candidate.visual, predictions=predictions, item_tags=candidate.tags),
             )
         )

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import Item, Photo, Tag
-from catalog.selectors import photo_tags_best, photos_tagged_with, photos_with_items_and_best_tags
+from catalog.selectors import (
+    candidate_photo_from,
+    candidate_photos,
+    photo_tags_best,
+    photos_for_results,
+    photos_tagged_with,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -53,30 +59,46 @@ def test_candidate_fetch_gives_the_same_best_tags_as_all_tags(django_assert_num_
 
     # when: the candidates are fetched
     with django_assert_num_queries(2):
-        fetched = photos_with_items_and_best_tags(photo_ids=ids)
+        fetched = candidate_photos(photo_ids=ids)
 
-    # then: only the tagged photos, each with exactly the best tags that all of its tags give
+    # then: only the tagged photos, with their item and exactly the best tags that all of its tags give
     assert set(fetched) == {p.pk for p in photos}
-    for photo_id, photo in fetched.items():
-        with django_assert_num_queries(0):
-            best = {a: (t.value, t.score, t.source) for a, t in photo_tags_best(photo=photo).items()}
-        assert best == _best_of_all_tags(photo_id)
-        assert best["colour"][0] == "navy"  # hand-set wins over a higher model score
+    for photo in photos:
+        row = fetched[photo.pk]
+        assert row.item_id == photo.item_id
+        best = _best_of_all_tags(photo.pk)
+        assert row.tags == {a: value for a, (value, _, _) in best.items()}
+        assert row.tag_scores == {a: score for a, (_, score, _) in best.items()}
+        assert row.tags["colour"] == "navy"  # hand-set wins over a higher model score
 
 
-def test_candidate_fetch_loads_what_a_result_shows_and_not_the_embedding(django_assert_num_queries):
+def test_exact_ties_between_tags_go_to_the_oldest_in_candidates_and_the_filter_scan_alike():
+    # given: two model tags of one attribute with the very same score
+    photo = _catalog(1)[0]
+    Tag.objects.filter(photo=photo, attribute="type").delete()
+    Tag.objects.create(photo=photo, attribute="type", value="coat", score=0.5, source=Tag.Source.MODEL)
+    Tag.objects.create(photo=photo, attribute="type", value="dress", score=0.5, source=Tag.Source.MODEL)
+
+    # then: both fetches name the older one
+    assert candidate_photos(photo_ids=[photo.pk])[photo.pk].tags["type"] == "coat"
+    scanned = photos_tagged_with(filters={"type": "dress"})[photo.pk]
+    assert candidate_photo_from(scanned).tags["type"] == "coat"
+
+
+def test_result_photos_load_what_a_result_shows_and_not_the_embedding(django_assert_num_queries):
     # given
     photos = _catalog(3)
 
-    # when: candidates are fetched and shown as results are
-    fetched = photos_with_items_and_best_tags(photo_ids=[p.pk for p in photos])
+    # when: the page's photos are fetched and shown as results are
+    with django_assert_num_queries(1):
+        fetched = photos_for_results(photo_ids=[p.pk for p in photos])
     with django_assert_num_queries(0):
         shown = [
             (p.item.pk, p.item.name, p.item.brand, str(p.item.price), p.item.currency, p.item.shop_url, p.image.url)
             for p in fetched.values()
         ]
 
-    # then: every shown field came with the two queries; the 5 KB embedding and the description did not
+    # then: every shown field came with the one query; the 5 KB embedding and the description did not
     assert len(shown) == 3
     photo = next(iter(fetched.values()))
     assert {"embedding", "created_at"} <= photo.get_deferred_fields()
