@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from catalog.models import Photo
-from catalog.services.index import index_compact, index_photo_ensure, index_rebuild, index_sync
+from catalog.services.index import index_compact, index_photo_ensure, index_rebuild, index_sync_queued_run
 from catalog.services.tagging import photo_tag
 
 # Transient: database hiccups and I/O (a media volume briefly away). Corrupt photos are not
@@ -40,7 +40,9 @@ INDEX_REBUILD_LIMITS = {
     max_retries=6,
 )
 def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
-    photo = photo_tag(photo_id=photo_id, force=force)
+    # Its index sync goes to the queue this task came from, which the same workers consume.
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    photo = photo_tag(photo_id=photo_id, force=force, index_queue=queue)
     # A worker killed after committing the tags but before writing the index leaves the photo
     # tagged yet unindexed; the redelivered task then skips tagging, so it checks the index here.
     redelivered = (self.request.delivery_info or {}).get("redelivered", False)
@@ -57,8 +59,8 @@ def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
     max_retries=6,
 )
 def sync_index() -> None:
-    """Bring the index in step with the catalog (queued when photos are deleted); coalesces, idempotent."""
-    index_sync()
+    """Bring the index in step with the catalog (queued after taggings and deletions); coalesces, idempotent."""
+    index_sync_queued_run()
 
 
 @shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=3, **INDEX_REBUILD_LIMITS)

@@ -21,16 +21,20 @@ logger = logging.getLogger(__name__)
 def index_repair_on_worker_start(**kwargs: object) -> None:
     """Bring the index in step with the database when a worker starts (after a crash, say).
 
+    It also forgets any queued index sync (catalog.services.index.index_sync_queue_forget), which a
+    worker that died may have held.
+
     A signal of the worker only, so that migrations, `check` and the web processes never run it.
     A failure is logged and the worker serves anyway: tagging does not need a sound index.
     """
     from django.db import DatabaseError, connection
 
-    from catalog.services.index import index_repair
+    from catalog.services.index import index_repair, index_sync_queue_forget
     from recognition.errors import RecognitionError
 
     try:
         repair = index_repair()
+        index_sync_queue_forget()
     except (DatabaseError, OSError, RecognitionError):
         logger.exception("could not repair the index on worker start")
         return

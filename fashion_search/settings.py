@@ -106,6 +106,9 @@ INDEX_DIR = env_path("INDEX_DIR", VAR_DIR / "index")
 # search 1.7 ms at 10k, 3.5 ms at 20k, 18 ms at 100k; HNSW for the site's 200 candidates 1.4 ms at 100k
 # and 2.0 ms at 1M, recall@10 0.994 and 0.975.
 FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 20_000)
+# Seconds a worker waits after tagging a new photo before adding it to the index, so that the photos tagged
+# meanwhile share one publish (each rewrites the whole index file: about 1.5 s at 100k photos).
+INDEX_SYNC_DELAY_S = env_float("INDEX_SYNC_DELAY", 2.0)
 RECOGNITION_DEVICE = env_str("RECOGNITION_DEVICE", "auto")  # auto | cpu | cuda
 # Fine-tuned backbone weights; by default the file shipped in recognition/artifacts/backbone/ when present.
 _SHIPPED_TUNED_WEIGHTS = BASE_DIR / "recognition" / "artifacts" / "backbone" / "tuned.pt"

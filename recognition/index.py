@@ -45,6 +45,7 @@ LOCK_FILE = ".lock"
 SYNC_LOCK_FILE = ".sync-lock"
 SYNC_REQUEST_FILE = ".sync-requested"
 SYNC_RUNNING_FILE = ".sync-running"  # the requests a round has taken, until it has published
+SYNC_QUEUED_FILE = ".sync-queued"  # a sync task is queued to run shortly (IndexStore.sync_queued)
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
@@ -393,6 +394,25 @@ class IndexStore:
                     running.unlink()
                     ran = True
         return ran
+
+    def sync_queued(self, *, within_s: float) -> bool:
+        """Whether a sync was marked queued less than `within_s` seconds ago (`sync_queue_mark`).
+
+        Lets callers queue one delayed sync for many edits. An older mark counts as lost (a worker died
+        holding its task), so the next caller queues another: a duplicate sync costs one reconcile.
+        """
+        try:
+            return time.time() - (self.directory / SYNC_QUEUED_FILE).stat().st_mtime < within_s
+        except FileNotFoundError:
+            return False
+
+    def sync_queue_mark(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / SYNC_QUEUED_FILE).touch()
+
+    def sync_queue_clear(self) -> None:
+        """Called by the queued sync before it reads anything, so an edit from then on queues another."""
+        (self.directory / SYNC_QUEUED_FILE).unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _locked(self, name: str, *, blocking: bool) -> Iterator[bool]:

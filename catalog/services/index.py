@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 # Embeddings read per query during a rebuild: 2,000 x 5 KB = 10 MB per batch.
 REBUILD_BATCH_PHOTOS = 2000
+# A queued sync not started after this long counts as lost, and the next tagging queues another.
+SYNC_QUEUED_STALE_S = 120.0
 
 
 def index_add_photo(*, photo: Photo) -> None:
@@ -62,6 +64,39 @@ def index_sync() -> bool:
     """
     ran, _ = _index_sync_with(_index_reconcile)
     return ran
+
+
+def index_sync_soon(*, queue: str | None = None) -> None:
+    """Queue one coalesced sync on `queue` INDEX_SYNC_DELAY_S from now, unless one is queued already.
+
+    For a photo's first embedding in a worker. Each sync rewrites the whole index file (0.5 GB and
+    about 1.5 s at 100k photos), so syncing after every photo made a single worker spend about a
+    hundred times longer publishing than tagging; with the delay, the photos tagged meanwhile share
+    one publish, and search finds them within seconds. With eager tasks (development, tests) the
+    sync runs at once.
+    """
+    from catalog.tasks import sync_index as sync_index_task
+
+    store = index_store_get()
+    if store.sync_queued(within_s=SYNC_QUEUED_STALE_S):
+        return
+    store.sync_queue_mark()
+    sync_index_task.apply_async(countdown=settings.INDEX_SYNC_DELAY_S, queue=queue)
+
+
+def index_sync_queue_forget() -> None:
+    """Forget a queued sync (on worker start): one queued by a worker that died may never run soon.
+
+    Its message comes back only after the broker's visibility timeout; until then the mark would
+    keep new taggings from queueing their own sync. A duplicate sync costs one reconcile.
+    """
+    index_store_get().sync_queue_clear()
+
+
+def index_sync_queued_run() -> bool:
+    """The queued sync: clear the mark first (an edit from now on queues the next one), then sync."""
+    index_store_get().sync_queue_clear()
+    return index_sync()
 
 
 def index_compact() -> bool:

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Photo, Tag
-from catalog.services.index import index_add_photo, index_sync
+from catalog.services.index import index_add_photo, index_sync_soon
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import decode_image
 from recognition.labels import LABEL_SETS
@@ -25,12 +25,13 @@ CATALOG_MAX_BYTES = 50 * 1024 * 1024
 CATALOG_MAX_PIXELS = 80_000_000
 
 
-def photo_tag(*, photo_id: int, force: bool = False) -> Photo | None:
+def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = None) -> Photo | None:
     """Embed and tag one photo; idempotent.
 
     A photo already tagged by the current backbone is skipped unless `force`. A photo that cannot
-    be decoded is marked failed with the reason (a permanent error, not retried). Returns the
-    photo, or None when it no longer exists.
+    be decoded is marked failed with the reason (a permanent error, not retried). A first embedding
+    reaches the index through a sync queued on `index_queue` (the Celery queue this tagging came
+    from; None: the default). Returns the photo, or None when it no longer exists.
     """
     photo = Photo.objects.filter(pk=photo_id).first()
     if photo is None:
@@ -66,7 +67,7 @@ def photo_tag(*, photo_id: int, force: bool = False) -> Photo | None:
         locked.tagged_at = timezone.now()
         locked.save(update_fields=["embedding", "embedding_model", "status", "failure_reason", "tagged_at"])
     if photo.embedding is None:
-        index_sync()  # a first embedding: one publish picks up every photo tagged meanwhile
+        index_sync_soon(queue=index_queue)  # a first embedding: one delayed publish for the photos tagged meanwhile
     else:
         index_add_photo(photo=locked)  # a new vector for an indexed photo: the sync only adds missing ids
     logger.info("tagged photo %s with %s", photo_id, ", ".join(names) or "no recognizers")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from catalog.services.index import index_compact, index_matches_catalog, index_r
 from catalog.services.tagging import photo_tag
 from catalog.signals import SyncIndexOnCommit
 from catalog.tasks import compact_index, rebuild_index, sync_index
-from recognition.index import SYNC_LOCK_FILE
+from recognition.index import SYNC_LOCK_FILE, SYNC_QUEUED_FILE
 from recognition.services import index_store_get
 
 pytestmark = pytest.mark.django_db
@@ -209,3 +211,36 @@ def test_rebuild_index_command_rebuilds_and_reports_the_published_index(tagged_c
 
     assert capsys.readouterr().out.strip() == "index rebuilt: 20 photos, flat search"
     assert index_matches_catalog()
+
+
+def test_a_tagging_while_a_sync_is_queued_leaves_the_photo_to_that_sync(tagged_catalog):
+    # given a photo not tagged yet, and a sync queued a moment ago by an earlier tagging
+    photo_id = Photo.objects.order_by("pk").values_list("pk", flat=True).first()
+    Photo.objects.filter(pk=photo_id).update(status=Photo.Status.PENDING, embedding=None)
+    index_sync()
+    version = index_store_get().current_version()
+    index_store_get().sync_queue_mark()
+
+    # when the photo is tagged
+    assert photo_tag(photo_id=photo_id).status == Photo.Status.TAGGED
+
+    # then it queued nothing and published nothing: the queued sync takes it, in the same publish
+    assert index_store_get().current_version() == version
+    sync_index.apply()
+    assert photo_id in indexed_ids()
+    assert index_matches_catalog()
+
+
+def test_a_queued_sync_that_never_ran_does_not_hold_up_later_taggings(tagged_catalog):
+    # given a queued-sync mark left by a worker that died before running it, long ago
+    photo_id = Photo.objects.order_by("pk").values_list("pk", flat=True).first()
+    Photo.objects.filter(pk=photo_id).update(status=Photo.Status.PENDING, embedding=None)
+    index_sync()
+    store = index_store_get()
+    store.sync_queue_mark()
+    stale = time.time() - 3600
+    os.utime(store.directory / SYNC_QUEUED_FILE, (stale, stale))
+
+    # when the photo is tagged, then it queues (here: runs) a sync of its own
+    photo_tag(photo_id=photo_id)
+    assert photo_id in indexed_ids()

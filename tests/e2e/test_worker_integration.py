@@ -90,7 +90,12 @@ def test_photo_saved_in_admin_is_tagged_by_a_worker_and_found_by_search(celery_w
     assert photo.status == Photo.Status.TAGGED
     assert photo.tags.filter(attribute="type").first().value == "hat"
 
-    query = SimpleUploadedFile("q.jpg", hat.read_bytes(), content_type="image/jpeg")
-    results = admin_client.post("/api/v1/search", {"image": query}).json()["results"]
+    # The worker publishes newly tagged photos to the index together, INDEX_SYNC_DELAY_S after tagging.
+    while True:
+        query = SimpleUploadedFile("q.jpg", hat.read_bytes(), content_type="image/jpeg")
+        results = admin_client.post("/api/v1/search", {"image": query}).json()["results"]
+        if (results and results[0]["shop_url"] == "https://shop.example/worker-hat") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert results[0]["shop_url"] == "https://shop.example/worker-hat"
     assert results[0]["visual"] > 0.99
