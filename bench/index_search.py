@@ -11,9 +11,10 @@ worst case for any approximate index and nothing like a catalog.)
 
 For each size: the exact answer (brute force) is the reference; each index type is timed one query
 at a time, as the site searches, and its top 10 compared with the exact top 10 (recall@10). HNSW is
-VectorIndex's own (M 32, efConstruction 80), swept over efSearch; IVF-Flat (nlist about sqrt(N)) is
-swept over nprobe; "auto" is what VectorIndex.build picks at FLAT_INDEX_MAX_ITEMS, searched for 200
-candidates as catalog.services.search does. Prints markdown tables. Nothing is asserted.
+VectorIndex's own (M 32, efConstruction 80, vectors stored as float16), swept over efSearch; IVF-Flat
+(nlist about sqrt(N)) is swept over nprobe; "auto" is what VectorIndex.build picks at
+FLAT_INDEX_MAX_ITEMS, searched for 200 candidates as catalog.services.search does. Prints markdown
+tables. Nothing is asserted.
 """
 
 from __future__ import annotations

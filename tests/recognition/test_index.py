@@ -131,7 +131,10 @@ def test_an_id_removed_then_added_again_is_found_once_with_its_new_vector():
     assert sorted(index.ids().tolist()).count(3) == 1 and len(index) == 500
     assert set(found_ids(index, vectors[7:8], 2)[0]) == {3, 7}
     hits_near_old = index.search(vectors[3:4], 500)[0]
-    assert [hit.score for hit in hits_near_old if hit.id == 3] == pytest.approx([float(vectors[3] @ vectors[7])])
+    # (HNSW stores vectors as float16: scores agree to about 1e-4)
+    assert [hit.score for hit in hits_near_old if hit.id == 3] == pytest.approx(
+        [float(vectors[3] @ vectors[7])], abs=1e-3
+    )
 
 
 def test_upserting_an_hnsw_id_tombstones_its_old_vector():
@@ -279,3 +282,15 @@ def test_a_failed_sync_leaves_its_request_for_the_next_one(tmp_path):
     assert (tmp_path / SYNC_RUNNING_FILE).exists()
     assert store.sync(lambda index: index.add(np.arange(3), unit_vectors(3))) is True
     assert sorted(store.load().ids().tolist()) == [0, 1, 2]
+
+
+def test_an_hnsw_index_stores_its_vectors_in_half_the_bytes_of_an_exact_one(tmp_path):
+    # 1280 dimensions, as the backbone's embeddings: float16 vectors, plus the graph's links
+    vectors = unit_vectors(500, dim=1280, seed=5)
+    exact = VectorIndex.build(np.arange(500), vectors, flat_max_items=1000)
+    graph = VectorIndex.build(np.arange(500), vectors, flat_max_items=10)
+    exact.write(tmp_path / "exact")
+    graph.write(tmp_path / "graph")
+
+    assert (tmp_path / "graph").stat().st_size < 0.6 * (tmp_path / "exact").stat().st_size
+    assert found_ids(graph, vectors[:20], 1) == [[i] for i in range(20)]
