@@ -18,7 +18,7 @@ from catalog.services.tagging import photo_tag
 # Transient: database hiccups and I/O (a media volume briefly away). Corrupt photos are not
 # transient; the service marks them failed instead of raising.
 TRANSIENT_ERRORS = (DatabaseError, OSError)
-# Rebuilding a whole HNSW graph outlasts CELERY_TASK_TIME_LIMIT at a large catalog (426 s at 1M on 2
+# Rebuilding a whole HNSW graph outlasts CELERY_TASK_TIME_LIMIT at a large catalog (333 s at 1M on 2
 # cores): these tasks get their own limit (fashion_search/settings.py, INDEX_REBUILD_TIME_LIMIT).
 # They acknowledge on receipt, not late: a late-acked message still unacknowledged after the broker's
 # visibility timeout (600 s) is handed to a second worker while the first still builds. A lost

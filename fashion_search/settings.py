@@ -103,8 +103,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 INDEX_DIR = env_path("INDEX_DIR", VAR_DIR / "index")
 # Exact (flat) search up to this many vectors, an approximate HNSW index beyond; a flat index that grows
 # past it becomes HNSW at its next edit. Measured on 2 cores (bench/README.md, "Vector search"): exact
-# search 1.7 ms at 10k, 3.5 ms at 20k, 18 ms at 100k; HNSW for the site's 200 candidates 1.4 ms at 100k
-# and 2.0 ms at 1M, recall@10 0.994 and 0.975.
+# search 1.6 ms at 10k, 3.3 ms at 20k, 17 ms at 100k; HNSW for the site's 200 candidates 1.2 ms at 100k
+# and 1.8 ms at 1M, recall@10 0.994 and 0.975.
 FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 20_000)
 # Seconds a worker waits after tagging a new photo before adding it to the index, so that the photos tagged
 # meanwhile share one publish (each rewrites the whole index file: about 1.5 s at 100k photos).
@@ -163,7 +163,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 # Time limit of the index rebuild and compaction tasks (catalog/tasks.py), which build a whole HNSW
-# graph: 39 s at 100k vectors and 426 s at 1M on 2 cores, past CELERY_TASK_TIME_LIMIT, which would
+# graph: 21 s at 100k vectors and 333 s at 1M on 2 cores, past CELERY_TASK_TIME_LIMIT, which would
 # kill them every time. Their soft limit is 90% of it. They acknowledge on receipt (not late), so
 # running past the broker visibility timeout does not hand them to a second worker.
 INDEX_REBUILD_TIME_LIMIT = env_int("INDEX_REBUILD_TIME_LIMIT", 3600)

@@ -11,7 +11,7 @@ each as the catalog grows. Deletions go through it too (catalog/signals.py), so 
 the index's writer lock.
 
 Removing from an HNSW index only tombstones the vector; once tombstones pass a fifth of the slots the
-graph needs rebuilding (`compaction_due`), which takes minutes at a million photos (426 s on 2 cores).
+graph needs rebuilding (`compaction_due`), which takes minutes at a million photos (333 s on 2 cores).
 So the edits here never compact: when they leave an index due, they queue `compact_index`, which runs
 `index_compact` in a worker with a long time limit while other syncs return at once.
 """
@@ -102,7 +102,7 @@ def index_sync_queued_run() -> bool:
 def index_compact() -> bool:
     """Reconcile the published index with the database and rebuild its graph without tombstones.
 
-    Slow (426 s at 1M photos on 2 cores): runs from the `compact_index` task. It goes through the
+    Slow (333 s at 1M photos on 2 cores): runs from the `compact_index` task. It goes through the
     coalesced sync, so while it builds, other syncs return at once and its next round (reconcile
     only, quick) serves their requests. Compacts only when still due, so a duplicate task costs one
     reconcile. Returns whether this call ran; if another sync held the lock, that one queues the
