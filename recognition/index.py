@@ -337,10 +337,18 @@ class IndexStore:
     def load(self) -> VectorIndex:
         """The published index, reloaded only when a newer version was published.
 
+        One thread of the process reads a new version while the others go on searching the one they
+        had, so a publish never stalls the requests in flight (a read takes 0.4 s at 100k photos and
+        seconds at a million). Only the first load, with nothing to fall back on, makes callers wait.
         Raises IndexUnreadable when the published file cannot be read.
         """
         version = self.current_version()
-        with self._lock:
+        cached = self._cached
+        if cached is not None and cached.version == version:
+            return cached
+        if not self._lock.acquire(blocking=cached is None):
+            return cached  # another thread is loading the new version
+        try:
             if self._cached is not None and self._cached.version == version:
                 return self._cached
             if version:
@@ -354,6 +362,8 @@ class IndexStore:
                 index = VectorIndex(self.dim)
             self._cached = index
             return index
+        finally:
+            self._lock.release()
 
     @contextlib.contextmanager
     def editing(self) -> Iterator[VectorIndex]:

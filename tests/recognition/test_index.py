@@ -294,3 +294,38 @@ def test_an_hnsw_index_stores_its_vectors_in_half_the_bytes_of_an_exact_one(tmp_
 
     assert (tmp_path / "graph").stat().st_size < 0.6 * (tmp_path / "exact").stat().st_size
     assert found_ids(graph, vectors[:20], 1) == [[i] for i in range(20)]
+
+
+def test_while_one_thread_reads_a_new_version_the_others_keep_searching_the_previous_one(tmp_path, monkeypatch):
+    # given a process holding version 1, and version 2 just published
+    store = IndexStore(tmp_path, 32)
+    with store.editing() as index:
+        index.add(np.array([1]), unit_vectors(1))
+    first = store.load().version
+    with IndexStore(tmp_path, 32).editing() as index:
+        index.add(np.array([2]), unit_vectors(1, seed=1))
+    second = store.current_version()
+
+    # when one request thread starts reading version 2 (held mid-read here)
+    reading, release = threading.Event(), threading.Event()
+    read = VectorIndex.read
+
+    def held_read(cls, path, version):
+        reading.set()
+        release.wait(10)
+        return read(path, version)
+
+    monkeypatch.setattr(VectorIndex, "read", classmethod(held_read))
+    loaded: list[str] = []
+    loader = threading.Thread(target=lambda: loaded.append(store.load().version))
+    loader.start()
+    assert reading.wait(10)
+
+    # then another thread is answered at once, with version 1
+    assert store.load().version == first
+
+    # and once the read is done, everyone gets version 2
+    release.set()
+    loader.join(10)
+    assert loaded == [second]
+    assert store.load().version == second
