@@ -1,32 +1,13 @@
-"""The FAISS vector index: exact while small, HNSW beyond a size limit, persisted atomically.
-
-The database is the source of truth; this index is a derived artefact that can always be rebuilt.
-On disk, `INDEX_DIR/CURRENT` names the live index file (`index-<version>.faiss`). Writers hold an
-exclusive lock file, write a new file to a temporary name, fsync, rename it into place and only
-then swap `CURRENT`, so a crash mid-write leaves the previous index live. Readers compare the
-version in `CURRENT` (one small read) with the one they hold and reload when it changed.
-
-A writer killed mid-publish leaves at most a temporary file (`.index-*.tmp`, `.current-*`) or a
-finished index file that `CURRENT` does not name. Neither is ever read; the next writer, holding the
-lock and so knowing that no other writer is active, deletes them. Tested by killing a real writer
-process at each step (tests/e2e/test_index_crash.py).
+"""The FAISS vector index in memory and in its file: exact while small, HNSW beyond a size limit.
 
 An index file is a short header listing the HNSW slots removed but not yet compacted away
-(tombstones, see `VectorIndex`), followed by the FAISS index itself, so both are published by the
-one rename. Plain FAISS files, as earlier versions wrote, are still read.
+(tombstones, see `VectorIndex`), followed by the FAISS index itself, so both are published by one
+rename (recognition.index_store). Plain FAISS files, as earlier versions wrote, are still read.
 """
-
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
-import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -39,13 +20,6 @@ from recognition.errors import RecognitionError
 
 logger = logging.getLogger(__name__)
 
-CURRENT_FILE = "CURRENT"
-LOCK_FILE = ".lock"
-# Coalesced syncs (IndexStore.sync): the lock held by the process syncing, and the request others leave.
-SYNC_LOCK_FILE = ".sync-lock"
-SYNC_REQUEST_FILE = ".sync-requested"
-SYNC_RUNNING_FILE = ".sync-running"  # the requests a round has taken, until it has published
-SYNC_QUEUED_FILE = ".sync-queued"  # a sync task is queued to run shortly (IndexStore.sync_queued)
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
@@ -59,8 +33,6 @@ COMPACT_REMOVED_FRACTION = 0.2
 # First bytes of an index file: then the count and int64 slots of tombstones, then the FAISS index.
 # A file without them is a plain FAISS index, as versions before tombstones wrote.
 FILE_MAGIC = b"FSINDEX1"
-# Name patterns of the temporary files of `_publish`; any found while holding the lock are left-overs.
-TEMP_PATTERNS = (".index-*.tmp", ".current-*")
 
 
 class IndexUnreadable(RecognitionError):
@@ -316,205 +288,3 @@ def _read_exactly(handle: BinaryIO, size: int) -> bytes:
     if len(data) != size:
         raise ValueError(f"file ends {size - len(data)} bytes early")
     return data
-
-
-class IndexStore:
-    """The index files of one directory: locked read-modify-write, atomic publish, cheap reload."""
-
-    def __init__(self, directory: Path, dim: int) -> None:
-        self.directory = directory
-        self.dim = dim
-        self._cached: VectorIndex | None = None
-        self._lock = threading.Lock()
-
-    def current_version(self) -> str:
-        """The published version, or "" when none is published yet."""
-        try:
-            return (self.directory / CURRENT_FILE).read_text().strip()
-        except FileNotFoundError:
-            return ""
-
-    def load(self) -> VectorIndex:
-        """The published index, reloaded only when a newer version was published.
-
-        One thread of the process reads a new version while the others go on searching the one they
-        had, so a publish never stalls the requests in flight (a read takes 0.4 s at 100k photos and
-        seconds at a million). Only the first load, with nothing to fall back on, makes callers wait.
-        Raises IndexUnreadable when the published file cannot be read.
-        """
-        version = self.current_version()
-        cached = self._cached
-        if cached is not None and cached.version == version:
-            return cached
-        if not self._lock.acquire(blocking=cached is None):
-            return cached  # another thread is loading the new version
-        try:
-            if self._cached is not None and self._cached.version == version:
-                return self._cached
-            if version:
-                started = time.perf_counter()
-                index = VectorIndex.read(self._file(version), version)
-                logger.info(
-                    "loaded index %s (%d vectors, %s) in %.2fs",
-                    version, len(index), index.kind, time.perf_counter() - started,
-                )
-            else:
-                index = VectorIndex(self.dim)
-            self._cached = index
-            return index
-        finally:
-            self._lock.release()
-
-    @contextlib.contextmanager
-    def editing(self) -> Iterator[VectorIndex]:
-        """Yield a private copy of the latest index under an exclusive lock, then publish it if it changed.
-
-        If the body raises, nothing is published.
-        """
-        with self._locked(LOCK_FILE, blocking=True):
-            version = self.current_version()
-            index = VectorIndex.read(self._file(version), version) if version else VectorIndex(self.dim)
-            yield index
-            if index.changed:
-                self._publish(index)
-
-    def replace(self, index: VectorIndex) -> None:
-        """Publish `index` as the new version (used by a full rebuild)."""
-        with self._locked(LOCK_FILE, blocking=True):
-            self._publish(index)
-
-    def sync(self, update: Callable[[VectorIndex], object]) -> bool:
-        """Run `update` on the latest index and publish the result, coalescing callers that overlap.
-
-        For edits whose content comes from elsewhere (the database): `update` must bring the index
-        up to date with everything committed before it runs, not apply one caller's change. The
-        caller leaves a request file, then takes the sync lock without waiting. If it gets it, it
-        runs `update` (under the writer lock, via `editing`) until no request is left. If another
-        process holds it, the caller returns at once: that process sees the request before it
-        lets go and runs `update` again, after the caller's commit. So a burst of callers costs
-        about two publishes, not one each. A round that raises, or whose process is killed, leaves
-        its requests behind for the next caller's sync (and `index_repair` on process start), so
-        none is lost. Returns whether this call ran `update`.
-        """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        request, running = self.directory / SYNC_REQUEST_FILE, self.directory / SYNC_RUNNING_FILE
-        request.touch()
-        ran = False
-        # Checked again after letting go: a request left while we held the lock, by a caller that
-        # then failed to get it, is ours to serve.
-        while request.exists():
-            with self._locked(SYNC_LOCK_FILE, blocking=False) as held:
-                if not held:
-                    return ran
-                while request.exists() or running.exists():
-                    # Taken before `update` reads anything, so a request left from here on gets another
-                    # round; kept until the round published, so a round that fails or dies is redone.
-                    with contextlib.suppress(FileNotFoundError):
-                        os.replace(request, running)
-                    with self.editing() as index:
-                        update(index)
-                    running.unlink()
-                    ran = True
-        return ran
-
-    def sync_queued(self, *, within_s: float) -> bool:
-        """Whether a sync was marked queued less than `within_s` seconds ago (`sync_queue_mark`).
-
-        Lets callers queue one delayed sync for many edits. An older mark counts as lost (a worker died
-        holding its task), so the next caller queues another: a duplicate sync costs one reconcile.
-        """
-        try:
-            return time.time() - (self.directory / SYNC_QUEUED_FILE).stat().st_mtime < within_s
-        except FileNotFoundError:
-            return False
-
-    def sync_queue_mark(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / SYNC_QUEUED_FILE).touch()
-
-    def sync_queue_clear(self) -> None:
-        """Called by the queued sync before it reads anything, so an edit from then on queues another."""
-        (self.directory / SYNC_QUEUED_FILE).unlink(missing_ok=True)
-
-    @contextlib.contextmanager
-    def _locked(self, name: str, *, blocking: bool) -> Iterator[bool]:
-        """Hold the lock file `name` of this directory; yields False when not `blocking` and it is taken."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / name, "w") as lock_handle:
-            try:
-                fcntl.flock(lock_handle, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                held = False
-            else:
-                held = True
-            try:
-                yield held
-            finally:
-                if held:
-                    fcntl.flock(lock_handle, fcntl.LOCK_UN)
-
-    def _file(self, version: str) -> Path:
-        return self.directory / f"index-{version}.faiss"
-
-    def _publish(self, index: VectorIndex) -> None:
-        # Versions sort by time, so the newest is obvious on disk; the suffix keeps them unique.
-        version = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-        previous = self.current_version()
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".index-", suffix=".tmp")
-        os.close(fd)
-        try:
-            index.write(Path(tmp))
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; web and worker users may differ
-            os.replace(tmp, self._file(version))
-            fd, tmp_current = tempfile.mkstemp(dir=self.directory, prefix=".current-")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(version)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp_current, 0o644)
-            os.replace(tmp_current, self.directory / CURRENT_FILE)
-            # The renames are durable only once the directory itself is synced.
-            self._fsync_directory()
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        index.version = version
-        self._prune(keep={version, previous})
-        logger.info("published index %s (%d vectors, %s)", version, len(index), index.kind)
-
-    def _fsync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _prune(self, keep: set[str]) -> None:
-        """Delete every index file but the live and the previous version, and temporary files; under the lock.
-
-        The previous version stays for a reader that read `CURRENT` just before the swap and is
-        still loading its file; readers holding an older one keep their copy in memory. Any other
-        file, and any temporary file, was left by a writer that died (no other writer is active).
-        """
-        for pattern in TEMP_PATTERNS:
-            for path in self.directory.glob(pattern):
-                path.unlink(missing_ok=True)
-        kept = {self._file(version) for version in keep if version}
-        for path in self.directory.glob("index-*.faiss"):
-            if path not in kept:
-                path.unlink(missing_ok=True)
-
-
-_stores: dict[tuple[Path, int], IndexStore] = {}
-_stores_lock = threading.Lock()
-
-
-def get_index_store(directory: Path, dim: int) -> IndexStore:
-    """The process-wide store for `directory` (one cached index per directory)."""
-    key = (directory, dim)
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            store = _stores[key] = IndexStore(directory, dim)
-        return store

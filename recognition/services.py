@@ -11,7 +11,7 @@ from PIL import Image
 
 from recognition.errors import UnknownRecognizer
 from recognition.images import decode_image
-from recognition.index import IndexStore, get_index_store
+from recognition.index_store import IndexStore, get_index_store
 from recognition.labels import LABEL_SETS
 from recognition.recognizers import Head, Prediction, head_cached, head_features
 from recognition.versions import recognizers_live_dirs

@@ -28,7 +28,8 @@ from django.conf import settings
 from django.db import transaction
 
 from catalog.models import Photo
-from recognition.index import IndexStore, IndexUnreadable, VectorIndex
+from recognition.index import IndexUnreadable, VectorIndex
+from recognition.index_store import IndexStore
 from recognition.services import EMBEDDING_DIM, index_store_get
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def index_sync() -> bool:
     """Bring the published index in step with the tagged photos, coalescing with concurrent calls.
 
     Call after committing a photo's first embedding or a photo's deletion. If another process is
-    syncing, returns at once and that process picks the change up (recognition.index.IndexStore.sync).
+    syncing, returns at once and that process picks the change up (recognition.index_store.IndexStore.sync).
     Returns whether this call did the sync; either way every photo committed before the call gets
     indexed, and every photo deleted before it leaves the index. Queues a compaction when the index
     it published has too many tombstones.

@@ -15,7 +15,7 @@ from catalog.services.index import index_compact, index_matches_catalog, index_r
 from catalog.services.tagging import photo_tag
 from catalog.signals import SyncIndexOnCommit
 from catalog.tasks import compact_index, rebuild_index, sync_index
-from recognition.index import SYNC_LOCK_FILE, SYNC_QUEUED_FILE
+from recognition.index_store import SYNC_LOCK_FILE, SYNC_QUEUED_FILE
 from recognition.services import index_store_get
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recognition.index import IndexStore
+from recognition.index_store import IndexStore
 
 ROOT = Path(__file__).resolve().parents[2]
 DIM = 32
@@ -26,6 +26,7 @@ import os, signal, sys
 from pathlib import Path
 import numpy as np
 from recognition import index as index_module
+from recognition import index_store as store_module
 
 directory, crash_at, dim = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 
@@ -43,13 +44,13 @@ if crash_at == "writing-index-file":  # half the bytes are on disk under the tem
 elif crash_at == "swapping-current":  # the new file is complete and in place; CURRENT still old
     real_replace = os.replace
     def replace(source, target):
-        if Path(target).name == index_module.CURRENT_FILE:
+        if Path(target).name == store_module.CURRENT_FILE:
             die()
         real_replace(source, target)
     os.replace = replace
 
 vectors = np.random.default_rng(1).standard_normal((5, dim)).astype(np.float32)
-store = index_module.IndexStore(directory, dim)
+store = store_module.IndexStore(directory, dim)
 with store.editing() as index:
     index.add(np.arange(5, 10), vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
 """

@@ -34,7 +34,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 
 from catalog.models import Item, Photo, Tag
-from recognition.index import IndexStore
+from recognition.index_store import IndexStore
 from recognition.services import EMBEDDING_DIM
 from tests.conftest import demo_photos
 

@@ -9,7 +9,8 @@ import faiss
 import numpy as np
 import pytest
 
-from recognition.index import SYNC_REQUEST_FILE, SYNC_RUNNING_FILE, IndexStore, VectorIndex
+from recognition.index import VectorIndex
+from recognition.index_store import SYNC_REQUEST_FILE, SYNC_RUNNING_FILE, IndexStore
 
 
 def unit_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
