@@ -111,6 +111,7 @@ def torch_variants(config, example: np.ndarray, with_compile: bool) -> dict[str,
     import torch
 
     from recognition.backbone import Backbone
+    from recognition.backbone_onnx import embedding_module
 
     eager = Backbone(config)
     variants: dict[str, tuple[EmbedFn, str]] = {"eager": (eager.embed_batch, "")}
@@ -125,19 +126,7 @@ def torch_variants(config, example: np.ndarray, with_compile: bool) -> dict[str,
 
     variants["eager, 1 thread"] = (run_one_thread, "")
 
-    def module(model: torch.nn.Module) -> torch.nn.Module:
-        class Embedding(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
-
-            def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-                pooled = self.model.extract_features(pixels).mean(dim=(2, 3))
-                return torch.nn.functional.normalize(pooled, dim=1)
-
-        return Embedding().eval()
-
-    channels_last = module(Backbone(config).model.to(memory_format=torch.channels_last))
+    channels_last = embedding_module(Backbone(config).model.to(memory_format=torch.channels_last))
 
     def run_channels_last(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -147,7 +136,7 @@ def torch_variants(config, example: np.ndarray, with_compile: bool) -> dict[str,
     variants["channels-last"] = (run_channels_last, "")
 
     with torch.inference_mode():
-        traced = torch.jit.trace(module(Backbone(config).model), torch.from_numpy(example))
+        traced = torch.jit.trace(embedding_module(Backbone(config).model), torch.from_numpy(example))
         scripted = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
 
     def run_script(batch: np.ndarray) -> np.ndarray:
@@ -157,7 +146,7 @@ def torch_variants(config, example: np.ndarray, with_compile: bool) -> dict[str,
     variants["TorchScript (traced, frozen)"] = (run_script, "")
 
     if with_compile:
-        compiled = torch.compile(module(Backbone(config).model))
+        compiled = torch.compile(embedding_module(Backbone(config).model))
 
         def run_compiled(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():

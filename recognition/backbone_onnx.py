@@ -85,7 +85,7 @@ def onnx_export(config: BackboneConfig, path: Path) -> None:
     started = time.perf_counter()
     torch_backbone = Backbone(dataclasses.replace(config, device="cpu", runtime="torch", threads=0))
     size = torch_backbone.input_size
-    module = _embedding_module(torch_backbone.model)
+    module = embedding_module(torch_backbone.model)
     example = np.random.default_rng(0).uniform(-1, 1, (2, 3, size, size)).astype(np.float32)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -117,7 +117,7 @@ def onnx_export(config: BackboneConfig, path: Path) -> None:
     )
 
 
-def _embedding_module(model: object) -> object:
+def embedding_module(model: object) -> object:
     """Wrap an EfficientNet in a module computing extract_features, average pool and L2 norm (as Backbone does)."""
     import torch
 
