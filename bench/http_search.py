@@ -34,7 +34,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from embed_throughput import UPLOAD_SIDE_PX, photo_paths, reencoded  # noqa: E402
 from environment import machine_line, percentile, table  # noqa: E402
 from index_search import Synthesiser, real_embeddings  # noqa: E402
-from serving import app_env, children, gunicorn_start, memory_mib, post_image, stop  # noqa: E402
+from serving import (  # noqa: E402
+    app_env,
+    children,
+    database_create_if_missing,
+    gunicorn_start,
+    memory_mib,
+    post_image,
+    stop,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/fashion_bench_100k"
 BULK_ROWS = 5000
@@ -103,6 +111,29 @@ def catalog_synthesise(items: int, version: str, var_dir: Path) -> float:
     return time.perf_counter() - started
 
 
+def catalog_open(*, items: int, var_dir: Path, **extra: str) -> tuple[dict[str, str], float]:
+    """Set this process up on the bench's catalog: its database (created when missing), Django, migrated
+    and filled with `items` items (`catalog_synthesise`). `extra` goes into the app's environment.
+
+    Returns that environment, for the servers and workers started from here, and the seconds spent
+    filling the catalog (0 when it was already complete).
+    """
+    database_url = os.environ.get("BENCH_HTTP_DATABASE_URL", DEFAULT_DATABASE_URL)
+    database_create_if_missing(database_url)
+    env = app_env(database_url=database_url, var_dir=var_dir, RECOGNITION_THREADS="1") | extra
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "fashion_search.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from recognition.services import backbone_get
+
+    call_command("migrate", "--noinput", verbosity=0)
+    return env, catalog_synthesise(items, backbone_get().version, var_dir)
+
+
 def run_requests(url: str, uploads: list[bytes], count: int, concurrency: int) -> tuple[list[float], int, float]:
     """Latencies (s) of `count` searches sent `concurrency` at a time, how many failed, and requests/s."""
     def one(i: int) -> tuple[float, bool]:
@@ -126,25 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var" / "bench-100k")
     args = parser.parse_args(argv)
 
-    from load_search import database_create_if_missing
-
-    database_url = os.environ.get("BENCH_HTTP_DATABASE_URL", DEFAULT_DATABASE_URL)
-    database_create_if_missing(database_url)
-    env = app_env(database_url=database_url, var_dir=args.var_dir, RECOGNITION_THREADS="1")
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "fashion_search.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    print(f"Machine: {machine_line()}\n", flush=True)
+    env, setup_s = catalog_open(items=args.items, var_dir=args.var_dir)
     from django.db import connections
 
-    from recognition.services import backbone_get
-
-    print(f"Machine: {machine_line()}\n", flush=True)
-    call_command("migrate", "--noinput", verbosity=0)
-    version = backbone_get().version
-    setup_s = catalog_synthesise(args.items, version, args.var_dir)
     connections.close_all()
 
     uploads = [reencoded(p, UPLOAD_SIDE_PX) for p in photo_paths("validation")[::7][:50]]

@@ -16,14 +16,14 @@ import argparse
 import csv
 import os
 import platform
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
+
+from serving import app_env, database_create_if_missing, free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -32,53 +32,9 @@ SETUP_TIMEOUT_S = 900  # migrate + import and tag 100 demo photos on a busy 2-co
 SERVER_START_S = 180  # gunicorn workers each load torch and the model before they answer
 
 
-def database_create_if_missing(url: str) -> None:
-    import psycopg2
-
-    parts = urlparse(url)
-    name = parts.path.lstrip("/")
-    admin = psycopg2.connect(
-        host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password,
-        dbname="postgres",
-    )
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
-    admin.close()
-
-
-def app_env(database_url: str, var_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    return env | {
-        "DATABASE_URL": database_url,
-        "VAR_DIR": str(var_dir),
-        "MEDIA_ROOT": str(var_dir / "media"),
-        "INDEX_DIR": str(var_dir / "index"),
-        "STATIC_ROOT": str(var_dir / "staticfiles"),
-        "CELERY_TASK_ALWAYS_EAGER": "1",  # the demo catalog is tagged in-process during set-up
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-only",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        # All shoppers come from 127.0.0.1 here; per-client limits would turn the load into 429s.
-        "RATELIMIT_ENABLE": "0",
-        # One inference thread per gunicorn worker: the workers already use the cores side by side.
-        "RECOGNITION_THREADS": env.get("RECOGNITION_THREADS", "1"),
-        "LOG_LEVEL": "INFO",
-    }
-
-
 def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([str(VENV_BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, check=True,
                    timeout=SETUP_TIMEOUT_S)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_serving(url: str, server: subprocess.Popen, workers: int, log: Path) -> None:
@@ -93,16 +49,6 @@ def wait_until_serving(url: str, server: subprocess.Popen, workers: int, log: Pa
                     return
         time.sleep(0.5)
     raise SystemExit(f"gunicorn did not warm up within {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def server_cpu_s(master_pid: int) -> float:
@@ -151,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     database_create_if_missing(database_url)
-    env = app_env(database_url, args.var_dir)
+    # One inference thread per gunicorn worker: the workers already use the cores side by side.
+    env = app_env(
+        database_url=database_url, var_dir=args.var_dir,
+        RECOGNITION_THREADS=os.environ.get("RECOGNITION_THREADS", "1"),
+    )
     print(f"preparing {urlparse(database_url).path.lstrip('/')}: migrate, demo catalog, index", flush=True)
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "setup_demo", "-v0")

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import psutil
 
@@ -42,6 +43,25 @@ def app_env(*, database_url: str, var_dir: Path, **extra: str) -> dict[str, str]
         "LOG_LEVEL": "INFO",
     }
     return env | extra
+
+
+def database_create_if_missing(url: str) -> None:
+    """Create the PostgreSQL database that `url` names when it does not exist yet (benches own theirs)."""
+    import psycopg2
+
+    parts = urlparse(url)
+    name = parts.path.lstrip("/")
+    admin = psycopg2.connect(
+        host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password,
+        dbname="postgres",
+    )
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+            print(f"created database {name}")
+    admin.close()
 
 
 def free_port() -> int:

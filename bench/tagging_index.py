@@ -26,8 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from environment import machine_line, table  # noqa: E402
-from http_search import DEFAULT_DATABASE_URL, catalog_synthesise  # noqa: E402
-from serving import app_env  # noqa: E402
+from http_search import catalog_open  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/6"
 WORKER_START_S = 60.0
@@ -41,28 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var" / "bench-100k")
     args = parser.parse_args(argv)
 
-    from load_search import database_create_if_missing
-
-    database_url = os.environ.get("BENCH_HTTP_DATABASE_URL", DEFAULT_DATABASE_URL)
-    database_create_if_missing(database_url)
-    env = app_env(database_url=database_url, var_dir=args.var_dir, RECOGNITION_THREADS="1", LOG_LEVEL="WARNING")
-    env |= {"REDIS_URL": REDIS_URL, "CELERY_TASK_ALWAYS_EAGER": "0"}
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "fashion_search.settings"
-    import django
-
-    django.setup()
+    print(f"Machine: {machine_line()}\n", flush=True)
+    catalog_open(
+        items=args.items, var_dir=args.var_dir,
+        LOG_LEVEL="WARNING", REDIS_URL=REDIS_URL, CELERY_TASK_ALWAYS_EAGER="0",
+    )
     from django.conf import settings
-    from django.core.management import call_command
 
     from catalog.models import Photo
     from catalog.services.index import index_sync
     from catalog.tasks import tag_photo
-    from recognition.services import backbone_get, index_store_get
+    from recognition.services import index_store_get
 
-    print(f"Machine: {machine_line()}\n", flush=True)
-    call_command("migrate", "--noinput", verbosity=0)
-    catalog_synthesise(args.items, backbone_get().version, args.var_dir)
     photo_ids = list(Photo.objects.order_by("-pk").values_list("pk", flat=True)[: args.photos])
     Photo.objects.filter(pk__in=photo_ids).update(status=Photo.Status.PENDING, embedding=None)
     index_sync()  # drops them from the published index
