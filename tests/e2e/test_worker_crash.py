@@ -31,20 +31,14 @@ from typing import IO
 import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import connection
 
 from catalog.models import Item, Photo, Tag
 from recognition.index_store import IndexStore
 from recognition.services import EMBEDDING_DIM
 from tests.conftest import demo_photos
+from tests.e2e.workers import NEEDS_POSTGRES_AND_REDIS, worker_environment
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not (os.environ.get("REDIS_URL") and os.environ.get("DATABASE_URL")),
-        reason="needs DATABASE_URL (PostgreSQL) and REDIS_URL (a real broker); .ci/run sets both",
-    ),
-]
+pytestmark = NEEDS_POSTGRES_AND_REDIS
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = 8
@@ -78,12 +72,7 @@ def queue() -> Iterator[str]:
 @pytest.fixture
 def start_worker(queue: str, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
     """Start `celery worker` processes (prefork pool, as `make worker`) in their own process groups."""
-    db = connection.settings_dict
-    env = os.environ | {
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "INDEX_DIR": str(settings.INDEX_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "0",
+    env = worker_environment() | {
         "CELERY_BROKER_RESTORE_INTERVAL": str(RESTORE_INTERVAL_S),
         "RECOGNITION_THREADS": "1",
     }

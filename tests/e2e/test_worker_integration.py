@@ -5,27 +5,19 @@ Runs against the real PostgreSQL and Redis named by DATABASE_URL and REDIS_URL (
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 
 from catalog.models import Photo
 from tests.conftest import demo_photos
+from tests.e2e.workers import NEEDS_POSTGRES_AND_REDIS, worker_environment
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not (os.environ.get("REDIS_URL") and os.environ.get("DATABASE_URL")),
-        reason="needs DATABASE_URL (PostgreSQL) and REDIS_URL (a real broker); .ci/run sets both",
-    ),
-]
+pytestmark = NEEDS_POSTGRES_AND_REDIS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_WAIT_S = 180
@@ -43,13 +35,7 @@ def real_broker():
 @pytest.fixture
 def celery_worker_process(real_broker, tmp_path):
     """A separate `celery worker` process on the test database, media folder and index folder."""
-    db = connection.settings_dict
-    env = os.environ | {
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "INDEX_DIR": str(settings.INDEX_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-    }
+    env = worker_environment()
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "fashion_search", "worker", "--pool=solo", "--loglevel=INFO"],
