@@ -260,6 +260,74 @@ def pipelined(backbone, blobs: list[bytes], size: int, workers: int, batch: int 
     return len(blobs) / elapsed, waited / elapsed
 
 
+def gpu_tables(config, blobs: list[bytes], size: int, what: str) -> None:
+    """Batch 1 and batch 32 on the GPU: naive eager (full decode in the same thread) against the site's path.
+
+    The site's GPU path is eager PyTorch fp32 (`Backbone` on cuda) with draft decoding, and for batches
+    recognition.embed_pipeline decoding in threads. fp16 with channels-last is measured beside it as a
+    candidate, with its agreement to fp32.
+    """
+    import torch
+
+    from recognition.backbone import Backbone
+
+    site = Backbone(config)
+    preprocess = site.preprocess
+    print(f"#### On the GPU ({torch.cuda.get_device_name(0)}, torch {torch.__version__})\n")
+    half = Backbone(config)
+    half.model = half.model.half().to(memory_format=torch.channels_last)
+
+    def embed_half(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to("cuda", non_blocking=True).half()
+            features = half.model.extract_features(tensor.contiguous(memory_format=torch.channels_last))
+            pooled = torch.nn.functional.adaptive_avg_pool2d(features, 1).flatten(1).float()
+            return torch.nn.functional.normalize(pooled, dim=1).cpu().numpy()
+
+    naive = "GPU eager fp32, full decode (naive)"
+    paths = {
+        naive: (site.embed_batch, False),
+        "GPU eager fp32, draft decode (the site)": (site.embed_batch, True),
+        "GPU eager fp16 channels-last, draft decode": (embed_half, True),
+    }
+    measured = batch1_interleaved(paths, blobs, size, preprocess)
+    naive_s, naive_vectors = measured[naive]
+    site_vectors = measured["GPU eager fp32, draft decode (the site)"][1]
+    rows = [
+        [label, f"{seconds * 1000:.2f}", f"{1 / seconds:.0f}", f"{naive_s / seconds:.1f}x",
+         cosine_min(vectors, naive_vectors if label == naive else site_vectors)]
+        for label, (seconds, vectors) in measured.items()
+    ]
+    print(f"Batch 1, {what}, decode included: median of {len(blobs)} photos\n")
+    print(table(["path", "ms / image", "images/s", "speed-up", "cosine to GPU fp32, same pixels: min / median"],
+                rows) + "\n", flush=True)
+
+    batch_blobs = (blobs * (512 // len(blobs) + 1))[:512]
+    pixels = np.stack([preprocess(decode(b, size)) for b in batch_blobs[:32]])
+    rows32 = []
+    naive32 = batch32(site.embed_batch, batch_blobs, size, False, preprocess)
+    rows32.append(["GPU eager fp32, full decode in the same thread (naive)", f"{naive32:.0f}", "1.0x"])
+    for name, embed in (("fp32", site.embed_batch), ("fp16 channels-last", embed_half)):
+        embed(pixels)
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(20):
+            embed(pixels)
+        rate = 20 * len(pixels) / (time.perf_counter() - started)
+        rows32.append([f"GPU eager {name}, backbone alone (decoded batch of 32 in memory)", f"{rate:.0f}",
+                       f"{rate / naive32:.1f}x"])
+    cores = os.cpu_count() or 1
+    for workers in sorted({1, 2, 4, 8, 16, cores}):
+        if workers > cores:
+            continue
+        rate, waiting = pipelined(site, batch_blobs, size, workers)
+        rows32.append([f"GPU eager fp32 + embed_pipeline, {workers} decode threads, draft decode "
+                       f"(backbone waiting for decoding {waiting:.0%} of the time)", f"{rate:.0f}",
+                       f"{rate / naive32:.1f}x"])
+    print(f"Batch 32, {what}, decode included: {len(batch_blobs)} photos, {cores} CPU cores\n")
+    print(table(["path", "images/s", "vs naive"], rows32) + "\n", flush=True)
+
+
 def cosine_min(a: np.ndarray, b: np.ndarray) -> str:
     """Row-wise cosine of unit vectors: "min / median"."""
     cosines = np.sum(a * b, axis=1)
@@ -274,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 quantised export")
     parser.add_argument("--photos", choices=("upload", "phone", "stored"), default="upload",
                         help="what batch 1 and 32 decode: 1024-px uploads, 12-MP phone photos, or the files as stored")
+    parser.add_argument("--gpu-only", action="store_true",
+                        help="only the GPU tables (the CPU ones take minutes where there are many cores)")
     args = parser.parse_args(argv)
 
     import django
@@ -282,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from django.conf import settings
 
-    from recognition.backbone import BackboneConfig, get_backbone
+    from recognition.backbone import INPUT_SIZES, BackboneConfig, get_backbone
     from recognition.backbone_onnx import export_ensure
     from recognition.recognizers import get_head
 
@@ -290,18 +360,30 @@ def main(argv: list[str] | None = None) -> int:
     tuned = settings.BACKBONE_TUNED_WEIGHTS if settings.BACKBONE_TUNED_WEIGHTS.exists() else None
     config = BackboneConfig(device="cpu", runtime="torch", tuned_weights=tuned)
     onnx_config = BackboneConfig(device="cpu", runtime="onnx", tuned_weights=tuned, cache_dir=settings.MODEL_CACHE_DIR)
-    site = get_backbone(onnx_config)
-    size = site.input_size
-    preprocess = site.preprocess
-    print(f"Backbone {site.version} ({'fine-tuned' if tuned else 'ImageNet weights'}), input {size} px.\n")
-
+    what = {"upload": "upload-size JPEGs (1024 px)", "phone": "12-MP phone JPEGs", "stored": "JPEGs as stored"}
     validation = photo_paths("validation")
     step = max(1, len(validation) // args.images)
     sample = validation[::step][: args.images]
     uploads = [reencoded(p, UPLOAD_SIDE_PX) for p in sample]
+    if args.photos == "phone":
+        uploads = [reencoded(p, PHONE_SIZE_PX) for p in sample]
+    elif args.photos == "stored":
+        uploads = [p.read_bytes() for p in sample]
+    gpu_config = BackboneConfig(device="cuda", runtime="torch", tuned_weights=tuned)
+    if args.gpu_only:
+        if not torch.cuda.is_available():
+            print("No CUDA device: nothing to measure with --gpu-only.", file=sys.stderr)
+            return 1
+        gpu_tables(gpu_config, uploads, INPUT_SIZES[gpu_config.name], what[args.photos])
+        return 0
+
+    site = get_backbone(onnx_config)
+    size = site.input_size
+    preprocess = site.preprocess
+    print(f"Backbone {site.version} ({'fine-tuned' if tuned else 'ImageNet weights'}), input {size} px.\n")
     kinds = {
         "as stored": [p.read_bytes() for p in sample],
-        "upload (1024 px)": uploads,
+        "upload (1024 px)": [reencoded(p, UPLOAD_SIDE_PX) for p in sample],
         "phone (12 MP)": [reencoded(p, PHONE_SIZE_PX) for p in sample[:10]],
     }
     print("#### Where decoding time goes (median per photo, 1 thread)\n")
@@ -330,10 +412,6 @@ def main(argv: list[str] | None = None) -> int:
             variants[int8_name] = (onnx_session_fn(int8_path, cores), int8_note)
 
     # --- batch 1 --------------------------------------------------------------------------------
-    if args.photos == "phone":
-        uploads = [reencoded(p, PHONE_SIZE_PX) for p in sample]
-    elif args.photos == "stored":
-        uploads = kinds["as stored"]
     naive = "PyTorch eager, full decode (naive)"
     paths: dict[str, tuple[EmbedFn, bool]] = {naive: (variants["PyTorch eager"][0], False)}
     for name, (embed, _) in variants.items():
@@ -349,7 +427,6 @@ def main(argv: list[str] | None = None) -> int:
         same_pixels = naive_vectors if label == naive or label.endswith("full decode") else eager_draft_vectors
         rows.append([label, f"{seconds * 1000:.1f}", f"{1 / seconds:.1f}", f"{naive_s / seconds:.1f}x",
                      cosine_min(vectors, same_pixels), cosine_min(vectors, naive_vectors), notes.get(label, "")])
-    what = {"upload": "upload-size JPEGs (1024 px)", "phone": "12-MP phone JPEGs", "stored": "JPEGs as stored"}
     print(f"#### Batch 1, {what[args.photos]}, decode included: median of {len(uploads)} photos, "
           "the paths taking turns photo by photo\n")
     print(table(["path", "ms / image", "images/s", "speed-up", "cosine to eager, same pixels: min / median",
@@ -367,14 +444,10 @@ def main(argv: list[str] | None = None) -> int:
         rate, waiting = pipelined(site, batch_blobs, size, workers)
         rows32.append([f"site backbone (ONNX fp32) + embed_pipeline, {workers} decode threads "
                        f"(waiting for decoding {waiting:.0%} of the time)", f"{rate:.1f}", f"{rate / naive32:.1f}x"])
-    if torch.cuda.is_available():
-        gpu = get_backbone(BackboneConfig(device="cuda", runtime="torch", tuned_weights=tuned))
-        for workers in (2, 4, 8):
-            rate, waiting = pipelined(gpu, batch_blobs, size, workers)
-            rows32.append([f"GPU eager PyTorch + embed_pipeline, {workers} decode threads "
-                           f"(waiting for decoding {waiting:.0%})", f"{rate:.1f}", f"{rate / naive32:.1f}x"])
     print(f"#### Batch 32, {what[args.photos]}, decode included: {len(batch_blobs)} photos\n")
     print(table(["path", "images/s", "vs naive"], rows32) + "\n", flush=True)
+    if torch.cuda.is_available():
+        gpu_tables(gpu_config, uploads, size, what[args.photos])
 
     # --- int8 accuracy change -------------------------------------------------------------------
     if not args.no_int8 and (DATASET / "validation").exists():

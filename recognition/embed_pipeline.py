@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,21 +42,29 @@ class EmbeddedBatch:
     failures: list[tuple[Hashable, str]] = field(default_factory=list)  # (key, reason)
     decode_wait_s: float = 0.0  # time the backbone waited for decoded photos before this batch
     embed_s: float = 0.0
+    analyses: list[Any] = field(default_factory=list)  # `analyse(image)` for each key, when given
 
 
 def embed_in_batches(
-    backbone: Embedder, sources: Iterable[Source], *, batch_size: int, decode_workers: int
+    backbone: Embedder,
+    sources: Iterable[Source],
+    *,
+    batch_size: int,
+    decode_workers: int,
+    analyse: Callable[[Image.Image], Any] | None = None,
 ) -> Iterator[EmbeddedBatch]:
     """Yield embedded batches of at most `batch_size` photos, decoding in `decode_workers` threads.
 
-    Lazily reads `sources`, so millions of photos need memory for two batches only.
+    Lazily reads `sources`, so millions of photos need memory for two batches only. `analyse`, when
+    given, also runs in the pool on each decoded image (colour analysis, say): per-photo work left to
+    the caller's thread would starve a GPU that embeds thousands of photos a second.
     """
     if batch_size < 1 or decode_workers < 1:
         raise ValueError("batch_size and decode_workers must be at least 1")
 
-    def prepare(load: Callable[[], Image.Image]) -> tuple[Image.Image, NDArray[np.float32]]:
+    def prepare(load: Callable[[], Image.Image]) -> tuple[Image.Image, NDArray[np.float32], Any]:
         image = load()
-        return image, backbone.preprocess(image)
+        return image, backbone.preprocess(image), analyse(image) if analyse else None
 
     with ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode") as pool:
         pending: deque[tuple[Hashable, Future]] = deque()
@@ -71,12 +80,12 @@ def embed_in_batches(
 
         fill()
         while pending:
-            keys, images, inputs, failures = [], [], [], []
+            keys, images, inputs, analyses, failures = [], [], [], [], []
             waited = time.perf_counter()
             while pending and len(keys) + len(failures) < batch_size:
                 key, future = pending.popleft()
                 try:
-                    image, array = future.result()
+                    image, array, analysis = future.result()
                 except (RecognitionError, OSError) as exc:
                     failures.append((key, str(exc)[:500]))
                     continue
@@ -85,6 +94,7 @@ def embed_in_batches(
                 keys.append(key)
                 images.append(image)
                 inputs.append(array)
+                analyses.append(analysis)
             decode_wait_s = time.perf_counter() - waited
             started = time.perf_counter()
             embeddings = (
@@ -97,4 +107,5 @@ def embed_in_batches(
                 failures=failures,
                 decode_wait_s=decode_wait_s,
                 embed_s=time.perf_counter() - started,
+                analyses=analyses if analyse else [],
             )

@@ -72,14 +72,23 @@ def head_features(
     For colour, the embedding and the garment's colour histogram are each L2-normalised, joined and
     normalised again, so that both count equally.
     """
-    if features == FEATURES_EMBEDDING:
-        return embeddings
     if features == FEATURES_EMBEDDING_COLOUR:
         if images is None or len(images) != len(embeddings):
             raise ValueError("colour features need the images as well as their embeddings")
-        colours = np.stack([colour_features(image) for image in images])
-        joined = np.hstack([embeddings, _unit_rows(colours)])
-        return _unit_rows(joined)
+        return head_inputs(features, embeddings, np.stack([colour_features(image) for image in images]))
+    return head_inputs(features, embeddings, None)
+
+
+def head_inputs(
+    features: str, embeddings: NDArray[np.float32], colours: NDArray[np.float32] | None
+) -> NDArray[np.float32]:
+    """As `head_features`, from colour features already computed (`colour_features` of each image)."""
+    if features == FEATURES_EMBEDDING:
+        return embeddings
+    if features == FEATURES_EMBEDDING_COLOUR:
+        if colours is None or len(colours) != len(embeddings):
+            raise ValueError("colour features need a colour row for each embedding")
+        return _unit_rows(np.hstack([embeddings, _unit_rows(colours)]))
     raise ModelNotReady(f"Unknown head input kind {features!r}")
 
 

@@ -13,7 +13,7 @@ from recognition.errors import UnknownRecognizer
 from recognition.images import decode_image
 from recognition.index_store import IndexStore, get_index_store
 from recognition.labels import LABEL_SETS
-from recognition.recognizers import Head, Prediction, head_cached, head_features
+from recognition.recognizers import Head, Prediction, head_cached, head_features, head_inputs
 from recognition.versions import recognizers_live_dirs
 
 if TYPE_CHECKING:
@@ -95,15 +95,32 @@ def image_recognize(
     *, image: Image.Image, embedding: NDArray[np.float32], names: list[str]
 ) -> dict[str, list[Prediction]]:
     """Every named recognizer's candidates for one image and its embedding, scores descending."""
-    directories = recognizers_live_dirs()
     results = {}
-    for name in names:
-        if name not in directories:
-            raise UnknownRecognizer(f"Unknown recognizer {name!r}.")
-        head = head_cached(directories[name])
+    for name, head in _heads_live(names):
         inputs = head_features(head.features, embedding.reshape(1, -1), [image])
         results[name] = head.predict(inputs)[0]
     return results
+
+
+def images_recognize(
+    *, embeddings: NDArray[np.float32], colours: NDArray[np.float32], names: list[str]
+) -> list[dict[str, list[Prediction]]]:
+    """`image_recognize` for a batch, from each photo's embedding and `colour_features` row: one product per head."""
+    results: list[dict[str, list[Prediction]]] = [{} for _ in range(len(embeddings))]
+    for name, head in _heads_live(names):
+        for photo_results, candidates in zip(
+            results, head.predict(head_inputs(head.features, embeddings, colours)), strict=True
+        ):
+            photo_results[name] = candidates
+    return results
+
+
+def _heads_live(names: list[str]) -> list[tuple[str, Head]]:
+    directories = recognizers_live_dirs()
+    unknown = [name for name in names if name not in directories]
+    if unknown:
+        raise UnknownRecognizer(f"Unknown recognizer {unknown[0]!r}.")
+    return [(name, head_cached(directories[name])) for name in names]
 
 
 def index_store_get() -> IndexStore:

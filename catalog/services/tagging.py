@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Photo, Tag
@@ -76,25 +77,44 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
 
 def photo_tags_apply(*, photo: Photo, predictions: dict[str, list[Prediction]]) -> None:
     """Replace the model tags of each predicted attribute; attributes with a hand-set tag are left alone."""
-    hand_set = set(photo.tags.filter(source=Tag.Source.HAND).values_list("attribute", flat=True))
-    for attribute, candidates in predictions.items():
-        if attribute in hand_set:
-            continue
-        label_set = LABEL_SETS[attribute]
-        photo.tags.filter(attribute=attribute, source=Tag.Source.MODEL).delete()
-        Tag.objects.bulk_create(
-            [
+    photos_tags_apply({photo.pk: predictions})
+
+
+def photos_tags_apply(predictions: dict[int, dict[str, list[Prediction]]]) -> None:
+    """`photo_tags_apply` for many photos (photo id to predictions) in three queries, whatever their number.
+
+    Callers hold the photos' rows locked in a transaction, as bulk tagging writes a batch at a time.
+    """
+    if not predictions:
+        return
+    hand_set = set(
+        Tag.objects.filter(photo_id__in=predictions, source=Tag.Source.HAND).values_list("photo_id", "attribute")
+    )
+    replaced_by_attributes: dict[tuple[str, ...], list[int]] = {}  # usually one group: no hand-set tags
+    new_tags = []
+    for photo_id, by_attribute in predictions.items():
+        attributes = tuple(attribute for attribute in by_attribute if (photo_id, attribute) not in hand_set)
+        if attributes:
+            replaced_by_attributes.setdefault(attributes, []).append(photo_id)
+        for attribute in attributes:
+            min_score = LABEL_SETS[attribute].store_min_score
+            new_tags += [
                 Tag(
-                    photo=photo,
+                    photo_id=photo_id,
                     attribute=attribute,
                     value=candidate.tag,
                     score=candidate.score,
                     source=Tag.Source.MODEL,
                 )
-                for candidate in candidates
-                if candidate.score >= label_set.store_min_score
+                for candidate in by_attribute[attribute]
+                if candidate.score >= min_score
             ]
-        )
+    if replaced_by_attributes:
+        replaced = Q()
+        for attributes, photo_ids in replaced_by_attributes.items():
+            replaced |= Q(photo_id__in=photo_ids, attribute__in=attributes)
+        Tag.objects.filter(replaced, source=Tag.Source.MODEL).delete()
+    Tag.objects.bulk_create(new_tags)
 
 
 def photo_tag_set_by_hand(*, photo: Photo, attribute: str, value: str) -> Tag:

@@ -19,16 +19,18 @@ def _retag(*args: str) -> str:
 
 @pytest.mark.django_db
 def test_retag_embeds_every_photo_again_in_batches_and_rebuilds_the_index(tagged_catalog):
-    # given: a tagged catalog whose embeddings were wiped, and one hand-set tag
+    # given: a tagged catalog whose embeddings were wiped, and one photo with hand-set type and pattern
     photo = Photo.objects.order_by("pk").first()
     Tag.objects.filter(photo=photo, attribute="type").delete()
     Tag.objects.create(photo=photo, attribute="type", value="hat", source=Tag.Source.HAND)
+    Tag.objects.filter(photo=photo, attribute="pattern").delete()
+    Tag.objects.create(photo=photo, attribute="pattern", value="striped", source=Tag.Source.HAND)
     Photo.objects.update(embedding=None, embedding_model="", status=Photo.Status.PENDING)
 
     # when
     output = _retag("--batch-size", "8", "--decode-workers", "2")
 
-    # then: every photo is tagged by the current backbone, indexed once, and the hand-set tag survived
+    # then: every photo is tagged by the current backbone, indexed once, and the hand-set tags survived
     total = Photo.objects.count()
     assert f"tagged {total} photos, 0 failed" in output
     version = backbone_get().version
@@ -36,6 +38,39 @@ def test_retag_embeds_every_photo_again_in_batches_and_rebuilds_the_index(tagged
     assert sorted(index_store_get().load().ids().tolist()) == sorted(Photo.objects.values_list("pk", flat=True))
     type_tags = list(photo.tags.filter(attribute="type").values_list("value", "source"))
     assert type_tags == [("hat", Tag.Source.HAND)]
+    assert not photo.tags.filter(attribute="pattern", source=Tag.Source.MODEL).exists()
+    # the photos batched with it got the model's pattern tags; its own hand-set pattern stayed alone
+    patterned_by_model = set(Tag.objects.filter(attribute="pattern", source=Tag.Source.MODEL).values_list(
+        "photo_id", flat=True
+    ))
+    assert patterned_by_model == set(Photo.objects.exclude(pk=photo.pk).values_list("pk", flat=True))
+    assert list(photo.tags.filter(attribute="pattern").values_list("value", "source")) == [
+        ("striped", Tag.Source.HAND)
+    ]
+
+
+@pytest.mark.django_db
+def test_retag_stores_the_tags_that_tagging_one_photo_at_a_time_stores(tagged_catalog):
+    # given: the tags and scores each photo got from its own tag_photo task
+    def model_tags() -> dict[int, dict[tuple[str, str], float]]:
+        tags: dict[int, dict[tuple[str, str], float]] = {}
+        for photo_id, attribute, value, score in Tag.objects.filter(source=Tag.Source.MODEL).values_list(
+            "photo_id", "attribute", "value", "score"
+        ):
+            tags.setdefault(photo_id, {})[(attribute, value)] = score
+        return tags
+
+    one_at_a_time = model_tags()
+
+    # when: retag embeds, recognises and stores them in batches
+    _retag("--force", "--batch-size", "8")
+
+    # then: the same tags, with the same scores up to float rounding between batch sizes
+    batched = model_tags()
+    assert set(batched) == set(one_at_a_time) == set(Photo.objects.values_list("pk", flat=True))
+    for photo_id, tags in one_at_a_time.items():
+        assert set(batched[photo_id]) == set(tags), photo_id
+        assert batched[photo_id] == pytest.approx(tags, abs=1e-3)
 
 
 @pytest.mark.django_db

@@ -64,6 +64,22 @@ def test_an_unreadable_photo_is_reported_and_the_others_are_embedded(backbone):
     assert "corrupt" in failures["corrupt"]
 
 
+def test_each_photos_analysis_comes_out_beside_its_key_and_failures_have_none(backbone):
+    # given: photos of different sizes around a corrupt one
+    paths = demo_photos(per_type=1)[:5]
+    sources = [(i, _loader(path, backbone.input_size)) for i, path in enumerate(paths)]
+    sources.insert(2, ("corrupt", _broken))
+
+    # when: the pool also measures each decoded image
+    batches = list(embed_in_batches(backbone, sources, batch_size=2, decode_workers=3, analyse=lambda i: i.size))
+
+    # then: one analysis per embedded photo, in the same order as the keys
+    keys = [key for b in batches for key in b.keys]
+    analyses = [analysis for b in batches for analysis in b.analyses]
+    assert keys == [0, 1, 2, 3, 4]
+    assert analyses == [_loader(paths[key], backbone.input_size)().size for key in keys]
+
+
 def test_nothing_to_embed_yields_nothing_and_bad_sizes_are_refused(backbone):
     assert list(embed_in_batches(backbone, [], batch_size=4, decode_workers=2)) == []
     with pytest.raises(ValueError):
