@@ -244,18 +244,24 @@ def batch32(embed: EmbedFn, blobs: list[bytes], size: int, draft: bool, preproce
     return len(blobs) / (time.perf_counter() - started)
 
 
-def pipelined(backbone, blobs: list[bytes], size: int, workers: int, batch: int = 32) -> tuple[float, float]:
+def pipelined(
+    backbone, blobs: list[bytes], size: int, workers: int, processes: bool, batch: int = 32
+) -> tuple[float, float]:
     """Images per second through recognition.embed_pipeline (the retag path), and the share spent waiting."""
-    from recognition.embed_pipeline import embed_in_batches
+    from recognition.embed_pipeline import PhotoPreparer, embed_in_batches
 
-    def sources():
-        return ((i, lambda b=b: decode(b, size)) for i, b in enumerate(blobs))
+    prepare = PhotoPreparer(input_size=size, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
 
-    list(embed_in_batches(backbone, sources(), batch_size=batch, decode_workers=workers))  # warm-up
+    def run() -> float:
+        sources = ((i, lambda b=b: b) for i, b in enumerate(blobs))
+        batches = embed_in_batches(
+            backbone, sources, batch_size=batch, workers=workers, prepare=prepare, processes=processes
+        )
+        return sum(b.decode_wait_s for b in batches)
+
+    run()  # warm-up
     started = time.perf_counter()
-    waited = sum(
-        b.decode_wait_s for b in embed_in_batches(backbone, sources(), batch_size=batch, decode_workers=workers)
-    )
+    waited = run()
     elapsed = time.perf_counter() - started
     return len(blobs) / elapsed, waited / elapsed
 
@@ -317,15 +323,21 @@ def gpu_tables(config, blobs: list[bytes], size: int, what: str) -> None:
         rows32.append([f"GPU eager {name}, backbone alone (decoded batch of 32 in memory)", f"{rate:.0f}",
                        f"{rate / naive32:.1f}x"])
     cores = os.cpu_count() or 1
-    for workers in sorted({1, 2, 4, 8, 16, cores}):
-        if workers > cores:
-            continue
-        rate, waiting = pipelined(site, batch_blobs, size, workers)
-        rows32.append([f"GPU eager fp32 + embed_pipeline, {workers} decode threads, draft decode "
-                       f"(backbone waiting for decoding {waiting:.0%} of the time)", f"{rate:.0f}",
-                       f"{rate / naive32:.1f}x"])
+    for processes in (False, True):
+        for workers in sorted({1, 2, 4, 8, 16, cores - 1} - {0}):
+            if workers > cores:
+                continue
+            rate, waiting = pipelined(site, batch_blobs, size, workers, processes)
+            rows32.append([f"GPU eager fp32 + embed_pipeline, {pool_label(workers, processes)}, draft decode "
+                           f"(backbone waiting for decoding {waiting:.0%} of the time)",
+                           f"{rate:.0f}", f"{rate / naive32:.1f}x"])
     print(f"Batch 32, {what}, decode included: {len(batch_blobs)} photos, {cores} CPU cores\n")
     print(table(["path", "images/s", "vs naive"], rows32) + "\n", flush=True)
+
+
+def pool_label(workers: int, processes: bool) -> str:
+    kind = "process" if processes else "thread"
+    return f"{workers} decode {kind}{'' if workers == 1 else 'es' if processes else 's'}"
 
 
 def cosine_min(a: np.ndarray, b: np.ndarray) -> str:
@@ -440,9 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in (f"ONNX Runtime fp32, {cores} threads", *[n for n in variants if "int8" in n]):
         rate = batch32(variants[name][0], batch_blobs, size, True, preprocess)
         rows32.append([f"{name}, draft decode, decoding in the same thread", f"{rate:.1f}", f"{rate / naive32:.1f}x"])
-    for workers in (1, 2, 4):
-        rate, waiting = pipelined(site, batch_blobs, size, workers)
-        rows32.append([f"site backbone (ONNX fp32) + embed_pipeline, {workers} decode threads "
+    for processes, workers in ((False, 1), (False, 2), (True, 1), (True, 2)):
+        rate, waiting = pipelined(site, batch_blobs, size, workers, processes)
+        rows32.append([f"site backbone (ONNX fp32) + embed_pipeline, {pool_label(workers, processes)} "
                        f"(waiting for decoding {waiting:.0%} of the time)", f"{rate:.1f}", f"{rate / naive32:.1f}x"])
     print(f"#### Batch 32, {what[args.photos]}, decode included: {len(batch_blobs)} photos\n")
     print(table(["path", "images/s", "vs naive"], rows32) + "\n", flush=True)

@@ -2,14 +2,16 @@
 
     .venv/bin/python bench/retag_throughput.py [--photos 1000] [--decode-workers 1,2,4,8]
 
-What a merchant waits for after importing a catalog: `catalog.management.commands.retag.photos_retag`
-(the `retag` command's work) reads each stored photo, decodes it in a thread pool, embeds batches of
-32 on the backbone the site would pick (GPU eager PyTorch when CUDA is present, ONNX Runtime on the
-CPU otherwise), runs the attribute heads and the colour analysis, writes the embedding and tags, and
-rebuilds the index once at the end. Set-up: a throwaway SQLite database and media folder in a temporary
-directory, `--photos` catalog photos made from the validation split of clothing-small (the demo catalog
-where it is missing), re-encoded at 1024 px as a shop's product photos often are. Each decode-thread
-count tags the whole catalog again (`--force`). A benchmark: nothing is asserted.
+What a merchant waits for after importing a catalog. `catalog.management.commands.retag.photos_retag`
+(the `retag` command's work) reads each stored photo; a pool of processes decodes it and analyses
+its colours; the backbone the site would pick (GPU eager PyTorch when CUDA is present, ONNX Runtime
+on the CPU otherwise) embeds batches of 32; the attribute heads run on each batch, whose embeddings
+and tags are written in one transaction; the index is rebuilt once at the end.
+
+Set-up: a throwaway SQLite database and media folder in a temporary directory, and `--photos`
+catalog photos made from the validation split of clothing-small (the demo catalog where it is
+missing), re-encoded at 1024 px as a shop's product photos often are. Each count of decoding
+processes tags the whole catalog again (`--force`). A benchmark: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def catalog_create(count: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=1000)
-    parser.add_argument("--decode-workers", default="1,2,4,8", help="comma-separated thread counts")
+    parser.add_argument("--decode-workers", default="1,2,4,8", help="comma-separated counts of decoding processes")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     workers = [int(n) for n in args.decode_workers.split(",")]
@@ -97,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                 str(count), str(report.tagged), str(report.failed), f"{report.seconds:.1f}",
                 f"{report.tagged / report.seconds:.0f}", f"{report.decode_wait_s / report.seconds:.0%}",
             ])
-            print(f"  {count} decode threads: {report.tagged / report.seconds:.0f} photos/s", flush=True)
+            print(f"  {count} decode processes: {report.tagged / report.seconds:.0f} photos/s", flush=True)
         print()
-        print(table(["decode threads", "tagged", "failed", "seconds (index rebuild included)", "photos/s",
+        print(table(["decode processes", "tagged", "failed", "seconds (index rebuild included)", "photos/s",
                      "backbone waiting for decoding"], rows))
     return 0
 

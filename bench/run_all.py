@@ -1,6 +1,6 @@
 """Run the benchmarks and write their tables into bench/README.md (`make bench`).
 
-    .venv/bin/python bench/run_all.py [--only embed,index,http,tagging,memory] [--no-write]
+    .venv/bin/python bench/run_all.py [--only embed,index,http,tagging,retag,memory] [--no-write]
 
 Each benchmark runs in its own process, with a time limit, and prints markdown. Its output replaces
 the block between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in bench/README.md, so the prose
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], int, str]] = {
     "index": ("index_search.py", [], 2700, "Vector search"),
     "http": ("http_search.py", [], 1500, "Upload to results over HTTP"),
     "tagging": ("tagging_index.py", [], 900, "Tagging into a large catalog"),
+    "retag": ("retag_throughput.py", [], 900, "Bulk tagging"),
     "memory": ("memory.py", [], 900, "Memory"),
 }
 

@@ -1,48 +1,73 @@
-"""Embed many photos in batches while a thread pool decodes the next ones, so the backbone never waits.
+"""Embed many photos in batches while a pool of worker processes decodes the next ones, so the backbone never waits.
 
-Two stages, as clip-retrieval's inference splits them: readers (a pool of threads that read, decode,
-resize and scale each photo: Pillow and numpy release the GIL for that work) and the backbone (one
-batch at a time, on the GPU when there is one). The pool keeps up to two batches decoded ahead.
-Results come out in input order. A photo that cannot be read or decoded is reported in its batch's
-`failures` and never stops the run. Django-free: the caller supplies the photos and stores results.
+Two stages, as PyTorch's DataLoader and clip-retrieval's inference split them: preparation (a pool
+decodes, checks, crops and analyses each photo's bytes, which the caller's thread reads) and the
+backbone (one batch at a time, on the GPU when there is one). The pool keeps up to two batches
+prepared ahead. Results come out in input order. A photo that cannot be read or decoded is
+reported in its batch's `failures` and never stops the run. Django-free: the caller supplies the
+photos and stores results.
+
+The pool is of processes by default. With threads, the crop and the colour analysis (many small
+numpy steps) hold the GIL often enough that on the 16-core H100 machine more than 8 threads made
+things slower, and the thread writing results to the database waited for the GIL: retag stalled
+at about 100 photos/s for a GPU that embeds 3,000 (bench/README.md). Workers hand back uint8 crops,
+a quarter of the float input's bytes; the batch is scaled here, in one numpy step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
+import multiprocessing.forkserver
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from recognition.backbone import EMBEDDING_DIM, Embedder
+from recognition.colour import colour_features
 from recognition.errors import RecognitionError
+from recognition.images import decode_image, model_crop, model_inputs_scale
 
 logger = logging.getLogger(__name__)
 
-# A photo to embed: its key (a photo id) and a function that returns its decoded RGB image (reading
-# the file and decoding it happen in a pool thread); it raises RecognitionError or OSError when the
-# photo cannot be used.
-Source = tuple[Hashable, Callable[[], Image.Image]]
+# A photo to embed: its key (a photo id) and a function that returns the photo file's bytes (run in
+# the caller's thread, so it may use Django's storage); it raises OSError when the file is missing.
+Source = tuple[Hashable, Callable[[], bytes]]
+# What a worker hands back: the uint8 crop and the colour features (None unless asked for).
+Prepared = tuple[NDArray[np.uint8], NDArray[np.float32] | None]
+
+
+@dataclass(frozen=True)
+class PhotoPreparer:
+    """A photo's bytes to the backbone's crop (and its colour features): picklable, to run in a worker process."""
+
+    input_size: int
+    max_bytes: int
+    max_pixels: int
+    colour: bool = False
+
+    def __call__(self, data: bytes) -> Prepared:
+        image = decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, draft_size=self.input_size)
+        return model_crop(image, size=self.input_size), colour_features(image) if self.colour else None
 
 
 @dataclass(frozen=True)
 class EmbeddedBatch:
-    """One batch: keys, decoded images and (n, EMBEDDING_DIM) L2-normalised embeddings, row i for key i."""
+    """One batch: keys and (n, EMBEDDING_DIM) L2-normalised embeddings, row i for key i."""
 
     keys: list[Hashable]
-    images: list[Image.Image]
     embeddings: NDArray[np.float32]
+    colours: list[NDArray[np.float32] | None] = field(default_factory=list)  # row i for key i
     failures: list[tuple[Hashable, str]] = field(default_factory=list)  # (key, reason)
-    decode_wait_s: float = 0.0  # time the backbone waited for decoded photos before this batch
+    decode_wait_s: float = 0.0  # time the backbone waited for prepared photos before this batch
     embed_s: float = 0.0
-    analyses: list[Any] = field(default_factory=list)  # `analyse(image)` for each key, when given
 
 
 def embed_in_batches(
@@ -50,62 +75,102 @@ def embed_in_batches(
     sources: Iterable[Source],
     *,
     batch_size: int,
-    decode_workers: int,
-    analyse: Callable[[Image.Image], Any] | None = None,
+    workers: int,
+    prepare: PhotoPreparer,
+    processes: bool = True,
 ) -> Iterator[EmbeddedBatch]:
-    """Yield embedded batches of at most `batch_size` photos, decoding in `decode_workers` threads.
+    """Yield embedded batches of at most `batch_size` photos, prepared by `workers` processes (or threads).
 
-    Lazily reads `sources`, so millions of photos need memory for two batches only. `analyse`, when
-    given, also runs in the pool on each decoded image (colour analysis, say): per-photo work left to
-    the caller's thread would starve a GPU that embeds thousands of photos a second.
+    Lazily reads `sources`, so millions of photos need memory for two batches only.
     """
-    if batch_size < 1 or decode_workers < 1:
-        raise ValueError("batch_size and decode_workers must be at least 1")
-
-    def prepare(load: Callable[[], Image.Image]) -> tuple[Image.Image, NDArray[np.float32], Any]:
-        image = load()
-        return image, backbone.preprocess(image), analyse(image) if analyse else None
-
-    with ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[Hashable, Future]] = deque()
+    if batch_size < 1 or workers < 1:
+        raise ValueError("batch_size and workers must be at least 1")
+    with _pool(workers, processes) as pool:
+        pending: deque[tuple[Hashable, Future | str]] = deque()
         source_iter = iter(sources)
 
         def fill() -> None:
             while len(pending) < 2 * batch_size:
                 try:
-                    key, load = next(source_iter)
+                    key, read = next(source_iter)
                 except StopIteration:
                     return
-                pending.append((key, pool.submit(prepare, load)))
+                try:
+                    pending.append((key, pool.submit(_prepare_or_reason, prepare, read())))
+                except OSError as exc:
+                    pending.append((key, str(exc)[:500]))
 
         fill()
         while pending:
-            keys, images, inputs, analyses, failures = [], [], [], [], []
+            keys, crops, colours, failures = [], [], [], []
             waited = time.perf_counter()
             while pending and len(keys) + len(failures) < batch_size:
-                key, future = pending.popleft()
-                try:
-                    image, array, analysis = future.result()
-                except (RecognitionError, OSError) as exc:
-                    failures.append((key, str(exc)[:500]))
+                key, job = pending.popleft()
+                result = job if isinstance(job, str) else job.result()
+                fill()
+                if isinstance(result, str):
+                    failures.append((key, result))
                     continue
-                finally:
-                    fill()
                 keys.append(key)
-                images.append(image)
-                inputs.append(array)
-                analyses.append(analysis)
+                crops.append(result[0])
+                colours.append(result[1])
             decode_wait_s = time.perf_counter() - waited
             started = time.perf_counter()
             embeddings = (
-                backbone.embed_batch(np.stack(inputs)) if inputs else np.zeros((0, EMBEDDING_DIM), np.float32)
+                backbone.embed_batch(model_inputs_scale(np.stack(crops)))
+                if crops
+                else np.zeros((0, EMBEDDING_DIM), np.float32)
             )
             yield EmbeddedBatch(
                 keys=keys,
-                images=images,
                 embeddings=embeddings,
+                colours=colours,
                 failures=failures,
                 decode_wait_s=decode_wait_s,
                 embed_s=time.perf_counter() - started,
-                analyses=analyses if analyse else [],
             )
+
+
+_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _pool(workers: int, processes: bool) -> Executor:
+    if not processes:
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare")
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    # forkserver: workers start from a clean process, not a fork of this one with its model, CUDA
+    # context and runtime threads (forking a multi-threaded process can deadlock the child).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # each worker forks with numpy, Pillow and this module loaded
+    with _one_blas_thread_in_children():
+        multiprocessing.forkserver.ensure_running()
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+@contextlib.contextmanager
+def _one_blas_thread_in_children() -> Iterator[None]:
+    """Processes started inside get one BLAS thread (read when they import numpy); this one is unchanged.
+
+    As PyTorch's DataLoader gives each worker one thread: the colour analysis is a matrix product,
+    and 15 workers each starting a 16-thread OpenBLAS pool ran the H100 machine at a load of 95,
+    slower than threads.
+    """
+    saved = {name: os.environ.get(name) for name in _BLAS_THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(_BLAS_THREAD_VARIABLES, "1"))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _prepare_or_reason(prepare: PhotoPreparer, data: bytes) -> Prepared | str:
+    """`prepare(data)`, or the reason the photo cannot be used (exceptions need not survive pickling)."""
+    try:
+        return prepare(data)
+    except (RecognitionError, OSError) as exc:
+        return str(exc)[:500]

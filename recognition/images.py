@@ -157,7 +157,15 @@ def refuse_polyglot(data: bytes, fmt: str) -> None:
 
 def to_model_input(image: Image.Image, *, size: int) -> NDArray[np.float32]:
     """Resize the shorter side to `size`, centre-crop a square, scale to [-1, 1], CHW float32."""
-    image = ImageOps.fit(image, (size, size), method=Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.float32)
-    array = (array - 127.5) / 127.5
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+    return model_inputs_scale(model_crop(image, size=size)[None])[0]
+
+
+def model_crop(image: Image.Image, *, size: int) -> NDArray[np.uint8]:
+    """The first half of `to_model_input`: the centred `size` square, HWC uint8 (a quarter of the bytes)."""
+    return np.asarray(ImageOps.fit(image, (size, size), method=Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def model_inputs_scale(crops: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """The second half of `to_model_input`, for a batch: (n, size, size, 3) uint8 to (n, 3, size, size) in [-1, 1]."""
+    array = (crops.astype(np.float32) - 127.5) / 127.5
+    return np.ascontiguousarray(array.transpose(0, 3, 1, 2))

@@ -7,19 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recognition.embed_pipeline import embed_in_batches
-from recognition.errors import InvalidImage
+from recognition.colour import colour_features
+from recognition.embed_pipeline import PhotoPreparer, embed_in_batches
 from recognition.images import decode_image
 from recognition.services import backbone_get
 from tests.conftest import demo_photos
 
 
-def _loader(path: Path, size: int):
-    return lambda: decode_image(path.read_bytes(), max_bytes=10**8, max_pixels=10**8, draft_size=size)
+def _reader(path: Path):
+    return path.read_bytes
 
 
-def _broken() -> None:
-    raise InvalidImage("The image is corrupt or truncated.")
+def _decoded(path: Path, size: int):
+    return decode_image(path.read_bytes(), max_bytes=10**8, max_pixels=10**8, draft_size=size)
 
 
 @pytest.fixture
@@ -27,60 +27,54 @@ def backbone():
     return backbone_get()  # the site's backbone: ONNX Runtime on a CPU
 
 
-def test_batches_come_out_in_order_with_the_same_embeddings_as_one_by_one(backbone):
+@pytest.fixture
+def prepare(backbone):
+    return PhotoPreparer(input_size=backbone.input_size, max_bytes=10**8, max_pixels=10**8, colour=True)
+
+
+@pytest.mark.parametrize("processes", [True, False], ids=["processes", "threads"])
+def test_batches_come_out_in_order_with_the_same_embeddings_and_colours_as_one_by_one(backbone, prepare, processes):
     # given: 11 real photos
     paths = demo_photos(per_type=2)[:11]
-    sources = [(i, _loader(path, backbone.input_size)) for i, path in enumerate(paths)]
+    sources = [(i, _reader(path)) for i, path in enumerate(paths)]
 
-    # when: they are embedded 4 at a time with 3 decoding threads
-    batches = list(embed_in_batches(backbone, sources, batch_size=4, decode_workers=3))
+    # when: they are embedded 4 at a time, prepared by 3 workers
+    batches = list(
+        embed_in_batches(backbone, sources, batch_size=4, workers=3, prepare=prepare, processes=processes)
+    )
 
-    # then: batches of 4, 4, 3 in input order, each row the photo's own embedding
+    # then: batches of 4, 4, 3 in input order, each row the photo's own embedding and colour features
     assert [b.keys for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
-    embeddings = np.vstack([b.embeddings for b in batches])
-    one_by_one = np.vstack([backbone.embed([load()]) for _, load in sources])
-    np.testing.assert_allclose(embeddings, one_by_one, atol=1e-4)
-    assert all(len(b.images) == len(b.keys) for b in batches)
+    images = [_decoded(path, backbone.input_size) for path in paths]
+    np.testing.assert_allclose(np.vstack([b.embeddings for b in batches]), backbone.embed(images), atol=1e-4)
+    colours = [row for b in batches for row in b.colours]
+    np.testing.assert_array_equal(np.stack(colours), np.stack([colour_features(image) for image in images]))
 
 
-def test_an_unreadable_photo_is_reported_and_the_others_are_embedded(backbone):
+def test_an_unreadable_photo_is_reported_and_the_others_are_embedded(backbone, prepare):
     # given: a corrupt photo and a missing file between good ones
     paths = demo_photos(per_type=1)[:3]
     sources = [
-        ("a", _loader(paths[0], backbone.input_size)),
-        ("corrupt", _broken),
-        ("b", _loader(paths[1], backbone.input_size)),
-        ("missing", _loader(Path("/nonexistent/photo.jpg"), backbone.input_size)),
-        ("c", _loader(paths[2], backbone.input_size)),
+        ("a", _reader(paths[0])),
+        ("corrupt", lambda: b"\xff\xd8\xff not really a jpeg"),
+        ("b", _reader(paths[1])),
+        ("missing", _reader(Path("/nonexistent/photo.jpg"))),
+        ("c", _reader(paths[2])),
     ]
 
     # when
-    batches = list(embed_in_batches(backbone, sources, batch_size=8, decode_workers=2))
+    batches = list(embed_in_batches(backbone, sources, batch_size=8, workers=2, prepare=prepare))
 
     # then: the good ones are embedded, the bad ones listed with a reason
     assert [key for b in batches for key in b.keys] == ["a", "b", "c"]
+    assert sum(len(b.embeddings) for b in batches) == 3
     failures = dict(f for b in batches for f in b.failures)
     assert set(failures) == {"corrupt", "missing"}
-    assert "corrupt" in failures["corrupt"]
+    assert "truncated" in failures["corrupt"]
+    assert "No such file" in failures["missing"]
 
 
-def test_each_photos_analysis_comes_out_beside_its_key_and_failures_have_none(backbone):
-    # given: photos of different sizes around a corrupt one
-    paths = demo_photos(per_type=1)[:5]
-    sources = [(i, _loader(path, backbone.input_size)) for i, path in enumerate(paths)]
-    sources.insert(2, ("corrupt", _broken))
-
-    # when: the pool also measures each decoded image
-    batches = list(embed_in_batches(backbone, sources, batch_size=2, decode_workers=3, analyse=lambda i: i.size))
-
-    # then: one analysis per embedded photo, in the same order as the keys
-    keys = [key for b in batches for key in b.keys]
-    analyses = [analysis for b in batches for analysis in b.analyses]
-    assert keys == [0, 1, 2, 3, 4]
-    assert analyses == [_loader(paths[key], backbone.input_size)().size for key in keys]
-
-
-def test_nothing_to_embed_yields_nothing_and_bad_sizes_are_refused(backbone):
-    assert list(embed_in_batches(backbone, [], batch_size=4, decode_workers=2)) == []
+def test_nothing_to_embed_yields_nothing_and_bad_sizes_are_refused(backbone, prepare):
+    assert list(embed_in_batches(backbone, [], batch_size=4, workers=2, prepare=prepare)) == []
     with pytest.raises(ValueError):
-        list(embed_in_batches(backbone, [], batch_size=0, decode_workers=2))
+        list(embed_in_batches(backbone, [], batch_size=0, workers=2, prepare=prepare))

@@ -1,11 +1,12 @@
-"""Re-tag catalog photos in batches: decoding in a thread pool, the backbone on the GPU when present.
+"""Re-tag catalog photos in batches: decoding in worker processes, the backbone on the GPU when present.
 
 For bulk work (a new backbone version, a first import of thousands of photos) this beats one
 `tag_photo` task per photo: the backbone sees batches (32 photos fill a GPU far better than one), a
-pool of threads decodes the next batches meanwhile so the GPU is not starved, and the index is
-rebuilt once at the end instead of being republished after every photo. Safe to run again: by
-default it only takes photos not yet tagged by the current backbone version, hand-set tags are never
-overwritten (catalog.services.tagging.photo_tags_apply), and embeddings are overwritten in place.
+pool of processes decodes the next batches and analyses their colours meanwhile so the GPU is not
+starved, each batch is written in one transaction, and the index is rebuilt once at the end instead
+of being republished after every photo. Safe to run again: by default it only takes photos not yet
+tagged by the current backbone version, hand-set tags are never overwritten
+(catalog.services.tagging.photos_tags_apply), and embeddings are overwritten in place.
 """
 
 from __future__ import annotations
@@ -19,15 +20,12 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
-from PIL import Image
 
 from catalog.models import Photo
 from catalog.services.index import index_rebuild
 from catalog.services.tagging import CATALOG_MAX_BYTES, CATALOG_MAX_PIXELS, photos_tags_apply
 from fashion_search.progress import progress_bar
-from recognition.colour import colour_features
-from recognition.embed_pipeline import embed_in_batches
-from recognition.images import decode_image
+from recognition.embed_pipeline import PhotoPreparer, embed_in_batches
 from recognition.recognizers import Prediction
 from recognition.services import attribute_recognizers, backbone_get, images_recognize
 
@@ -35,6 +33,8 @@ from recognition.services import attribute_recognizers, backbone_get, images_rec
 # the next ones. On the 2-core CPU it changes less: 26-59 photos/s at batch 32 against 27-31 at batch 1,
 # decoding included, depending on how busy the cores are (bench/README.md, "Embedding throughput").
 DEFAULT_BATCH_SIZE = 32
+# One decoding process per core but one, which this process needs to feed the backbone and write results.
+DEFAULT_DECODE_WORKERS = max(1, (os.cpu_count() or 1) - 1)
 
 
 @dataclass(frozen=True)
@@ -64,23 +64,21 @@ def photos_retag(
         rows = rows[:limit]
     storage = Photo._meta.get_field("image").storage
 
-    def loader(name: str) -> Callable[[], Image.Image]:
-        def load() -> Image.Image:
+    def reader(name: str) -> Callable[[], bytes]:
+        def read() -> bytes:
             with storage.open(name, "rb") as handle:
-                data = handle.read()
-            return decode_image(
-                data, max_bytes=CATALOG_MAX_BYTES, max_pixels=CATALOG_MAX_PIXELS, draft_size=backbone.input_size
-            )
+                return handle.read()
 
-        return load
+        return read
 
+    prepare = PhotoPreparer(
+        input_size=backbone.input_size, max_bytes=CATALOG_MAX_BYTES, max_pixels=CATALOG_MAX_PIXELS, colour=True
+    )
     started = time.perf_counter()
     tagged = failed = 0
     decode_wait_s = 0.0
-    sources = ((pk, loader(name)) for pk, name in rows.iterator(chunk_size=2000))
-    batches = embed_in_batches(
-        backbone, sources, batch_size=batch_size, decode_workers=decode_workers, analyse=colour_features
-    )
+    sources = ((pk, reader(name)) for pk, name in rows.iterator(chunk_size=2000))
+    batches = embed_in_batches(backbone, sources, batch_size=batch_size, workers=decode_workers, prepare=prepare)
     for batch in batches:
         if batch.failures:
             with transaction.atomic():
@@ -88,7 +86,7 @@ def photos_retag(
                     Photo.objects.filter(pk=pk).update(status=Photo.Status.FAILED, failure_reason=reason)
         if batch.keys:
             predictions = images_recognize(
-                embeddings=batch.embeddings, colours=np.stack(batch.analyses), names=names
+                embeddings=batch.embeddings, colours=np.stack(batch.colours), names=names
             )
             tagged += _photos_store(batch.keys, batch.embeddings, predictions, backbone.version)
         failed += len(batch.failures)
@@ -135,7 +133,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
         parser.add_argument(
-            "--decode-workers", type=int, default=min(8, os.cpu_count() or 1), help="threads decoding photos"
+            "--decode-workers", type=int, default=DEFAULT_DECODE_WORKERS, help="processes decoding photos"
         )
         parser.add_argument("--force", action="store_true", help="re-tag photos already tagged by this backbone")
         parser.add_argument("--limit", type=int, help="at most this many photos")
