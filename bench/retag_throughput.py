@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(count), str(report.tagged), str(report.failed), f"{report.seconds:.1f}",
                 f"{report.tagged / report.seconds:.0f}", f"{report.decode_wait_s / report.seconds:.0%}",
             ])
-            print(f"  {count} decode processes: {report.tagged / report.seconds:.0f} photos/s", flush=True)
+            print(f"  decode processes: {count}, {report.tagged / report.seconds:.0f} photos/s", flush=True)
         print()
         print(table(["decode processes", "tagged", "failed", "seconds (index rebuild included)", "photos/s",
                      "backbone waiting for decoding"], rows))
