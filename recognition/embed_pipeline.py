@@ -85,7 +85,7 @@ def embed_in_batches(
     """
     if batch_size < 1 or workers < 1:
         raise ValueError("batch_size and workers must be at least 1")
-    with _pool(workers, processes) as pool:
+    with preparation_pool(workers, processes) as pool:
         pending: deque[tuple[Hashable, Future | str]] = deque()
         source_iter = iter(sources)
 
@@ -134,7 +134,8 @@ def embed_in_batches(
 _BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _pool(workers: int, processes: bool) -> Executor:
+def preparation_pool(workers: int, processes: bool) -> Executor:
+    """The pool that prepares photos: `workers` threads, or processes that each run one BLAS thread."""
     if not processes:
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare")
     if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recognition.colour import colour_features
-from recognition.embed_pipeline import PhotoPreparer, embed_in_batches
+from recognition.embed_pipeline import PhotoPreparer, embed_in_batches, preparation_pool
 from recognition.images import decode_image
 from recognition.services import backbone_get
 from tests.conftest import demo_photos
@@ -78,3 +79,17 @@ def test_nothing_to_embed_yields_nothing_and_bad_sizes_are_refused(backbone, pre
     assert list(embed_in_batches(backbone, [], batch_size=4, workers=2, prepare=prepare)) == []
     with pytest.raises(ValueError):
         list(embed_in_batches(backbone, [], batch_size=0, workers=2, prepare=prepare))
+
+
+
+def test_worker_processes_get_one_blas_thread_and_this_process_keeps_its_setting(monkeypatch):
+    # given: this process leaves OpenBLAS to pick its thread count
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+
+    # when: a pool of worker processes reports their setting
+    with preparation_pool(2, processes=True) as pool:
+        settings_in_workers = set(pool.map(os.getenv, ["OPENBLAS_NUM_THREADS"] * 4))
+
+    # then: each worker runs one BLAS thread (15 workers x 16 threads overloaded a 16-core machine)
+    assert settings_in_workers == {"1"}
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
