@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,8 +110,8 @@ def _photos_store(
     """
     now = timezone.now()
     with transaction.atomic():
-        found = list(Photo.objects.select_for_update().filter(pk__in=keys).order_by("pk").values_list("pk", flat=True))
-        existing = set(found)
+        locked = Photo.objects.select_for_update().filter(pk__in=keys).order_by("pk")  # in pk order: no deadlock
+        existing = set(locked.values_list("pk", flat=True))
         photos_tags_apply({pk: tags for pk, tags in zip(keys, predictions, strict=True) if pk in existing})
         for pk, embedding in zip(keys, embeddings, strict=True):
             if pk in existing:  # one plain UPDATE each: bulk_update's CASE expressions cost more to build
@@ -141,14 +142,20 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         if options["batch_size"] < 1 or options["decode_workers"] < 1:
             raise CommandError("--batch-size and --decode-workers must be at least 1")
-        with progress_bar(total=None, desc="tagging", verbosity=options["verbosity"]) as bar:
-            report = photos_retag(
-                force=options["force"],
-                limit=options["limit"],
-                batch_size=options["batch_size"],
-                decode_workers=options["decode_workers"],
-                progress=bar.update,
-            )
+        try:
+            with progress_bar(total=None, desc="tagging", verbosity=options["verbosity"]) as bar:
+                report = photos_retag(
+                    force=options["force"],
+                    limit=options["limit"],
+                    batch_size=options["batch_size"],
+                    decode_workers=options["decode_workers"],
+                    progress=bar.update,
+                )
+        except BrokenProcessPool as exc:
+            raise CommandError(
+                f"A decoding process died ({exc}); out of memory? The photos tagged so far are stored: run "
+                "retag again (with fewer --decode-workers) to take the rest."
+            ) from exc
         done = report.tagged + report.failed
         rate = done / report.seconds if report.seconds else 0.0
         self.stdout.write(
