@@ -1,12 +1,16 @@
 """The FAISS vector index in memory and in its file: exact while small, HNSW beyond a size limit.
 
-An index file is a short header listing the HNSW slots removed but not yet compacted away
-(tombstones, see `VectorIndex`), followed by the FAISS index itself, so both are published by one
-rename (recognition.index_store). Plain FAISS files, as earlier versions wrote, are still read.
+An index file is the FAISS index itself followed by a trailer listing the HNSW slots removed but not
+yet compacted away (tombstones, see `VectorIndex`), so both are published by one rename
+(recognition.index_store). FAISS comes first so that processes which only search can memory-map
+the file: the vectors then live once in the page cache for every web worker instead of once per
+worker (2.5 GB each at a million photos). Earlier files (a header before FAISS, or plain FAISS) are
+still read.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +34,24 @@ HNSW_EF_SEARCH = 128
 REBUILD_CHUNK = 65_536
 # Above this fraction of tombstoned slots an HNSW index is due a rebuild from its live vectors (compaction_due).
 COMPACT_REMOVED_FRACTION = 0.2
-# First bytes of an index file: then the count and int64 slots of tombstones, then the FAISS index.
-# A file without them is a plain FAISS index, as versions before tombstones wrote.
-FILE_MAGIC = b"FSINDEX1"
+# Last bytes of an index file: before them the count of tombstones (8 bytes) and before that their
+# int64 slots, which follow the FAISS index.
+TRAILER_MAGIC = b"FSTOMBS2"
+# First bytes of the previous format: then the count and slots of tombstones, then the FAISS index.
+# A file with neither is a plain FAISS index, as versions before tombstones wrote.
+LEGACY_MAGIC = b"FSINDEX1"
 
 
 class IndexUnreadable(RecognitionError):
     """The file that `CURRENT` names is missing or not a FAISS index (the index must be rebuilt)."""
 
     code = "index_unreadable"
+
+
+class IndexReadOnly(RecognitionError):
+    """An edit of an index whose vectors are memory-mapped (the store's searching copy)."""
+
+    code = "index_read_only"
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,9 @@ class VectorIndex:
     rebuild the graph themselves, since a rebuild takes minutes at a million vectors and would land
     in whichever request or task crossed the threshold. A flat index removes vectors at once.
 
-    Not thread-safe for writes; the store serialises writers with a file lock.
+    Not thread-safe for writes; the store serialises writers with a file lock. An index read with
+    `mapped=True` is read-only: FAISS aborts the process on an edit of memory-mapped vectors, so
+    edits raise IndexReadOnly first.
     """
 
     def __init__(
@@ -70,9 +85,12 @@ class VectorIndex:
         faiss_index: faiss.Index | None = None,
         version: str = "",
         removed: NDArray[np.int64] | None = None,
+        *,
+        mapped: bool = False,
     ) -> None:
         self.dim = dim
         self.version = version
+        self.mapped = mapped
         self._index = faiss_index if faiss_index is not None else self._empty(dim, hnsw=False)
         # Whether an edit changed anything since this object was read or built (a store publishes only then).
         self.changed = False
@@ -127,6 +145,7 @@ class VectorIndex:
         """
         if len(ids) == 0:
             return
+        self._writable()
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ids), self.dim):
@@ -142,6 +161,7 @@ class VectorIndex:
 
     def remove(self, ids: NDArray[np.int64]) -> int:
         """Remove ids (absent ones are ignored); returns how many were removed. Never rebuilds the graph."""
+        self._writable()
         return self._remove_lazily(np.asarray(ids, dtype=np.int64))
 
     @property
@@ -158,6 +178,7 @@ class VectorIndex:
         Slow: 21 s at 100k vectors, 333 s at 1M on 2 cores (HNSW M32, efConstruction 80), so run
         it from a background task with a long time limit, never inside a request.
         """
+        self._writable()
         if self.removed_slots:
             self._rebuild(hnsw=True, reason=f"{self.removed_slots} removed vectors")
 
@@ -182,35 +203,40 @@ class VectorIndex:
         return results
 
     def write(self, path: Path) -> None:
-        """Write one file: a header with the tombstoned slots, then the FAISS index as faiss writes it."""
+        """Write one file: the FAISS index as faiss writes it, then the tombstones, their count, TRAILER_MAGIC."""
         removed = np.flatnonzero(~self._live).astype("<i8")
         with open(path, "wb") as handle:
-            handle.write(FILE_MAGIC)
-            handle.write(len(removed).to_bytes(8, "little"))
-            handle.write(removed.tobytes())
             faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
+            handle.write(removed.tobytes())
+            handle.write(len(removed).to_bytes(8, "little"))
+            handle.write(TRAILER_MAGIC)
 
     @classmethod
-    def read(cls, path: Path, version: str) -> VectorIndex:
-        """Read an index file, or a plain FAISS file as earlier versions wrote.
+    def read(cls, path: Path, version: str, *, mapped: bool = False) -> VectorIndex:
+        """Read an index file, or one in an earlier format; with `mapped`, memory-map its vectors (read-only).
 
         Raises IndexUnreadable when it is missing or corrupt.
         """
         try:
             with open(path, "rb") as handle:
-                if handle.read(len(FILE_MAGIC)) == FILE_MAGIC:
+                if handle.read(len(LEGACY_MAGIC)) == LEGACY_MAGIC:  # tombstones first: FAISS can't map it
                     count = int.from_bytes(_read_exactly(handle, 8), "little")
                     removed = np.frombuffer(_read_exactly(handle, 8 * count), dtype="<i8").astype(np.int64)
                     index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
+                    mapped = False
                 else:
-                    removed = np.zeros(0, dtype=np.int64)
-                    index = faiss.read_index(str(path))
+                    removed = _trailer_tombstones(handle)
+                    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
             if not isinstance(index, faiss.IndexIDMap2) or (len(removed) and removed.max() >= index.ntotal):
                 raise ValueError("not an id-mapped index, or tombstones beyond its vectors")
         # faiss reports truncated files as RuntimeError; a short header or a bad count as ValueError
         except (OSError, RuntimeError, ValueError) as exc:
             raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
-        return cls(index.d, index, version, removed)
+        return cls(index.d, index, version, removed, mapped=mapped)
+
+    def _writable(self) -> None:
+        if self.mapped:
+            raise IndexReadOnly(f"index {self.version} is memory-mapped for searching; edit a copy read unmapped")
 
     def _remove_lazily(self, ids: NDArray[np.int64]) -> int:
         """Drop ids from a flat index, tombstone them in an HNSW one; returns how many ids were present."""
@@ -281,6 +307,22 @@ class VectorIndex:
         if skip is not None:
             params.sel = skip
         return params
+
+
+def _trailer_tombstones(handle: BinaryIO) -> NDArray[np.int64]:
+    """The tombstones listed after the FAISS index; none in a plain FAISS file (no TRAILER_MAGIC at the end)."""
+    size = handle.seek(0, os.SEEK_END)
+    if size < 16:
+        return np.zeros(0, dtype=np.int64)
+    handle.seek(size - 16)
+    count_bytes, magic = _read_exactly(handle, 8), _read_exactly(handle, 8)
+    if magic != TRAILER_MAGIC:
+        return np.zeros(0, dtype=np.int64)
+    count = int.from_bytes(count_bytes, "little")
+    if 8 * count > size - 16:
+        raise ValueError(f"the trailer lists {count} tombstones, more than the file holds")
+    handle.seek(size - 16 - 8 * count)
+    return np.frombuffer(_read_exactly(handle, 8 * count), dtype="<i8").astype(np.int64)
 
 
 def _read_exactly(handle: BinaryIO, size: int) -> bytes:

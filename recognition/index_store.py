@@ -75,7 +75,7 @@ class IndexStore:
                 return self._cached
             if version:
                 started = time.perf_counter()
-                index = VectorIndex.read(self._file(version), version)
+                index = VectorIndex.read(self._file(version), version, mapped=True)
                 logger.info(
                     "loaded index %s (%d vectors, %s) in %.2fs",
                     version, len(index), index.kind, time.perf_counter() - started,

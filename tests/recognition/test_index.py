@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import faiss
 import numpy as np
 import pytest
 
-from recognition.index import VectorIndex
+from recognition.index import IndexReadOnly, VectorIndex
 from recognition.index_store import SYNC_REQUEST_FILE, SYNC_RUNNING_FILE, IndexStore
 
 
@@ -311,10 +312,10 @@ def test_while_one_thread_reads_a_new_version_the_others_keep_searching_the_prev
     reading, release = threading.Event(), threading.Event()
     read = VectorIndex.read
 
-    def held_read(cls, path, version):
+    def held_read(cls, path, version, **options):
         reading.set()
         release.wait(10)
-        return read(path, version)
+        return read(path, version, **options)
 
     monkeypatch.setattr(VectorIndex, "read", classmethod(held_read))
     loaded: list[str] = []
@@ -330,3 +331,68 @@ def test_while_one_thread_reads_a_new_version_the_others_keep_searching_the_prev
     loader.join(10)
     assert loaded == [second]
     assert store.load().version == second
+
+
+def _anonymous_memory_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("needs Linux's /proc/self/status")
+
+
+def test_a_searching_process_maps_the_published_vectors_instead_of_copying_them(tmp_path):
+    # given a published exact index of 30,000 vectors (59 MiB of float32)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((30_000, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    IndexStore(tmp_path, 512).replace(VectorIndex.build(np.arange(30_000), vectors, flat_max_items=50_000))
+    del vectors
+
+    # when a store loads it for searching, and a writer reads its own copy
+    before = _anonymous_memory_mib()
+    loaded = IndexStore(tmp_path, 512).load()
+    mapped_growth = _anonymous_memory_mib() - before
+    copy = VectorIndex.read(next(tmp_path.glob("index-*.faiss")), loaded.version)
+    copied_growth = _anonymous_memory_mib() - before - mapped_growth
+
+    # then the searching copy's vectors stay in the page cache, shared with other processes
+    assert loaded.mapped and not copy.mapped
+    assert copied_growth > 50
+    assert mapped_growth < 10
+    query = np.eye(1, 512, dtype=np.float32)
+    assert loaded.search(query, 3) == copy.search(query, 3)
+
+
+def test_editing_a_mapped_index_is_refused_with_an_error_not_a_crash(tmp_path):
+    # given the store's searching copy of a published index
+    index, vectors = hnsw_index()
+    IndexStore(tmp_path, 32).replace(index)
+    loaded = IndexStore(tmp_path, 32).load()
+
+    # when code edits it, then FAISS never sees the edit (it would abort the process on mapped vectors)
+    with pytest.raises(IndexReadOnly):
+        loaded.add(np.array([999]), vectors[:1])
+    with pytest.raises(IndexReadOnly):
+        loaded.remove(np.array([1]))
+    assert len(loaded) == 500
+
+    # and the store's editing copy takes edits as before
+    with IndexStore(tmp_path, 32).editing() as editing:
+        editing.remove(np.array([1]))
+    assert len(IndexStore(tmp_path, 32).load()) == 499
+
+
+def test_an_index_file_with_its_tombstones_in_a_header_as_before_is_still_read(tmp_path):
+    # given a file in the previous format: magic, tombstone count and slots, then the FAISS index
+    vectors = unit_vectors(5)
+    legacy = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    legacy.add_with_ids(vectors, np.arange(10, 15))
+    with open(tmp_path / "index-00000000000000000001-header00.faiss", "wb") as handle:
+        handle.write(b"FSINDEX1" + (1).to_bytes(8, "little") + np.array([2], dtype="<i8").tobytes())
+        faiss.write_index(legacy, faiss.PyCallbackIOWriter(handle.write))
+    (tmp_path / "CURRENT").write_text("00000000000000000001-header00")
+
+    index = IndexStore(tmp_path, 32).load()
+
+    assert sorted(index.ids().tolist()) == [10, 11, 13, 14]
+    assert found_ids(index, vectors[3:4], 1) == [[13]]
