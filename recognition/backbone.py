@@ -37,6 +37,8 @@ from recognition.images import to_model_input
 if TYPE_CHECKING:
     import torch
 
+    from recognition.cuda_graph import CapturedCall
+
 logger = logging.getLogger(__name__)
 
 EMBEDDING_DIM = 1280
@@ -60,6 +62,8 @@ class BackboneConfig:
     runtime: str = "torch"
     # Where ONNX exports are kept, one file per backbone version; needed by the onnx runtime.
     cache_dir: Path | None = None
+    # On a GPU, replay one photo's embedding from a captured CUDA graph (recognition.cuda_graph).
+    cuda_graphs: bool = True
 
 
 class Embedder(Protocol):
@@ -154,9 +158,23 @@ class Backbone:
             state = torch.load(config.tuned_weights, map_location="cpu", weights_only=True)
             model.load_state_dict({key: value.float() for key, value in state.items()})
         self.model = model.eval().to(self.device)
+        self._single: CapturedCall | None = None
+        if self.device.type == "cuda" and config.cuda_graphs:
+            self._single = self._single_capture()
         logger.info(
-            "loaded backbone %s (torch) on %s in %.2fs", self.version, self.device, time.perf_counter() - started
+            "loaded backbone %s (torch) on %s in %.2fs%s", self.version, self.device,
+            time.perf_counter() - started, ", one photo from a CUDA graph" if self._single else "",
         )
+
+    def _single_capture(self) -> CapturedCall | None:
+        """The batch-1 embedding as a CUDA graph; None (eager, as before) when capture fails."""
+        from recognition.cuda_graph import CapturedCall
+
+        try:
+            return CapturedCall(self._embed_tensor, (1, 3, self.input_size, self.input_size), self.device)
+        except RuntimeError as exc:  # a driver or operator that cannot be captured: run eagerly
+            logger.warning("CUDA graph capture failed, embedding one photo eagerly: %s", str(exc)[:300])
+            return None
 
     def preprocess(self, image: Image.Image) -> NDArray[np.float32]:
         """One RGB image to the model's input: (3, size, size) float32 in [-1, 1]."""
@@ -166,12 +184,17 @@ class Backbone:
         """(n, 3, size, size) inputs to (n, EMBEDDING_DIM) L2-normalised float32 embeddings."""
         import torch
 
+        if self._single is not None and batch.shape == self._single.shape:
+            return self._single(np.ascontiguousarray(batch, dtype=np.float32))
         with torch.inference_mode():
-            tensor = torch.from_numpy(batch).to(self.device)
-            features = self.model.extract_features(tensor)
-            pooled = torch.nn.functional.adaptive_avg_pool2d(features, 1).flatten(1)
-            pooled = torch.nn.functional.normalize(pooled, dim=1)
-            return pooled.float().cpu().numpy()
+            return self._embed_tensor(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
+
+    def _embed_tensor(self, tensor: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        features = self.model.extract_features(tensor)
+        pooled = torch.nn.functional.adaptive_avg_pool2d(features, 1).flatten(1)
+        return torch.nn.functional.normalize(pooled, dim=1)
 
     def embed(self, images: list[Image.Image]) -> NDArray[np.float32]:
         """RGB images to (n, EMBEDDING_DIM) L2-normalised float32 embeddings."""

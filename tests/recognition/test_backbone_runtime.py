@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from recognition.backbone import (
     Backbone,
     BackboneConfig,
     backbone_version,
+    cuda_available,
     get_backbone,
     load_backbone,
     resolve_runtime,
@@ -173,3 +175,20 @@ def test_export_ensure_returns_the_existing_file_without_importing_torch(onnx_ba
     assert export_ensure(BackboneConfig(runtime="onnx", cache_dir=cache_dir), cache_dir) == export_path(
         cache_dir, onnx_backbone.version
     )
+
+
+@pytest.mark.skipif(not cuda_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_one_photo_replayed_from_a_cuda_graph_matches_eager_pytorch():
+    # given the same backbone with and without the captured batch-1 graph
+    graphed = Backbone(BackboneConfig(device="cuda"))
+    eager = Backbone(BackboneConfig(device="cuda", cuda_graphs=False))
+    images = [Image.open(path).convert("RGB") for path in demo_photos(per_type=1)[:6]]
+
+    # when each photo is embedded alone, and all of them as one batch (which stays eager)
+    one_by_one = np.vstack([graphed.embed([image]) for image in images])
+    reference = eager.embed(images)
+
+    # then the embeddings agree
+    assert graphed._single is not None
+    assert np.min(np.sum(one_by_one * reference, axis=1)) >= 0.9999
+    assert np.min(np.sum(graphed.embed(images) * reference, axis=1)) >= 0.9999
