@@ -167,12 +167,25 @@ class Backbone:
         )
 
     def _single_capture(self) -> CapturedCall | None:
-        """The batch-1 embedding as a CUDA graph; None (eager, as before) when capture fails."""
+        """The batch-1 embedding as a CUDA graph, checked against eager; None (eager) when that fails.
+
+        An optimisation only: whatever goes wrong (a driver or operator that cannot be captured, a
+        graph that replays something else), the backbone logs it and embeds one photo eagerly.
+        """
+        import torch
+
         from recognition.cuda_graph import CapturedCall
 
         try:
-            return CapturedCall(self._embed_tensor, (1, 3, self.input_size, self.input_size), self.device)
-        except RuntimeError as exc:  # a driver or operator that cannot be captured: run eagerly
+            single = CapturedCall(self._embed_tensor, (1, 3, self.input_size, self.input_size), self.device)
+            probe = np.random.default_rng(0).uniform(-1, 1, single.shape).astype(np.float32)
+            with torch.inference_mode():
+                eager = self._embed_tensor(torch.from_numpy(probe).to(self.device)).float().cpu().numpy()
+            agreement = float(np.sum(single(probe) * eager))
+            if agreement < 0.999:
+                raise RuntimeError(f"the replayed graph disagrees with eager PyTorch (cosine {agreement:.4f})")
+            return single
+        except Exception as exc:  # noqa: BLE001 - any failure falls back to eager, which always works
             logger.warning("CUDA graph capture failed, embedding one photo eagerly: %s", str(exc)[:300])
             return None
 

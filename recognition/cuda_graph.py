@@ -35,24 +35,27 @@ class CapturedCall:
         import torch
 
         self.shape = shape
+        self.device = device
         self._lock = threading.Lock()
-        self._input = torch.zeros(shape, device=device)
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.no_grad(), torch.cuda.stream(side):
-            for _ in range(WARM_UP_CALLS):
-                fn(self._input)
-        torch.cuda.current_stream(device).wait_stream(side)
-        self._graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(self._graph):
-            self._output = fn(self._input)
+        with torch.cuda.device(device):
+            self._input = torch.zeros(shape, device=device)
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.no_grad(), torch.cuda.stream(side):
+                for _ in range(WARM_UP_CALLS):
+                    fn(self._input)
+            torch.cuda.current_stream(device).wait_stream(side)
+            self._graph = torch.cuda.CUDAGraph()
+            # thread_local: CUDA calls of other threads (another request) don't fail during capture
+            with torch.no_grad(), torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
+                self._output = fn(self._input)
 
     def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         import torch
 
         if batch.shape != self.shape:
             raise ValueError(f"captured for inputs of shape {self.shape}, got {batch.shape}")
-        with self._lock:
+        with self._lock, torch.cuda.device(self.device):
             self._input.copy_(torch.from_numpy(batch))
             self._graph.replay()
             return self._output.float().cpu().numpy()  # a copy: the next replay overwrites the output

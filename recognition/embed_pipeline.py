@@ -16,11 +16,8 @@ a quarter of the float input's bytes; the batch is scaled here, in one numpy ste
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import multiprocessing.forkserver
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -29,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from recognition.backbone import EMBEDDING_DIM, Embedder
 from recognition.colour import colour_features
@@ -131,42 +129,30 @@ def embed_in_batches(
             )
 
 
-_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def preparation_pool(workers: int, processes: bool) -> Executor:
     """The pool that prepares photos: `workers` threads, or processes that each run one BLAS thread."""
     if not processes:
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare")
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
-        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     # forkserver: workers start from a clean process, not a fork of this one with its model, CUDA
     # context and runtime threads (forking a multi-threaded process can deadlock the child).
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])  # each worker forks with numpy, Pillow and this module loaded
-    with _one_blas_thread_in_children():
-        multiprocessing.forkserver.ensure_running()
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload([__name__])  # each worker forks with numpy, Pillow and this module loaded
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start)
 
 
-@contextlib.contextmanager
-def _one_blas_thread_in_children() -> Iterator[None]:
-    """Processes started inside get one BLAS thread (read when they import numpy); this one is unchanged.
+def _worker_start() -> None:
+    """One BLAS thread per worker, as PyTorch's DataLoader gives each worker one thread.
 
-    As PyTorch's DataLoader gives each worker one thread: the colour analysis is a matrix product,
-    and 15 workers each starting a 16-thread OpenBLAS pool ran the H100 machine at a load of 95,
-    slower than threads.
+    The colour analysis is a matrix product: 15 workers each running a 16-thread OpenBLAS pool put
+    the 16-core H100 machine at a load of 95, slower than threads.
     """
-    saved = {name: os.environ.get(name) for name in _BLAS_THREAD_VARIABLES}
-    os.environ.update(dict.fromkeys(_BLAS_THREAD_VARIABLES, "1"))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    global _blas_limit
+    _blas_limit = threadpool_limits(limits=1, user_api="blas")
+
+
+_blas_limit: threadpool_limits | None = None  # kept, so the limit lasts the worker's life
 
 
 def _prepare_or_reason(prepare: PhotoPreparer, data: bytes) -> Prepared | str:

@@ -1,7 +1,7 @@
 """The FAISS vector index in memory and in its file: exact while small, HNSW beyond a size limit.
 
-An index file is the FAISS index itself followed by a trailer listing the HNSW slots removed but not
-yet compacted away (tombstones, see `VectorIndex`), so both are published by one rename
+An index file is the FAISS index itself followed by the HNSW slots removed but not yet compacted
+away (tombstones, see `VectorIndex`) and a trailer, so both are published by one rename
 (recognition.index_store). FAISS comes first so that processes which only search can memory-map
 the file: the vectors then live once in the page cache for every web worker instead of once per
 worker (2.5 GB each at a million photos). Earlier files (a header before FAISS, or plain FAISS) are
@@ -34,9 +34,11 @@ HNSW_EF_SEARCH = 128
 REBUILD_CHUNK = 65_536
 # Above this fraction of tombstoned slots an HNSW index is due a rebuild from its live vectors (compaction_due).
 COMPACT_REMOVED_FRACTION = 0.2
-# Last bytes of an index file: before them the count of tombstones (8 bytes) and before that their
-# int64 slots, which follow the FAISS index.
-TRAILER_MAGIC = b"FSTOMBS2"
+# Last bytes of an index file. Before them: the FAISS index's size and the count of tombstones (8
+# bytes each), and before those the tombstones' int64 slots, which follow the FAISS index. The sizes
+# must add up to the file's, so a damaged file is refused instead of read without its tombstones.
+TRAILER_MAGIC = b"FSTRAIL3"
+TRAILER_SIZE = 24
 # First bytes of the previous format: then the count and slots of tombstones, then the FAISS index.
 # A file with neither is a plain FAISS index, as versions before tombstones wrote.
 LEGACY_MAGIC = b"FSINDEX1"
@@ -203,13 +205,13 @@ class VectorIndex:
         return results
 
     def write(self, path: Path) -> None:
-        """Write one file: the FAISS index as faiss writes it, then the tombstones, their count, TRAILER_MAGIC."""
+        """Write one file: the FAISS index as faiss writes it, then the tombstones and the trailer."""
         removed = np.flatnonzero(~self._live).astype("<i8")
         with open(path, "wb") as handle:
             faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
+            faiss_size = handle.tell()
             handle.write(removed.tobytes())
-            handle.write(len(removed).to_bytes(8, "little"))
-            handle.write(TRAILER_MAGIC)
+            handle.write(faiss_size.to_bytes(8, "little") + len(removed).to_bytes(8, "little") + TRAILER_MAGIC)
 
     @classmethod
     def read(cls, path: Path, version: str, *, mapped: bool = False) -> VectorIndex:
@@ -219,14 +221,22 @@ class VectorIndex:
         """
         try:
             with open(path, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(0)
                 if handle.read(len(LEGACY_MAGIC)) == LEGACY_MAGIC:  # tombstones first: FAISS can't map it
                     count = int.from_bytes(_read_exactly(handle, 8), "little")
                     removed = np.frombuffer(_read_exactly(handle, 8 * count), dtype="<i8").astype(np.int64)
                     index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
                     mapped = False
-                else:
-                    removed = _trailer_tombstones(handle)
+                elif (removed := _trailer_tombstones(handle, size)) is not None:
                     index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
+                else:  # plain FAISS, as versions before tombstones wrote: nothing may follow the index
+                    handle.seek(0)
+                    index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
+                    if handle.tell() != size:
+                        raise ValueError("bytes follow the FAISS index without a valid trailer: a damaged file")
+                    removed = np.zeros(0, dtype=np.int64)
+                    mapped = False
             if not isinstance(index, faiss.IndexIDMap2) or (len(removed) and removed.max() >= index.ntotal):
                 raise ValueError("not an id-mapped index, or tombstones beyond its vectors")
         # faiss reports truncated files as RuntimeError; a short header or a bad count as ValueError
@@ -309,19 +319,18 @@ class VectorIndex:
         return params
 
 
-def _trailer_tombstones(handle: BinaryIO) -> NDArray[np.int64]:
-    """The tombstones listed after the FAISS index; none in a plain FAISS file (no TRAILER_MAGIC at the end)."""
-    size = handle.seek(0, os.SEEK_END)
-    if size < 16:
-        return np.zeros(0, dtype=np.int64)
-    handle.seek(size - 16)
-    count_bytes, magic = _read_exactly(handle, 8), _read_exactly(handle, 8)
-    if magic != TRAILER_MAGIC:
-        return np.zeros(0, dtype=np.int64)
-    count = int.from_bytes(count_bytes, "little")
-    if 8 * count > size - 16:
-        raise ValueError(f"the trailer lists {count} tombstones, more than the file holds")
-    handle.seek(size - 16 - 8 * count)
+def _trailer_tombstones(handle: BinaryIO, size: int) -> NDArray[np.int64] | None:
+    """The tombstones listed after the FAISS index, or None when the file ends without TRAILER_MAGIC."""
+    if size < TRAILER_SIZE:
+        return None
+    handle.seek(size - TRAILER_SIZE)
+    trailer = _read_exactly(handle, TRAILER_SIZE)
+    if trailer[16:] != TRAILER_MAGIC:
+        return None
+    faiss_size, count = int.from_bytes(trailer[:8], "little"), int.from_bytes(trailer[8:16], "little")
+    if faiss_size + 8 * count + TRAILER_SIZE != size:
+        raise ValueError(f"the trailer's sizes ({faiss_size} + {count} tombstones) don't match the file's {size}")
+    handle.seek(faiss_size)
     return np.frombuffer(_read_exactly(handle, 8 * count), dtype="<i8").astype(np.int64)
 
 

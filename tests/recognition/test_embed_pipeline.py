@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 from recognition.colour import colour_features
 from recognition.embed_pipeline import PhotoPreparer, embed_in_batches, preparation_pool
@@ -82,14 +82,18 @@ def test_nothing_to_embed_yields_nothing_and_bad_sizes_are_refused(backbone, pre
 
 
 
-def test_worker_processes_get_one_blas_thread_and_this_process_keeps_its_setting(monkeypatch):
-    # given: this process leaves OpenBLAS to pick its thread count
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+def test_worker_processes_run_one_blas_thread_and_this_process_keeps_its_own():
+    # given: this process runs BLAS with its own thread count
+    threads_here = _blas_threads(threadpool_info())
 
-    # when: a pool of worker processes reports their setting
+    # when: worker processes report their BLAS thread pools
     with preparation_pool(2, processes=True) as pool:
-        settings_in_workers = set(pool.map(os.getenv, ["OPENBLAS_NUM_THREADS"] * 4))
+        reports = [future.result() for future in [pool.submit(threadpool_info) for _ in range(4)]]
 
     # then: each worker runs one BLAS thread (15 workers x 16 threads overloaded a 16-core machine)
-    assert settings_in_workers == {"1"}
-    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    assert [_blas_threads(report) for report in reports] == [[1]] * 4
+    assert _blas_threads(threadpool_info()) == threads_here
+
+
+def _blas_threads(info: list[dict]) -> list[int]:
+    return [pool["num_threads"] for pool in info if pool["user_api"] == "blas"]

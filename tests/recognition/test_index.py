@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
-from recognition.index import IndexReadOnly, VectorIndex
+from recognition.index import IndexReadOnly, IndexUnreadable, VectorIndex
 from recognition.index_store import SYNC_REQUEST_FILE, SYNC_RUNNING_FILE, IndexStore
 
 
@@ -396,3 +396,21 @@ def test_an_index_file_with_its_tombstones_in_a_header_as_before_is_still_read(t
 
     assert sorted(index.ids().tolist()) == [10, 11, 13, 14]
     assert found_ids(index, vectors[3:4], 1) == [[13]]
+
+
+@pytest.mark.parametrize("cut", [3, 30], ids=["trailer", "tombstones"])
+def test_a_file_cut_short_at_its_end_is_refused_rather_than_read_without_its_tombstones(tmp_path, cut):
+    # given a published HNSW index with removals, whose file then loses its last bytes
+    index, _ = hnsw_index()
+    store = IndexStore(tmp_path, 32)
+    store.replace(index)
+    with store.editing() as editing:
+        editing.remove(np.array([1, 2, 3]))
+    path = next(tmp_path.glob("index-*.faiss"))
+    path.write_bytes(path.read_bytes()[:-cut])
+
+    # when it is read, then it is refused (index_repair then rebuilds it from the database)
+    with pytest.raises(IndexUnreadable):
+        VectorIndex.read(path, "damaged")
+    with pytest.raises(IndexUnreadable):
+        VectorIndex.read(path, "damaged", mapped=True)
