@@ -101,6 +101,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 
 # --- Recognition and index ------------------------------------------------------------------------
 INDEX_DIR = env_path("INDEX_DIR", VAR_DIR / "index")
+# Searching processes memory-map the published index, so its vectors sit once in the page cache for
+# every web worker on the host instead of once per worker. Turn off when INDEX_DIR is a network file
+# system that other hosts write to: a file another host deletes under a mapping can crash the reader.
+INDEX_MEMORY_MAP = env_bool("INDEX_MEMORY_MAP", True)
 # Exact (flat) search up to this many vectors, an approximate HNSW index beyond; a flat index that grows
 # past it becomes HNSW at its next edit. Measured on 2 cores (bench/README.md, "Vector search"): exact
 # search 1.6 ms at 10k, 3.3 ms at 20k, 17 ms at 100k; HNSW for the site's 200 candidates 1.2 ms at 100k

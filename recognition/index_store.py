@@ -43,9 +43,10 @@ TEMP_PATTERNS = (".index-*.tmp", ".current-*")
 class IndexStore:
     """The index files of one directory: locked read-modify-write, atomic publish, cheap reload."""
 
-    def __init__(self, directory: Path, dim: int) -> None:
+    def __init__(self, directory: Path, dim: int, *, mapped: bool = True) -> None:
         self.directory = directory
         self.dim = dim
+        self.mapped = mapped  # whether `load` memory-maps the vectors (shared) or reads a private copy
         self._cached: VectorIndex | None = None
         self._lock = threading.Lock()
 
@@ -75,7 +76,7 @@ class IndexStore:
                 return self._cached
             if version:
                 started = time.perf_counter()
-                index = VectorIndex.read(self._file(version), version, mapped=True)
+                index = VectorIndex.read(self._file(version), version, mapped=self.mapped)
                 logger.info(
                     "loaded index %s (%d vectors, %s) in %.2fs",
                     version, len(index), index.kind, time.perf_counter() - started,
@@ -216,8 +217,10 @@ class IndexStore:
         """Delete every index file but the live and the previous version, and temporary files; under the lock.
 
         The previous version stays for a reader that read `CURRENT` just before the swap and is
-        still loading its file; readers holding an older one keep their copy in memory. Any other
-        file, and any temporary file, was left by a writer that died (no other writer is active).
+        still loading its file. A reader that memory-mapped an older one keeps reading it: on a
+        local file system a deleted file lives on while it is mapped (not so across hosts on a
+        network file system: INDEX_MEMORY_MAP). Any other file, and any temporary file, was left by
+        a writer that died (no other writer is active).
         """
         for pattern in TEMP_PATTERNS:
             for path in self.directory.glob(pattern):
@@ -228,15 +231,15 @@ class IndexStore:
                 path.unlink(missing_ok=True)
 
 
-_stores: dict[tuple[Path, int], IndexStore] = {}
+_stores: dict[tuple[Path, int, bool], IndexStore] = {}
 _stores_lock = threading.Lock()
 
 
-def get_index_store(directory: Path, dim: int) -> IndexStore:
+def get_index_store(directory: Path, dim: int, *, mapped: bool = True) -> IndexStore:
     """The process-wide store for `directory` (one cached index per directory)."""
-    key = (directory, dim)
+    key = (directory, dim, mapped)
     with _stores_lock:
         store = _stores.get(key)
         if store is None:
-            store = _stores[key] = IndexStore(directory, dim)
+            store = _stores[key] = IndexStore(directory, dim, mapped=mapped)
         return store

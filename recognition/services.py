@@ -124,4 +124,4 @@ def _heads_live(names: list[str]) -> list[tuple[str, Head]]:
 
 
 def index_store_get() -> IndexStore:
-    return get_index_store(settings.INDEX_DIR, EMBEDDING_DIM)
+    return get_index_store(settings.INDEX_DIR, EMBEDDING_DIM, mapped=settings.INDEX_MEMORY_MAP)

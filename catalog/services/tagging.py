@@ -118,8 +118,13 @@ def photos_tags_apply(predictions: dict[int, dict[str, list[Prediction]]]) -> No
 
 
 def photo_tag_set_by_hand(*, photo: Photo, attribute: str, value: str) -> Tag:
-    """Set a merchant's tag: it replaces the models' tags of that attribute and is never overwritten."""
+    """Set a merchant's tag: it replaces the models' tags of that attribute and is never overwritten.
+
+    Locks the photo's row, as tagging does before it reads which attributes are hand-set, so a batch
+    of `retag` never writes model tags beside this one.
+    """
     with transaction.atomic():
+        list(Photo.objects.select_for_update().filter(pk=photo.pk).values_list("pk", flat=True))
         photo.tags.filter(attribute=attribute, source=Tag.Source.MODEL).delete()
         tag, _ = Tag.objects.update_or_create(
             photo=photo, attribute=attribute, value=value, defaults={"source": Tag.Source.HAND, "score": 1.0}

@@ -101,3 +101,25 @@ def test_a_corrupt_photo_is_marked_failed_and_the_rest_are_tagged(tagged_catalog
 def test_retag_refuses_a_batch_size_below_one():
     with pytest.raises(CommandError, match="at least 1"):
         _retag("--batch-size", "0")
+
+
+@pytest.mark.django_db
+def test_when_a_decoding_process_dies_retag_says_so_and_indexes_the_photos_it_stored(tagged_catalog, monkeypatch):
+    # given: the last photo kills the process that decodes it, and every photo needs tagging again
+    from catalog.services.index import index_matches_catalog
+    from tests.catalog.dying_preparer import MARK, DyingPreparer
+
+    monkeypatch.setattr("catalog.management.commands.retag.PhotoPreparer", DyingPreparer)
+    last = Photo.objects.order_by("pk").last()
+    with last.image.open("wb") as handle:
+        handle.write(MARK)
+    Photo.objects.update(embedding=None, embedding_model="", status=Photo.Status.PENDING)
+
+    # when
+    with pytest.raises(CommandError, match="decoding process died"):
+        _retag("--batch-size", "4", "--decode-workers", "2")
+
+    # then: photos stored before the crash count as tagged, and the index holds exactly those
+    tagged = Photo.objects.filter(status=Photo.Status.TAGGED)
+    assert tagged.exists() and not tagged.filter(pk=last.pk).exists()
+    assert index_matches_catalog()

@@ -414,3 +414,15 @@ def test_a_file_cut_short_at_its_end_is_refused_rather_than_read_without_its_tom
         VectorIndex.read(path, "damaged")
     with pytest.raises(IndexUnreadable):
         VectorIndex.read(path, "damaged", mapped=True)
+
+
+def test_a_store_told_not_to_map_reads_a_private_copy_that_it_may_edit(tmp_path):
+    # given a published index (INDEX_MEMORY_MAP=0, for an INDEX_DIR shared across hosts)
+    index, vectors = hnsw_index()
+    IndexStore(tmp_path, 32).replace(index)
+
+    # when a store that does not map loads it, then its copy is private and editable
+    loaded = IndexStore(tmp_path, 32, mapped=False).load()
+    assert not loaded.mapped
+    loaded.remove(np.array([1]))
+    assert len(loaded) == 499
