@@ -83,6 +83,8 @@ def embed_in_batches(
     """
     if batch_size < 1 or workers < 1:
         raise ValueError("batch_size and workers must be at least 1")
+    if prepare.input_size != backbone.input_size:  # the crop and scaling here are to_model_input's
+        raise ValueError(f"photos prepared at {prepare.input_size} px for a {backbone.input_size}-px backbone")
     with preparation_pool(workers, processes) as pool:
         pending: deque[tuple[Hashable, Future | str]] = deque()
         source_iter = iter(sources)

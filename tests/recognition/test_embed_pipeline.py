@@ -79,6 +79,9 @@ def test_nothing_to_embed_yields_nothing_and_bad_sizes_are_refused(backbone, pre
     assert list(embed_in_batches(backbone, [], batch_size=4, workers=2, prepare=prepare)) == []
     with pytest.raises(ValueError):
         list(embed_in_batches(backbone, [], batch_size=0, workers=2, prepare=prepare))
+    wrong_size = PhotoPreparer(input_size=backbone.input_size + 16, max_bytes=10**8, max_pixels=10**8)
+    with pytest.raises(ValueError, match="px"):
+        list(embed_in_batches(backbone, [], batch_size=4, workers=2, prepare=wrong_size))
 
 
 
