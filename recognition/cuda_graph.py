@@ -25,8 +25,8 @@ WARM_UP_CALLS = 3  # on a side stream before capture, as torch.cuda.graphs asks,
 class CapturedCall:
     """`fn` on inputs of one `shape`, replayed from a CUDA graph; thread-safe (one replay at a time).
 
-    Capture at start-up, before other threads use the GPU: a capture fails if another thread
-    launches work meanwhile.
+    Captured once, when the backbone loads; other threads' CUDA calls during the capture don't make
+    it fail (thread-local capture errors), though the capture itself records only this thread's work.
     """
 
     def __init__(

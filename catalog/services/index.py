@@ -201,7 +201,7 @@ def index_repair() -> IndexRepair:
 
     Uses a private store, so the caller (a worker's parent process) keeps no copy in memory.
     """
-    store = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM)
+    store = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM, mapped=False)  # it only edits a private copy
     try:
         if _index_ids_match(store.load().ids()):
             return IndexRepair()

@@ -85,9 +85,10 @@ def test_nothing_to_embed_yields_nothing_and_bad_sizes_are_refused(backbone, pre
 
 
 
-def test_worker_processes_run_one_blas_thread_and_this_process_keeps_its_own():
-    # given: this process runs BLAS with its own thread count
-    threads_here = _blas_threads(threadpool_info())
+def test_worker_processes_run_one_blas_thread():
+    # given: this process runs BLAS on more than one thread (so a missing limit would show)
+    if not any(threads > 1 for threads in _blas_threads(threadpool_info())):
+        pytest.skip("BLAS runs one thread here anyway: a missing limit would not show")
 
     # when: worker processes report their BLAS thread pools
     with preparation_pool(2, processes=True) as pool:
@@ -95,7 +96,6 @@ def test_worker_processes_run_one_blas_thread_and_this_process_keeps_its_own():
 
     # then: each worker runs one BLAS thread (15 workers x 16 threads overloaded a 16-core machine)
     assert [_blas_threads(report) for report in reports] == [[1]] * 4
-    assert _blas_threads(threadpool_info()) == threads_here
 
 
 def _blas_threads(info: list[dict]) -> list[int]:

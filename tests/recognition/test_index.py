@@ -426,3 +426,36 @@ def test_a_store_told_not_to_map_reads_a_private_copy_that_it_may_edit(tmp_path)
     assert not loaded.mapped
     loaded.remove(np.array([1]))
     assert len(loaded) == 499
+
+
+def test_a_file_whose_trailer_sizes_do_not_add_up_is_refused(tmp_path):
+    # given a published index with 8 stray bytes between its FAISS part and its tombstones
+    index, _ = hnsw_index()
+    index.remove(np.array([1, 2]))
+    IndexStore(tmp_path, 32).replace(index)
+    path = next(tmp_path.glob("index-*.faiss"))
+    data = path.read_bytes()
+    faiss_size = int.from_bytes(data[-24:-16], "little")
+    path.write_bytes(data[:faiss_size] + b"\0" * 8 + data[faiss_size:])
+
+    with pytest.raises(IndexUnreadable, match="don't match"):
+        VectorIndex.read(path, "damaged", mapped=True)
+
+
+def test_an_index_file_with_the_short_trailer_of_before_is_still_read(tmp_path):
+    # given a file as written for a while: FAISS, the tombstones, their count and b"FSTOMBS2"
+    vectors = unit_vectors(500)
+    graph = VectorIndex.build(np.arange(500), vectors, flat_max_items=100)
+    graph.remove(np.array([7]))
+    faiss_part = tmp_path / "faiss-only"
+    faiss.write_index(graph._index, str(faiss_part))
+    removed = np.flatnonzero(~graph._live).astype("<i8")
+    (tmp_path / "index-00000000000000000002-short000.faiss").write_bytes(
+        faiss_part.read_bytes() + removed.tobytes() + len(removed).to_bytes(8, "little") + b"FSTOMBS2"
+    )
+    (tmp_path / "CURRENT").write_text("00000000000000000002-short000")
+
+    index = IndexStore(tmp_path, 32).load()
+
+    assert index.mapped and index.removed_slots == 1 and len(index) == 499
+    assert 7 not in {hit for row in found_ids(index, vectors[7:8], 5) for hit in row}

@@ -11,6 +11,7 @@ tagged by the current backbone version, hand-set tags are never overwritten
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from fashion_search.progress import progress_bar
 from recognition.embed_pipeline import PhotoPreparer, embed_in_batches
 from recognition.recognizers import Prediction
 from recognition.services import attribute_recognizers, backbone_get, images_recognize
+
+logger = logging.getLogger(__name__)
 
 # 32 photos per batch: on a GPU a batch of 32 Lite0 inputs (19 MB) keeps it busy while the pool decodes
 # the next ones. On the 2-core CPU it changes less: 26-59 photos/s at batch 32 against 27-31 at batch 1,
@@ -98,8 +101,13 @@ def photos_retag(
             if progress:
                 progress(len(batch.keys) + len(batch.failures))
     except Exception:
-        if tagged:  # stored photos count as tagged and a rerun skips them: index them before giving up
-            index_rebuild()
+        # Stored photos count as tagged and a rerun skips them: index them before giving up. Not on
+        # Ctrl-C (a rebuild takes minutes at a million photos); the next sync or repair adds them.
+        if tagged:
+            try:
+                index_rebuild()
+            except Exception:  # noqa: BLE001 - the first failure is the one to report
+                logger.exception("retag stopped, and rebuilding the index failed too")
         raise
     if tagged:
         index_rebuild()
