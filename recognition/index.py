@@ -39,8 +39,6 @@ COMPACT_REMOVED_FRACTION = 0.2
 # must add up to the file's, so a damaged file is refused instead of read without its tombstones.
 TRAILER_MAGIC = b"FSTRAIL3"
 TRAILER_SIZE = 24
-# The same layout without the FAISS size, as files were written for a while before it.
-SHORT_TRAILER_MAGIC = b"FSTOMBS2"
 # First bytes of the previous format: then the count and slots of tombstones, then the FAISS index.
 # A file with neither is a plain FAISS index, as versions before tombstones wrote.
 LEGACY_MAGIC = b"FSINDEX1"
@@ -327,19 +325,12 @@ def _trailer_tombstones(handle: BinaryIO, size: int) -> NDArray[np.int64] | None
         return None
     handle.seek(size - TRAILER_SIZE)
     trailer = _read_exactly(handle, TRAILER_SIZE)
-    if trailer[16:] == TRAILER_MAGIC:
-        faiss_size, count = int.from_bytes(trailer[:8], "little"), int.from_bytes(trailer[8:16], "little")
-        if faiss_size + 8 * count + TRAILER_SIZE != size:
-            raise ValueError(f"the trailer's sizes ({faiss_size} + {count} tombstones) don't match the file's {size}")
-        start = faiss_size
-    elif trailer[16:] == SHORT_TRAILER_MAGIC:
-        count = int.from_bytes(trailer[8:16], "little")
-        if 8 * count > size - 16:
-            raise ValueError(f"the trailer lists {count} tombstones, more than the file holds")
-        start = size - 16 - 8 * count
-    else:
+    if trailer[16:] != TRAILER_MAGIC:
         return None
-    handle.seek(start)
+    faiss_size, count = int.from_bytes(trailer[:8], "little"), int.from_bytes(trailer[8:16], "little")
+    if faiss_size + 8 * count + TRAILER_SIZE != size:
+        raise ValueError(f"the trailer's sizes ({faiss_size} + {count} tombstones) don't match the file's {size}")
+    handle.seek(faiss_size)
     return np.frombuffer(_read_exactly(handle, 8 * count), dtype="<i8").astype(np.int64)
 
 
