@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(FLAT_INDEX_MAX_ITEMS = {settings.FLAT_INDEX_MAX_ITEMS:,})\n")
     print(table(header, rows) + "\n")
     print("#### Exact search between 10k and 100k (where flat stops paying)\n")
-    print(table(header, flat_crossover(synth, queries, [20_000, 30_000, 50_000])))
+    print(table(header, flat_crossover(synth, queries, [15_000, 20_000, 30_000, 50_000])))
     return 0
 
 

@@ -106,10 +106,11 @@ INDEX_DIR = env_path("INDEX_DIR", VAR_DIR / "index")
 # system that other hosts write to: a file another host deletes under a mapping can crash the reader.
 INDEX_MEMORY_MAP = env_bool("INDEX_MEMORY_MAP", True)
 # Exact (flat) search up to this many vectors, an approximate HNSW index beyond; a flat index that grows
-# past it becomes HNSW at its next edit. Measured on 2 cores (bench/README.md, "Vector search"): exact
-# search 1.6 ms at 10k, 3.3 ms at 20k, 17 ms at 100k; HNSW for the site's 200 candidates 1.2 ms at 100k
-# and 1.8 ms at 1M, recall@10 0.994 and 0.975.
-FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 20_000)
+# past it becomes HNSW at its next edit. Exact search reads every vector for every query, so it costs
+# memory bandwidth: 0.15 to 0.37 ms per 1,000 photos on the 2-core machines measured (bench/README.md,
+# "Vector search"), 1.5 to 2.7 ms at 10k and 3.3 to 7.4 ms at 20k, against 1.8 to 3.4 ms for HNSW's 200
+# candidates at 1M (recall@10 0.974 or better). Up to 10k exact search is never the slowest size.
+FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 10_000)
 # Seconds a worker waits after tagging a new photo before adding it to the index, so that the photos tagged
 # meanwhile share one publish (each rewrites the whole index file: about 1.5 s at 100k photos).
 INDEX_SYNC_DELAY_S = env_float("INDEX_SYNC_DELAY", 2.0)

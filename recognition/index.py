@@ -157,7 +157,7 @@ class VectorIndex:
         self._slot_ids = np.concatenate([self._slot_ids, ids])
         self._live = np.concatenate([self._live, np.ones(len(ids), dtype=bool)])
         self._edited()
-        # Once, at the flat limit (a few seconds at 20k vectors), so it stays inline unlike compaction.
+        # Once, at the flat limit (about a second at 10k vectors), so it stays inline unlike compaction.
         if flat_max_items is not None and self.kind == "flat" and len(self) > flat_max_items:
             self._rebuild(hnsw=True, reason=f"grew past {flat_max_items} vectors")
 
