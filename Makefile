@@ -67,11 +67,11 @@ bench-load: $(VENV)/.bench-installed
 	$(PY) bench/load_search.py
 
 # Benchmarks, not tests: embedding throughput (naive eager PyTorch against ONNX Runtime, OpenVINO, int8),
-# vector search latency and recall at 10k/100k/1M (HNSW built at 1M: 6 min), upload-to-results over HTTP
-# with a 100k catalog, tagging into that catalog with a real worker, peak memory. Prints tables and
-# writes them into bench/README.md with the machine they ran on: about 15 min on this project's 2-core
-# development machine, 2 more the first time (it embeds the dataset's 3,400 photos once and fills a
-# 100k-item PostgreSQL database); a machine three times slower, as one earlier session's was, takes
-# about 45.
+# what smaller inputs would buy, vector search latency and recall at 10k/100k/1M (HNSW built at 1M: 6-7
+# min), upload-to-results over HTTP with a 100k catalog, tagging into that catalog with a real worker,
+# bulk tagging, peak memory. Prints tables and writes them into bench/README.md with the machine they
+# ran on: about 21 min on this project's 2-core development machine, 2 more the first time (it embeds
+# the dataset's 3,400 photos once and fills a 100k-item PostgreSQL database); a machine three times
+# slower, as one earlier session's was, takes about an hour.
 bench: $(VENV)/.bench-installed
 	$(PY) bench/run_all.py

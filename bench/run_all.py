@@ -1,6 +1,6 @@
 """Run the benchmarks and write their tables into bench/README.md (`make bench`).
 
-    .venv/bin/python bench/run_all.py [--only embed,index,http,tagging,retag,memory] [--no-write]
+    .venv/bin/python bench/run_all.py [--only embed,input,index,http,tagging,retag,memory] [--no-write]
 
 Each benchmark runs in its own process, with a time limit, and prints markdown. Its output replaces
 the block between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in bench/README.md, so the prose
@@ -25,6 +25,7 @@ NOISE = ("Loaded pretrained weights", "created database")
 # name: (script, arguments, time limit in seconds, README heading for a block not there yet)
 BENCHMARKS: dict[str, tuple[str, list[str], int, str]] = {
     "embed": ("embed_throughput.py", [], 1200, "Embedding throughput"),
+    "input": ("input_size.py", [], 1200, "What a smaller input would buy"),
     "index": ("index_search.py", [], 2700, "Vector search"),
     "http": ("http_search.py", [], 1500, "Upload to results over HTTP"),
     "tagging": ("tagging_index.py", [], 900, "Tagging into a large catalog"),
