@@ -41,24 +41,6 @@ from embed_throughput import (  # noqa: E402
 from environment import machine_line, median, table  # noqa: E402
 
 
-def onnx_export(model: object, size: int, path: Path) -> Path:
-    """The site's embedding module (extract_features, pool, L2 norm) exported for `size`-px inputs."""
-    import warnings
-
-    import torch
-
-    from recognition.backbone_onnx import OPSET, embedding_module
-
-    example = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, size, size)).astype(np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            embedding_module(model), (example,), str(path), input_names=["pixels"], output_names=["embedding"],
-            dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=OPSET, dynamo=False,
-        )
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=60, help="uploads timed per path")
@@ -74,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
 
     from recognition.backbone import Backbone, BackboneConfig
+    from recognition.backbone_onnx import embedding_module, onnx_write
     from recognition.images import to_model_input
     from recognition.recognizers import get_head
     from recognition.training import train_head
@@ -84,13 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     validation = photo_paths("validation")
     sample = validation[:: max(1, len(validation) // args.images)][: args.images]
     uploads = [reencoded(p, UPLOAD_SIDE_PX) for p in sample]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = os.cpu_count() or 1  # ONNX Runtime threads, as in bench/embed_throughput.py
 
     # name -> (embed, input size, draft decode)
     paths: dict[str, tuple] = {"PyTorch eager, 224 px, full decode (naive)": (eager.embed_batch, 224, False)}
     with tempfile.TemporaryDirectory(prefix="input-size-") as tmp:
         for size in sizes:
-            fp32 = onnx_export(eager.model, size, Path(tmp) / f"fp32-{size}.onnx")
+            fp32 = Path(tmp) / f"fp32-{size}.onnx"
+            example = np.random.default_rng(0).uniform(-1, 1, (2, 3, size, size)).astype(np.float32)
+            onnx_write(embedding_module(eager.model), example, fp32)
             paths[f"ONNX Runtime fp32, {size} px, draft decode"] = (onnx_session_fn(fp32, cores), size, True)
             if not args.no_int8:
                 calibration = [to_model_input(decode(p.read_bytes(), size), size=size)
@@ -123,17 +108,21 @@ def main(argv: list[str] | None = None) -> int:
         validation_files = photo_paths("validation") if have_dataset else []
         train_files = photo_paths("train") if have_dataset else []
         rows = []
+        prepared: dict[tuple[int, bool], tuple[list, list]] = {}  # the paths' pixels, one input kind at a time
         for name, (embed, size, draft) in paths.items():
             shipped = refitted = "-"
             if have_dataset:
-                def embedded(files: list[Path], embed=embed, size=size, draft=draft) -> np.ndarray:
-                    pixels = [to_model_input(decode(p.read_bytes(), size if draft else None), size=size) for p in files]
-                    return np.vstack([embed(np.stack(pixels[i : i + 32])) for i in range(0, len(pixels), 32)])
-
-                vectors = embedded(validation_files)
+                if (size, draft) not in prepared:
+                    prepared.clear()  # the training photos' pixels take 1.8 GB at 224 px
+                    prepared[(size, draft)] = tuple(
+                        [to_model_input(decode(p.read_bytes(), size if draft else None), size=size) for p in files]
+                        for files in (validation_files, train_files)
+                    )
+                validation_pixels, train_pixels = prepared[(size, draft)]
+                vectors = embedded(embed, validation_pixels)
                 shipped = f"{type_accuracy(head, vectors, validation_files):.3f}"
                 refit = train_head(
-                    "type", embedded(train_files), label_indexes(head, train_files), head.labels,
+                    "type", embedded(embed, train_pixels), label_indexes(head, train_files), head.labels,
                     backbone_version=head.backbone_version,
                 )
                 refitted = f"{type_accuracy(refit, vectors, validation_files):.3f}"
@@ -149,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["path", "JPEG decoded at", "ms / image", "speed-up", "type top-1, shipped head",
                  "type top-1, head refitted"], rows))
     return 0
+
+
+def embedded(embed, pixels: list[np.ndarray]) -> np.ndarray:
+    return np.vstack([embed(np.stack(pixels[i : i + 32])) for i in range(0, len(pixels), 32)])
 
 
 def label_indexes(head, files: list[Path]) -> np.ndarray:

@@ -80,8 +80,6 @@ def onnx_export(config: BackboneConfig, path: Path) -> None:
 
     Takes a few seconds and imports torch; call it under the cache lock (`export_ensure`).
     """
-    import torch
-
     started = time.perf_counter()
     torch_backbone = Backbone(dataclasses.replace(config, device="cpu", runtime="torch", threads=0))
     size = torch_backbone.input_size
@@ -90,19 +88,7 @@ def onnx_export(config: BackboneConfig, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        with warnings.catch_warnings():
-            # The exporter reports each shape it could not constant-fold; none matters for inference.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                (torch.from_numpy(example),),
-                tmp,
-                input_names=["pixels"],
-                output_names=["embedding"],
-                dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
+        onnx_write(module, example, Path(tmp))
         _metadata_write(Path(tmp), version=torch_backbone.version, input_size=size)
         cosine = _agreement(Path(tmp), example, torch_backbone.embed_batch(example))
         if cosine < MIN_EXPORT_COSINE:
@@ -115,6 +101,25 @@ def onnx_export(config: BackboneConfig, path: Path) -> None:
         "exported backbone %s to %s in %.1fs (cosine to torch %.6f)",
         torch_backbone.version, path.name, time.perf_counter() - started, cosine,
     )
+
+
+def onnx_write(module: object, example: NDArray[np.float32], path: Path) -> None:
+    """Export `module` for inputs shaped as `example` but for the batch axis, which stays dynamic."""
+    import torch
+
+    with warnings.catch_warnings():
+        # The exporter reports each shape it could not constant-fold; none matters for inference.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (torch.from_numpy(example),),
+            str(path),
+            input_names=["pixels"],
+            output_names=["embedding"],
+            dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
 
 
 def embedding_module(model: object) -> object:
