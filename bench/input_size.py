@@ -29,15 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fashion_search.settings")
 
-from embed_throughput import (  # noqa: E402
-    DATASET,
-    UPLOAD_SIDE_PX,
-    decode,
-    int8_export,
-    onnx_session_fn,
-    photo_paths,
-    reencoded,
-)
+from embed_runtimes import int8_export, onnx_session_fn  # noqa: E402
+from embed_throughput import DATASET, UPLOAD_SIDE_PX, decode, photo_paths, reencoded  # noqa: E402
 from environment import machine_line, median, table  # noqa: E402
 
 
