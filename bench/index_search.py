@@ -50,7 +50,7 @@ def real_embeddings(cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, st
 
     Computed with the site's backbone and cached per backbone version in `cache`.
     """
-    from recognition.images import decode_image
+    from recognition.images import decode_image, model_draft_size
     from recognition.services import backbone_get
 
     backbone = backbone_get()
@@ -65,7 +65,10 @@ def real_embeddings(cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, st
         vectors = []
         for start in range(0, len(files), 32):
             images = [
-                decode_image(f.read_bytes(), max_bytes=10**8, max_pixels=10**8, draft_size=backbone.input_size)
+                decode_image(
+                    f.read_bytes(), max_bytes=10**8, max_pixels=10**8,
+                    draft_size=model_draft_size(backbone.input_size),
+                )
                 for f in files[start : start + 32]
             ]
             vectors.append(backbone.embed(images))

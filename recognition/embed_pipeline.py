@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 from recognition.backbone import EMBEDDING_DIM, Embedder
 from recognition.colour import colour_features
 from recognition.errors import RecognitionError
-from recognition.images import decode_image, model_crop, model_inputs_scale
+from recognition.images import decode_image, model_crop, model_draft_size, model_inputs_scale
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,10 @@ class PhotoPreparer:
     colour: bool = False
 
     def __call__(self, data: bytes) -> Prepared:
-        image = decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, draft_size=self.input_size)
+        image = decode_image(
+            data, max_bytes=self.max_bytes, max_pixels=self.max_pixels,
+            draft_size=model_draft_size(self.input_size),
+        )
         return model_crop(image, size=self.input_size), colour_features(image) if self.colour else None
 
 

@@ -16,6 +16,7 @@ a reason; real camera files carry at most a few bytes of padding.
 from __future__ import annotations
 
 import io
+import math
 import re
 import struct
 import warnings
@@ -153,6 +154,19 @@ def refuse_polyglot(data: bytes, fmt: str) -> None:
             "The file hides other content (markup, script or an archive) in or after the image; "
             "upload a plain photo."
         )
+
+
+# How far JPEG scaling may go towards the model's input: to 1.5x it, no closer. Pillow's draft mode
+# scales by 1/2, 1/4 or 1/8 inside the decoder, which is cheap but leaves the pixels unsmoothed; the
+# antialiased resize to the input has to do the last step of at least 1.5x, as it does for the photos
+# the heads were fitted on. Decoded to within that (448-px JPEGs at 1/2 straight to 224), embeddings
+# moved to a median cosine of 0.973 from the same photos as stored, and to 0.994 decoded whole.
+DRAFT_MARGIN = 1.5
+
+
+def model_draft_size(input_size: int) -> int:
+    """The `draft_size` that decodes a JPEG for a model of `input_size` px: fast, and not too close."""
+    return math.ceil(input_size * DRAFT_MARGIN)
 
 
 def to_model_input(image: Image.Image, *, size: int) -> NDArray[np.float32]:

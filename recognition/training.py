@@ -18,7 +18,7 @@ from PIL import Image
 
 from recognition.backbone import Backbone
 from recognition.errors import InvalidDataset, InvalidImage
-from recognition.images import IMAGE_SUFFIXES, decode_image
+from recognition.images import IMAGE_SUFFIXES, decode_image, model_draft_size
 from recognition.recognizers import FEATURES_EMBEDDING, Head, head_features
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def embed_files(
                 path.read_bytes(),
                 max_bytes=TRAINING_MAX_BYTES,
                 max_pixels=TRAINING_MAX_PIXELS,
-                draft_size=backbone.input_size,
+                draft_size=model_draft_size(backbone.input_size),
             )
             batch.append(backbone.preprocess(image))
             if features != FEATURES_EMBEDDING:

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from catalog.services.ranking import Candidate, RankingWeights, candidates_rank
 from catalog.services.search import CANDIDATE_PHOTOS
 from recognition.errors import InvalidImage
-from recognition.images import decode_image
+from recognition.images import decode_image, model_draft_size
 from recognition.index import VectorIndex
 from recognition.recognizers import Prediction, head_features
 from recognition.services import attribute_recognizers, backbone_get, head_live
@@ -52,7 +52,7 @@ def photos_embed(root: Path, *, progress: Callable[[int], None] | None = None) -
                         path.read_bytes(),
                         max_bytes=TRAINING_MAX_BYTES,
                         max_pixels=TRAINING_MAX_PIXELS,
-                        draft_size=backbone.input_size,
+                        draft_size=model_draft_size(backbone.input_size),
                     )
                 )
                 labels.append(dataset.labels[target])

@@ -14,7 +14,7 @@ from django.utils import timezone
 from catalog.models import Photo, Tag
 from catalog.services.index import index_add_photo, index_sync_soon
 from recognition.errors import ImageTooLarge, InvalidImage
-from recognition.images import decode_image
+from recognition.images import decode_image, model_draft_size
 from recognition.labels import LABEL_SETS
 from recognition.recognizers import Prediction
 from recognition.services import attribute_recognizers, backbone_get, image_recognize
@@ -46,7 +46,8 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
         with photo.image.open("rb") as handle:
             data = handle.read()
         image = decode_image(
-            data, max_bytes=CATALOG_MAX_BYTES, max_pixels=CATALOG_MAX_PIXELS, draft_size=backbone.input_size
+            data, max_bytes=CATALOG_MAX_BYTES, max_pixels=CATALOG_MAX_PIXELS,
+            draft_size=model_draft_size(backbone.input_size),
         )
     except (InvalidImage, ImageTooLarge, FileNotFoundError) as exc:
         Photo.objects.filter(pk=photo_id).update(status=Photo.Status.FAILED, failure_reason=str(exc)[:500])

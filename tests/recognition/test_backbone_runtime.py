@@ -25,7 +25,7 @@ from recognition.backbone import (
 )
 from recognition.backbone_onnx import OnnxBackbone, export_ensure, export_path
 from recognition.errors import ModelNotReady
-from recognition.images import decode_image
+from recognition.images import decode_image, model_draft_size
 from tests.conftest import demo_photos
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,8 @@ MIN_COSINE = 0.999
 
 
 def _decoded(paths: list[Path], size: int) -> list:
-    return [decode_image(p.read_bytes(), max_bytes=10**8, max_pixels=10**8, draft_size=size) for p in paths]
+    draft = model_draft_size(size)
+    return [decode_image(p.read_bytes(), max_bytes=10**8, max_pixels=10**8, draft_size=draft) for p in paths]
 
 
 @pytest.fixture(scope="module")

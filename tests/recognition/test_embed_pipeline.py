@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_info
 
 from recognition.colour import colour_features
 from recognition.embed_pipeline import PhotoPreparer, embed_in_batches, preparation_pool
-from recognition.images import decode_image
+from recognition.images import decode_image, model_draft_size
 from recognition.services import backbone_get
 from tests.conftest import demo_photos
 
@@ -20,7 +20,7 @@ def _reader(path: Path):
 
 
 def _decoded(path: Path, size: int):
-    return decode_image(path.read_bytes(), max_bytes=10**8, max_pixels=10**8, draft_size=size)
+    return decode_image(path.read_bytes(), max_bytes=10**8, max_pixels=10**8, draft_size=model_draft_size(size))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from recognition.errors import ImageTooLarge, InvalidImage
-from recognition.images import decode_image
+from recognition.images import decode_image, model_draft_size
 from tests.conftest import jpeg_bytes
 
 CAPS = {"max_bytes": 1_000_000, "max_pixels": 4_000_000}
@@ -63,3 +63,19 @@ def test_exif_orientation_is_applied():
     Image.new("RGB", (60, 20), "blue").save(buffer, format="JPEG", exif=exif)
     image = decode_image(buffer.getvalue(), **CAPS)
     assert image.size == (20, 60)
+
+
+@pytest.mark.parametrize(
+    ("photo", "decoded"),
+    [
+        ((3024, 4032), (378, 504)),  # a 12-megapixel phone photo: 1/8 in the decoder
+        ((768, 1024), (384, 512)),  # a 1024-px photo: 1/2
+        ((448, 597), (448, 597)),  # 1/2 would leave 224, the input itself: decoded whole
+        ((400, 533), (400, 533)),
+    ],
+)
+def test_a_jpeg_for_the_model_is_decoded_small_but_never_down_to_the_input_size(photo, decoded):
+    # the antialiased resize to 224 px always does the last step, of at least 1.5x
+    image = decode_image(jpeg_bytes(photo), max_bytes=10**8, max_pixels=10**8, draft_size=model_draft_size(224))
+    assert image.size == decoded
+    assert min(image.size) >= 1.5 * 224
