@@ -3,12 +3,13 @@
     .venv/bin/python bench/embed_throughput.py [--images 60] [--compile] [--no-int8] [--gpu-only]
 
 Real photos of clothing-small's validation split (../shared/datasets/clothing-small, falling back to
-the demo catalog), sent as the shopper page sends them: enlarged to 1024 px on the longer side, JPEG
-quality 90. Every timing starts from the JPEG bytes: decoding (with the site's safety checks),
-resizing, scaling and the backbone. Prints markdown tables: where decoding time goes; batch 1 per
-variant with its speed-up over naive eager and its agreement with eager torch (cosine); batch 32
-images/s; and the int8 export's accuracy change. Where CUDA is present, the GPU tables of
-bench/embed_gpu.py follow. A benchmark, not a test: nothing is asserted.
+the demo catalog), sent as the shopper page sends them: resized to 448 px on the shorter side (the
+dataset's photos are enlarged a little to get there), JPEG quality 85. Every timing starts from the
+JPEG bytes: decoding (with the site's safety checks), resizing, scaling and the backbone. Prints
+markdown tables: where decoding time goes; batch 1 per variant with its speed-up over naive eager
+and its agreement with eager torch (cosine); batch 32 images/s; and the int8 export's accuracy
+change. Where CUDA is present, the GPU tables of bench/embed_gpu.py follow.
+A benchmark, not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from embed_runtimes import EmbedFn, int8_export, onnx_session_fn, openvino_fn, t
 from environment import machine_line, median, table  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "clothing-small"
-UPLOAD_SIDE_PX = 1024  # the shopper page shrinks photos to this before sending (static/js/search.js)
+UPLOAD_SHORT_SIDE_PX = 448  # the shopper page shrinks photos to this before sending (static/js/search.js)
+UPLOAD_QUALITY = 85  # and encodes them at this JPEG quality
+OLD_UPLOAD_SHORT_SIDE_PX = 768  # what the page sent before 2026-11-30: 1024 px on the longer side of a 3:4 photo
 PHONE_SIZE_PX = (3024, 4032)  # a 12-megapixel phone photo, as the API or admin may receive it
 MAX_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 80_000_000
@@ -46,21 +49,29 @@ def photo_paths(split: str) -> list[Path]:
     return paths or sorted((ROOT / "catalog" / "demo_data").glob("*/*.jpg"))
 
 
-def reencoded(path: Path, size: tuple[int, int] | int) -> bytes:
+def reencoded(path: Path, size: tuple[int, int] | int, quality: int = 90) -> bytes:
+    """The photo at `size` (portrait width x height, or an int: the shorter side), as a JPEG."""
     image = Image.open(path).convert("RGB")
     if isinstance(size, int):
-        scale = size / max(image.size)
+        scale = size / min(image.size)
         size = (round(image.width * scale), round(image.height * scale))
     elif image.width > image.height:
         size = (size[1], size[0])
     buffer = io.BytesIO()
-    image.resize(size, Image.Resampling.LANCZOS).save(buffer, format="JPEG", quality=90)
+    image.resize(size, Image.Resampling.LANCZOS).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 
-def decode(data: bytes, draft: int | None) -> Image.Image:
-    from recognition.images import decode_image
+def as_uploaded(path: Path) -> bytes:
+    """The photo as the shopper page sends a larger one: 448 px on the shorter side, JPEG quality 85."""
+    return reencoded(path, UPLOAD_SHORT_SIDE_PX, UPLOAD_QUALITY)
 
+
+def decode(data: bytes, size: int | None) -> Image.Image:
+    """Decoded as the site decodes a photo for a model of `size` px; whole when `size` is None."""
+    from recognition.images import decode_image, model_draft_size
+
+    draft = model_draft_size(size) if size else None
     return decode_image(data, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS, draft_size=draft)
 
 
@@ -178,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also torch.compile (3-4 minutes to compile on 2 cores)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 quantised export")
     parser.add_argument("--photos", choices=("upload", "phone", "stored"), default="upload",
-                        help="what batch 1 and 32 decode: 1024-px uploads, 12-MP phone photos, or the files as stored")
+                        help="what batch 1 and 32 decode: the shopper page's uploads, 12-MP phone photos, "
+                             "or the files as stored")
     parser.add_argument("--gpu-only", action="store_true",
                         help="only the GPU tables (the CPU ones take minutes where there are many cores)")
     args = parser.parse_args(argv)
@@ -197,11 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     tuned = settings.BACKBONE_TUNED_WEIGHTS if settings.BACKBONE_TUNED_WEIGHTS.exists() else None
     config = BackboneConfig(device="cpu", runtime="torch", tuned_weights=tuned)
     onnx_config = BackboneConfig(device="cpu", runtime="onnx", tuned_weights=tuned, cache_dir=settings.MODEL_CACHE_DIR)
-    what = {"upload": "upload-size JPEGs (1024 px)", "phone": "12-MP phone JPEGs", "stored": "JPEGs as stored"}
+    what = {"upload": "upload-size JPEGs (448 px)", "phone": "12-MP phone JPEGs", "stored": "JPEGs as stored"}
     validation = photo_paths("validation")
     step = max(1, len(validation) // args.images)
     sample = validation[::step][: args.images]
-    uploads = [reencoded(p, UPLOAD_SIDE_PX) for p in sample]
+    uploads = [as_uploaded(p) for p in sample]
     if args.photos == "phone":
         uploads = [reencoded(p, PHONE_SIZE_PX) for p in sample]
     elif args.photos == "stored":
@@ -222,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Backbone {site.version} ({'fine-tuned' if tuned else 'ImageNet weights'}), input {size} px.\n")
     kinds = {
         "as stored": [p.read_bytes() for p in sample],
-        "upload (1024 px)": [reencoded(p, UPLOAD_SIDE_PX) for p in sample],
+        "upload (448 px)": [as_uploaded(p) for p in sample],
+        "upload before 2026-11-30 (1024 px)": [reencoded(p, OLD_UPLOAD_SHORT_SIDE_PX) for p in sample],
         "phone (12 MP)": [reencoded(p, PHONE_SIZE_PX) for p in sample[:10]],
     }
     print("#### Where decoding time goes (median per photo, 1 thread)\n")

@@ -10,8 +10,8 @@ random pattern, colour and style); then the index is rebuilt as `rebuild_index` 
 reuses the catalog when it is complete. Media and index live in var/bench-100k/.
 
 Server: gunicorn `fashion_search.wsgi` (its own warm-up, no bench hook), DEBUG off, rate limits off,
-one inference thread per worker. Requests: real validation photos enlarged to 1024 px (as the shopper
-page sends them) posted to `POST /api/v1/search?limit=12`, first one request at a time, then 4 at a
+one inference thread per worker. Requests: real validation photos at 448 px on the shorter side (as the
+shopper page sends them) posted to `POST /api/v1/search?limit=12`, first one request at a time, then 4 at a
 time. Prints latency percentiles and each worker's memory. A benchmark: nothing is asserted.
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from embed_throughput import UPLOAD_SIDE_PX, photo_paths, reencoded  # noqa: E402
+from embed_throughput import as_uploaded, photo_paths  # noqa: E402
 from environment import machine_line, percentile, table  # noqa: E402
 from index_search import Synthesiser, real_embeddings  # noqa: E402
 from serving import (  # noqa: E402
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     connections.close_all()
 
-    uploads = [reencoded(p, UPLOAD_SIDE_PX) for p in photo_paths("validation")[::7][:50]]
+    uploads = [as_uploaded(p) for p in photo_paths("validation")[::7][:50]]
     log = args.var_dir / "results" / "gunicorn.log"
     started = time.perf_counter()
     server, base_url = gunicorn_start(env, workers=args.workers, threads=args.threads, log=log)
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         stop(server)
     upload_kb = np.mean([len(u) for u in uploads]) / 1024
     print(f"#### Upload to results over HTTP, {args.items:,}-item catalog ({args.workers} gunicorn workers x "
-          f"{args.threads} threads, PostgreSQL, 1024-px JPEG uploads of ~{upload_kb:.0f} KB)\n")
+          f"{args.threads} threads, PostgreSQL, 448-px JPEG uploads of ~{upload_kb:.0f} KB)\n")
     print(f"Server start to every worker warmed up: {start_s:.1f}s; first request after start: "
           f"{first_s * 1000:.0f} ms (HTTP {first_status})" + (f"; catalog set-up {setup_s:.0f}s" if setup_s else "")
           + ".\n")

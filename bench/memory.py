@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from embed_throughput import UPLOAD_SIDE_PX, photo_paths, reencoded  # noqa: E402
+from embed_throughput import as_uploaded, photo_paths  # noqa: E402
 from environment import machine_line, table  # noqa: E402
 from serving import VENV_BIN, app_env, children, gunicorn_start, memory_mib, post_image, stop  # noqa: E402
 
@@ -41,7 +41,7 @@ def manage(env: dict[str, str], *args: str) -> str:
 def web_memory(env: dict[str, str], searches: int, var_dir: Path, runtime: str) -> dict[str, float]:
     server, base_url = gunicorn_start(env, workers=1, threads=4, log=var_dir / "results" / f"web-{runtime}.log")
     try:
-        uploads = [reencoded(p, UPLOAD_SIDE_PX) for p in photo_paths("validation")[::11][:searches]]
+        uploads = [as_uploaded(p) for p in photo_paths("validation")[::11][:searches]]
         for data in uploads:
             status, _, _ = post_image(f"{base_url}/api/v1/search?limit=12", data)
             if status != 200:

@@ -168,11 +168,12 @@ def test_a_large_phone_photo_is_downscaled_upright_before_upload(phone_page):
         _upload(page, "#id_camera", original, name="IMG_0001.jpg")
     sent = _uploaded_image(upload.value)
 
-    # then about a tenth of it travels: a 1024-px JPEG, upright (red on top, blue below)
+    # then a small fraction of it travels: a JPEG of 448 px on its shorter side (what the server
+    # decodes at most), upright (red on top, blue below)
     image = Image.open(io.BytesIO(sent))
-    assert image.size == (768, 1024)
-    assert len(sent) <= len(original) / 10
-    top, bottom = image.convert("RGB").getpixel((384, 100)), image.convert("RGB").getpixel((384, 924))
+    assert image.size == (448, 597)
+    assert len(sent) <= len(original) / 30
+    top, bottom = image.convert("RGB").getpixel((224, 60)), image.convert("RGB").getpixel((224, 537))
     assert top[0] > 150 > top[2] and bottom[2] > 150 > bottom[0]
     # and the server answers it like any other photo
     page.locator("#results .predictions").wait_for()
