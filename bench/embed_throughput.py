@@ -42,7 +42,6 @@ MAX_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 80_000_000
 
 
-
 def photo_paths(split: str) -> list[Path]:
     root = DATASET / split
     paths = sorted(root.glob("*/*.jpg")) if root.exists() else []
@@ -209,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     tuned = settings.BACKBONE_TUNED_WEIGHTS if settings.BACKBONE_TUNED_WEIGHTS.exists() else None
     config = BackboneConfig(device="cpu", runtime="torch", tuned_weights=tuned)
     onnx_config = BackboneConfig(device="cpu", runtime="onnx", tuned_weights=tuned, cache_dir=settings.MODEL_CACHE_DIR)
-    what = {"upload": "upload-size JPEGs (448 px)", "phone": "12-MP phone JPEGs", "stored": "JPEGs as stored"}
+    what = {
+        "upload": f"upload-size JPEGs ({UPLOAD_SHORT_SIDE_PX} px)", "phone": "12-MP phone JPEGs",
+        "stored": "JPEGs as stored",
+    }
     validation = photo_paths("validation")
     step = max(1, len(validation) // args.images)
     sample = validation[::step][: args.images]
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Backbone {site.version} ({'fine-tuned' if tuned else 'ImageNet weights'}), input {size} px.\n")
     kinds = {
         "as stored": [p.read_bytes() for p in sample],
-        "upload (448 px)": [as_uploaded(p) for p in sample],
+        f"upload ({UPLOAD_SHORT_SIDE_PX} px)": [as_uploaded(p) for p in sample],
         "upload before 2026-11-30 (1024 px)": [reencoded(p, OLD_UPLOAD_SHORT_SIDE_PX) for p in sample],
         "phone (12 MP)": [reencoded(p, PHONE_SIZE_PX) for p in sample[:10]],
     }

@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from embed_throughput import as_uploaded, photo_paths  # noqa: E402
+from embed_throughput import UPLOAD_SHORT_SIDE_PX, as_uploaded, photo_paths  # noqa: E402
 from environment import machine_line, percentile, table  # noqa: E402
 from index_search import Synthesiser, real_embeddings  # noqa: E402
 from serving import (  # noqa: E402
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         stop(server)
     upload_kb = np.mean([len(u) for u in uploads]) / 1024
     print(f"#### Upload to results over HTTP, {args.items:,}-item catalog ({args.workers} gunicorn workers x "
-          f"{args.threads} threads, PostgreSQL, 448-px JPEG uploads of ~{upload_kb:.0f} KB)\n")
+          f"{args.threads} threads, PostgreSQL, {UPLOAD_SHORT_SIDE_PX}-px JPEG uploads of ~{upload_kb:.0f} KB)\n")
     print(f"Server start to every worker warmed up: {start_s:.1f}s; first request after start: "
           f"{first_s * 1000:.0f} ms (HTTP {first_status})" + (f"; catalog set-up {setup_s:.0f}s" if setup_s else "")
           + ".\n")

@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fashion_search.settings")
 
 from embed_runtimes import int8_export, onnx_session_fn  # noqa: E402
-from embed_throughput import DATASET, as_uploaded, decode, photo_paths  # noqa: E402
+from embed_throughput import DATASET, UPLOAD_SHORT_SIDE_PX, as_uploaded, decode, photo_paths  # noqa: E402
 from environment import machine_line, median, table  # noqa: E402
 
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 name, decoded_size, f"{median(times[name]) * 1000:.1f}", f"{naive / median(times[name]):.1f}x",
                 shipped, refitted,
             ])
-    print(f"#### Batch 1, {len(uploads)} upload-size JPEGs (448 px), decode included; type top-1 on "
+    print(f"#### Batch 1, {len(uploads)} upload-size JPEGs ({UPLOAD_SHORT_SIDE_PX} px), decode included; type top-1 on "
           f"{len(validation_files)} validation photos, with the shipped head (fitted on 224-px embeddings of "
           f"{head.backbone_version}) and with a head refitted on {len(train_files)} training photos embedded "
           f"by the same path\n")
