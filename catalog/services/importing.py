@@ -100,9 +100,13 @@ def _import_one(*, path: Path, relative: str, details: dict[str, str], dry_run: 
         "description": details.get("description", ""),
     }
     existing = Item.objects.filter(import_key=relative).first()
+    # A dry run counts exactly what a real run would: an existing item is "updated" only when a
+    # detail differs.
+    changed = existing is not None and any(getattr(existing, key) != value for key, value in defaults.items())
+    report.created += existing is None
+    report.updated += changed
+    report.unchanged += existing is not None and not changed
     if dry_run:
-        report.created += existing is None
-        report.updated += existing is not None
         return
     with transaction.atomic():
         if existing is None:
@@ -110,14 +114,10 @@ def _import_one(*, path: Path, relative: str, details: dict[str, str], dry_run: 
             photo = Photo(item=item)
             with path.open("rb") as handle:
                 photo.image.save(path.name, File(handle), save=True)
-            report.created += 1
         else:
             item = existing
-            changed = any(getattr(item, key) != value for key, value in defaults.items())
             if changed:
                 Item.objects.filter(pk=item.pk).update(**defaults)
-            report.updated += changed
-            report.unchanged += not changed
             photo = item.photos.first()
             if photo is None:
                 return

@@ -73,6 +73,20 @@ def test_dry_run_writes_nothing(demo_subset, run_import):
     assert Item.objects.count() == 0
 
 
+def test_a_dry_run_after_an_import_reports_only_what_would_change(demo_subset, tmp_path, run_import):
+    run_import(str(demo_subset))
+    out, _ = run_import(str(demo_subset), "--dry-run")
+    assert "would import: 0 created, 0 updated, 20 unchanged" in out
+
+    first = sorted(demo_subset.glob("*/*.jpg"))[0]
+    relative = first.relative_to(demo_subset).as_posix()
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,name\n{relative},Renamed Coat\n")
+    out, _ = run_import(str(demo_subset), "--csv", str(csv_path), "--dry-run")
+    assert "would import: 0 created, 1 updated, 19 unchanged" in out
+    assert Item.objects.get(import_key=relative).name != "Renamed Coat"
+
+
 def test_a_missing_directory_is_a_clean_command_error(tmp_path, run_import):
     with pytest.raises(CommandError, match="is not a directory"):
         run_import(str(tmp_path / "nowhere"))
