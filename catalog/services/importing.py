@@ -100,14 +100,21 @@ def _import_one(*, path: Path, relative: str, details: dict[str, str], dry_run: 
         "description": details.get("description", ""),
     }
     existing = Item.objects.filter(import_key=relative).first()
-    # A dry run counts exactly what a real run would: an existing item is "updated" only when a
-    # detail differs.
     changed = existing is not None and any(getattr(existing, key) != value for key, value in defaults.items())
+    if not dry_run:
+        _item_write(
+            path=path, relative=relative, type_label=type_label, defaults=defaults, existing=existing, changed=changed
+        )
+    # Counted after the write, so that a file that fails half-way is reported as skipped only; a dry
+    # run counts exactly what a real run would (an existing item is "updated" only when a detail differs).
     report.created += existing is None
     report.updated += changed
     report.unchanged += existing is not None and not changed
-    if dry_run:
-        return
+
+
+def _item_write(
+    *, path: Path, relative: str, type_label: str, defaults: dict[str, object], existing: Item | None, changed: bool
+) -> None:
     with transaction.atomic():
         if existing is None:
             item = Item.objects.create(import_key=relative, **defaults)
