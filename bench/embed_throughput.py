@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     validation = photo_paths("validation")
     step = max(1, len(validation) // args.images)
     sample = validation[::step][: args.images]
-    uploads = [as_uploaded(p) for p in sample]
+    page_uploads = [as_uploaded(p) for p in sample]
+    uploads = page_uploads
     if args.photos == "phone":
         uploads = [reencoded(p, PHONE_SIZE_PX) for p in sample]
     elif args.photos == "stored":
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Backbone {site.version} ({'fine-tuned' if tuned else 'ImageNet weights'}), input {size} px.\n")
     kinds = {
         "as stored": [p.read_bytes() for p in sample],
-        f"upload ({UPLOAD_SHORT_SIDE_PX} px)": [as_uploaded(p) for p in sample],
+        f"upload ({UPLOAD_SHORT_SIDE_PX} px)": page_uploads,
         "upload before 2026-11-30 (1024 px)": [reencoded(p, OLD_UPLOAD_SHORT_SIDE_PX) for p in sample],
         "phone (12 MP)": [reencoded(p, PHONE_SIZE_PX) for p in sample[:10]],
     }
