@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import Item, Look
+from catalog.query_tokens import query_token_make
+from recognition.recognizers import Prediction
 from tests.conftest import demo_photos
 
 pytestmark = pytest.mark.django_db
@@ -43,6 +46,14 @@ def test_a_tampered_refine_token_gets_a_readable_message(client):
     response = client.post("/", {"query": "not-a-token", "type": "dress"})
     assert response.status_code == 400
     assert "upload the photo again" in response.content.decode()
+
+
+def test_a_refine_value_the_form_never_offers_is_a_400_naming_it_not_unfiltered_results(client):
+    token = query_token_make(np.ones(1280, dtype=np.float32), {"type": [Prediction("shoes", 0.9)]})
+    response = client.post("/", {"query": token, "type": "", "colour": "tartan"})
+    assert response.status_code == 400
+    assert "colour “tartan”" in response.content.decode()
+    assert "Similar items" not in response.content.decode()
 
 
 def test_every_result_links_to_an_item_page_with_shop_link_similar_items_and_a_look(client, tagged_catalog):
