@@ -59,7 +59,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def _refine(request: HttpRequest, template: str) -> HttpResponse:
     """"The same, but ...": rerun the search of a signed query token with tag filters."""
     filters = {a: request.POST[a] for a in LABEL_SETS if request.POST.get(a)}  # "" is "any"
-    unknown = [f"{a} “{value}”" for a, value in filters.items() if value not in LABEL_SETS[a].labels]
+    unknown = [f"{a} “{value[:40]}”" for a, value in filters.items() if value not in LABEL_SETS[a].labels]
     if unknown:
         # The form offers only known labels; silently dropping one would show unfiltered results
         # as if they were filtered.
