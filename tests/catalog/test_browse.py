@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import Item, Look
 from catalog.query_tokens import query_token_make
+from recognition.backbone import EMBEDDING_DIM
 from recognition.recognizers import Prediction
 from tests.conftest import demo_photos
 
@@ -49,7 +50,7 @@ def test_a_tampered_refine_token_gets_a_readable_message(client):
 
 
 def test_a_refine_value_the_form_never_offers_is_a_400_naming_it_not_unfiltered_results(client):
-    token = query_token_make(np.ones(1280, dtype=np.float32), {"type": [Prediction("shoes", 0.9)]})
+    token = query_token_make(np.ones(EMBEDDING_DIM, dtype=np.float32), {"type": [Prediction("shoes", 0.9)]})
     response = client.post("/", {"query": token, "type": "", "colour": "tartan"})
     assert response.status_code == 400
     assert "colour “tartan”" in response.content.decode()
