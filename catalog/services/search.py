@@ -22,6 +22,7 @@ from catalog.selectors import (
     photos_tagged_with,
 )
 from catalog.services.ranking import Candidate, RankingWeights, candidates_rank, match_explain
+from recognition.index import IndexHit
 from recognition.recognizers import Prediction
 from recognition.services import (
     image_embed,
@@ -31,8 +32,10 @@ from recognition.services import (
     recognizers_live,
 )
 
-# Photos fetched from the index per query before grouping by item and re-ranking.
+# Photos fetched from the index per query before grouping by item and re-ranking; fetched again, up to
+# the most, while they hold fewer items than the page asks for (items with many photos of one look).
 CANDIDATE_PHOTOS = 200
+MOST_CANDIDATE_PHOTOS = 3200
 MAX_RESULTS = 50
 
 
@@ -94,8 +97,7 @@ def search_by_embedding(
         # The shopper chose these values: they are no longer in question.
         predictions = predictions | {a: [Prediction(v, 1.0)] for a, v in filters.items()}
     else:
-        index_hits = index_store_get().load().search(embedding.reshape(1, -1), CANDIDATE_PHOTOS)[0]
-        candidates = candidate_photos(photo_ids=[hit.id for hit in index_hits])
+        index_hits, candidates = _index_candidates(embedding, limit=limit, exclude_item_ids=exclude_item_ids)
         visual_by_photo = {hit.id: hit.score for hit in index_hits}
         photos = None
 
@@ -146,6 +148,21 @@ def search_similar_to_item(*, item: Item, limit: int | None = None) -> list[Sear
         limit=limit,
         exclude_item_ids=frozenset({item.pk}),
     )
+
+
+def _index_candidates(
+    embedding: NDArray[np.float32], *, limit: int, exclude_item_ids: frozenset[int]
+) -> tuple[list[IndexHit], dict[int, CandidatePhoto]]:
+    """The index's nearest photos, enough of them to hold `limit` items when the catalog has that many."""
+    index = index_store_get().load()
+    k = CANDIDATE_PHOTOS
+    while True:
+        hits = index.search(embedding.reshape(1, -1), k)[0]
+        candidates = candidate_photos(photo_ids=[hit.id for hit in hits])
+        items = {row.item_id for row in candidates.values()} - exclude_item_ids
+        if len(items) >= limit or len(hits) < k or k >= MOST_CANDIDATE_PHOTOS:
+            return hits, candidates
+        k = min(k * 4, MOST_CANDIDATE_PHOTOS)
 
 
 def _visual_scores(embedding: NDArray[np.float32], photos) -> dict[int, float]:

@@ -1,0 +1,53 @@
+"""A search fills the page it is asked for whenever the catalog holds that many items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from catalog.models import Item, Photo
+from catalog.services.index import index_sync
+from catalog.services.search import CANDIDATE_PHOTOS, search_by_embedding
+from recognition.services import EMBEDDING_DIM
+
+pytestmark = pytest.mark.django_db
+
+RNG = np.random.default_rng(7)
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def item_with_photos(name: str, centre: np.ndarray, photos: int) -> Item:
+    item = Item.objects.create(name=name)
+    for _ in range(photos):
+        vector = unit(centre + 0.005 * RNG.standard_normal(EMBEDDING_DIM))
+        Photo.objects.create(
+            item=item, image="photos/x.jpg", status=Photo.Status.TAGGED, embedding=vector.tobytes(), embedding_model="x"
+        )
+    return item
+
+
+def test_items_with_many_near_identical_photos_still_fill_a_page_of_fifty():
+    # 100 items of 6 near-identical photos: the first 200 candidate photos hold only about 34 items.
+    photos_per_item = 6
+    for number in range(100):
+        item_with_photos(f"look {number}", RNG.standard_normal(EMBEDDING_DIM), photos_per_item)
+    index_sync()
+    assert CANDIDATE_PHOTOS // photos_per_item < 50
+
+    hits = search_by_embedding(embedding=unit(RNG.standard_normal(EMBEDDING_DIM)), predictions={}, limit=50)
+
+    assert len(hits) == 50
+    assert len({hit.item.pk for hit in hits}) == 50
+
+
+def test_a_catalog_smaller_than_the_page_returns_every_item_once():
+    for number in range(3):
+        item_with_photos(f"look {number}", RNG.standard_normal(EMBEDDING_DIM), 4)
+    index_sync()
+
+    hits = search_by_embedding(embedding=unit(RNG.standard_normal(EMBEDDING_DIM)), predictions={}, limit=50)
+
+    assert sorted(hit.item.name for hit in hits) == ["look 0", "look 1", "look 2"]
