@@ -110,7 +110,7 @@ def decode_image(
             image.seek(0)  # the first frame of an animated GIF or WebP, the primary image of an MPO
             image.load()
             image = ImageOps.exif_transpose(image)
-            return image.convert("RGB")
+            return _as_rgb(image)
     except (ImageTooLarge, InvalidImage):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -126,6 +126,28 @@ def decode_image(
 
 # Pillow opens a multi-picture JPEG as "MPO"; its content is JPEG.
 _FORMAT_FAMILY = {"MPO": "JPEG"}
+
+# What a browser shows behind a transparent pixel, and what the shopper page flattens uploads onto.
+BACKGROUND = (255, 255, 255)
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB as a browser would show the image: transparency on white, 16-bit grey scaled, not clipped.
+
+    Pillow's plain `convert("RGB")` drops the alpha channel, so a product cut-out on a transparent
+    background would be embedded and colour-tagged on black; and it clips 16-bit grey values to 255,
+    so a mid-grey 16-bit PNG would turn white.
+    """
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image).astype(np.int64)
+        if image.mode != "I" or values.max(initial=0) > 255:
+            values = values >> 8  # 16-bit samples to 8 bits
+        image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def refuse_polyglot(data: bytes, fmt: str) -> None:

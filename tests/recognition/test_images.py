@@ -27,6 +27,28 @@ def test_supported_formats_decode_to_rgb(fmt):
     assert image.size == (40, 30)
 
 
+def cut_out(fmt: str) -> bytes:
+    """A red square on a fully transparent background, as product shots are often published."""
+    image = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (10, 10, 30, 30))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "GIF"])
+def test_a_transparent_background_decodes_white_as_a_browser_shows_it_not_black(fmt):
+    image = decode_image(cut_out(fmt), **CAPS)
+    assert image.getpixel((0, 0)) == (255, 255, 255)
+    assert image.getpixel((20, 20)) == (255, 0, 0)
+
+
+def test_a_16_bit_grey_png_keeps_its_grey_level_instead_of_clipping_to_white():
+    buffer = io.BytesIO()
+    Image.new("I;16", (8, 8), 40000).save(buffer, format="PNG")  # 61% grey
+    assert decode_image(buffer.getvalue(), **CAPS).getpixel((0, 0)) == (156, 156, 156)
+
+
 def test_format_is_judged_by_content_not_name():
     with pytest.raises(InvalidImage, match="Not a supported image"):
         decode_image(b"<html><body>hello</body></html>", **CAPS)
