@@ -1,9 +1,16 @@
 """Import a folder of images (a sub-folder per type) into the catalog; safe to run again.
 
-Each image becomes an item keyed by its path relative to the folder, so a second run updates
-instead of duplicating. The sub-folder's name becomes the item photo's hand-set type.
-An optional CSV (columns: file, name, brand, price, currency, shop_url, description) fills the
-item's details; `file` is the same relative path.
+Each image becomes an item keyed by its path relative to the folder, so a second run never duplicates.
+A new item gets the sub-folder's name as its photo's hand-set type. An optional CSV (columns: file,
+name, brand, price, currency, shop_url, description; UTF-8) fills the item's details; `file` is the
+same relative path.
+
+A rerun never undoes a merchant's edits: an existing item only takes the CSV values that are present
+(non-empty) and differ from what is stored, and its tags are left alone. Without a CSV row an existing
+item is not touched. Every CSV value is checked with the model field's own validation before anything
+is written; a file whose row has a bad value is skipped and reported with the CSV line, and a CSV that
+cannot be read at all (not UTF-8, a row with the wrong number of columns) stops the import before it
+writes anything.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ import csv
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.files import File
+from django.core.validators import URLValidator
 from django.db import transaction
 
 from catalog.errors import ImportSourceInvalid
@@ -29,6 +37,14 @@ logger = logging.getLogger(__name__)
 
 IMPORT_MAX_BYTES = 50 * 1024 * 1024
 IMPORT_MAX_PIXELS = 80_000_000
+DETAIL_COLUMNS = ("name", "brand", "price", "currency", "shop_url", "description")
+DEFAULT_CURRENCY = "EUR"
+# The model's URLField also takes ftp://; a shop page a shopper is sent to must be a web page.
+_SHOP_URL_VALIDATOR = URLValidator(
+    schemes=["http", "https"], message="Enter an http:// or https:// URL, such as https://shop.example/item."
+)
+# How much of a refused value a message repeats, so a stray megabyte cell does not flood the terminal.
+_MAX_ECHO_CHARS = 40
 
 
 @dataclass
@@ -37,6 +53,14 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+
+
+@dataclass(frozen=True)
+class ItemDetails:
+    """One CSV row's valid, non-empty details, or the reason the row was refused."""
+
+    values: dict[str, object]
+    error: str = ""
 
 
 def import_files_list(root: Path) -> list[Path]:
@@ -51,16 +75,70 @@ def import_files_list(root: Path) -> list[Path]:
     return files
 
 
-def import_details_read(csv_path: Path | None) -> dict[str, dict[str, str]]:
+def import_details_read(csv_path: Path | None) -> dict[str, ItemDetails]:
+    """Read the CSV into validated details by relative file path.
+
+    Raises ImportSourceInvalid for a file that cannot be read as a whole (so nothing is written);
+    a row with a bad value is kept as an ItemDetails with an `error`, so only its file is skipped.
+    "utf-8-sig" reads Excel's "CSV UTF-8", which starts with a byte-order mark, as well as plain UTF-8.
+    """
     if csv_path is None:
         return {}
     if not csv_path.is_file():
         raise ImportSourceInvalid(f"CSV file {csv_path} does not exist.")
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "file" not in reader.fieldnames:
-            raise ImportSourceInvalid(f"{csv_path} needs a header row with a 'file' column.")
-        return {row["file"].strip(): row for row in reader}
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+            return _details_parse(csv_path, csv.DictReader(handle))
+    except UnicodeDecodeError as exc:
+        raise ImportSourceInvalid(
+            f"{csv_path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "save it as UTF-8 (in Excel: CSV UTF-8)."
+        ) from None
+    except csv.Error as exc:
+        raise ImportSourceInvalid(f"{csv_path} is not a readable CSV file: {exc}.") from None
+
+
+def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDetails]:
+    if not reader.fieldnames or "file" not in reader.fieldnames:
+        raise ImportSourceInvalid(f"{csv_path} needs a header row with a 'file' column.")
+    width = len(reader.fieldnames)
+    details: dict[str, ItemDetails] = {}
+    for row in reader:
+        where = f"{csv_path} line {reader.line_num}"
+        # DictReader fills missing cells with None and gathers extra ones under the key None.
+        if None in row or None in row.values():
+            cells = width - list(row.values()).count(None) + len(row.get(None) or [])
+            raise ImportSourceInvalid(f"{where} has {cells} columns but the header has {width}.")
+        details[row["file"].strip()] = _details_clean(row, where=where)
+    return details
+
+
+def _details_clean(row: dict[str, str], *, where: str) -> ItemDetails:
+    """Validate a row's non-empty detail cells with the Item fields' own validation."""
+    values: dict[str, object] = {}
+    for column in DETAIL_COLUMNS:
+        raw = (row.get(column) or "").strip()
+        if not raw:
+            continue
+        try:
+            values[column] = _detail_clean(column, raw)
+        except ValidationError as exc:
+            shown = raw if len(raw) <= _MAX_ECHO_CHARS else raw[:_MAX_ECHO_CHARS] + "..."
+            return ItemDetails({}, f"{where}: {column} {shown!r} refused: {' '.join(exc.messages)}")
+    return ItemDetails(values)
+
+
+def _detail_clean(column: str, raw: str) -> object:
+    if column == "currency":
+        raw = raw.upper()
+        if not (len(raw) == 3 and raw.isascii() and raw.isalpha()):
+            raise ValidationError("Enter a three-letter currency code such as EUR.")
+    if column == "shop_url":
+        _SHOP_URL_VALIDATOR(raw)
+    value = Item._meta.get_field(column).clean(raw, None)
+    if column == "price" and value < 0:
+        raise ValidationError("A price cannot be negative.")
+    return value
 
 
 def catalog_import(
@@ -71,15 +149,22 @@ def catalog_import(
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import or update one item per image; unreadable images are skipped and reported."""
+    """Create an item per new image and apply changed CSV details to existing ones.
+
+    Unreadable images and files whose CSV row has a bad value are skipped and reported. A dry run
+    counts exactly what a real run would do and writes nothing.
+    """
     files = import_files_list(root)[:limit]
     details = import_details_read(csv_path)
     report = ImportReport()
     for path in files:
         relative = path.relative_to(root).as_posix()
+        row = details.get(relative, ItemDetails({}))
         try:
-            _import_one(path=path, relative=relative, details=details.get(relative, {}), dry_run=dry_run, report=report)
-        except (InvalidImage, ImageTooLarge, OSError) as exc:
+            if row.error:
+                raise ImportSourceInvalid(row.error)
+            _import_one(path=path, relative=relative, details=row.values, dry_run=dry_run, report=report)
+        except (ImportSourceInvalid, InvalidImage, ImageTooLarge, OSError) as exc:
             report.skipped.append((relative, getattr(exc, "message", str(exc))))
             logger.warning("skipped %s: %s", relative, exc)
         if progress:
@@ -87,62 +172,44 @@ def catalog_import(
     return report
 
 
-def _import_one(*, path: Path, relative: str, details: dict[str, str], dry_run: bool, report: ImportReport) -> None:
+def _import_one(
+    *, path: Path, relative: str, details: dict[str, object], dry_run: bool, report: ImportReport
+) -> None:
     data = path.read_bytes()
     decode_image(data, max_bytes=IMPORT_MAX_BYTES, max_pixels=IMPORT_MAX_PIXELS)  # refuse unreadable files
-    type_label = path.parent.name
-    defaults = {
-        "name": details.get("name") or f"{TYPE.display(type_label)} {path.stem[:8]}",
-        "brand": details.get("brand", ""),
-        "price": _price(details.get("price")),
-        "currency": (details.get("currency") or "EUR")[:3].upper(),
-        "shop_url": details.get("shop_url", ""),
-        "description": details.get("description", ""),
-    }
     existing = Item.objects.filter(import_key=relative).first()
-    changed = existing is not None and any(getattr(existing, key) != value for key, value in defaults.items())
+    if existing is None:
+        if not dry_run:
+            _item_create(path=path, relative=relative, details=details)
+        report.created += 1  # counted after the write: a file that fails half-way is reported as skipped only
+        return
+    changes = {key: value for key, value in details.items() if getattr(existing, key) != value}
+    if changes and not dry_run:
+        for key, value in changes.items():
+            setattr(existing, key, value)
+        existing.save(update_fields=[*changes, "updated_at"])
     if not dry_run:
-        _item_write(
-            path=path, relative=relative, type_label=type_label, defaults=defaults, existing=existing, changed=changed
-        )
-    # Counted after the write, so that a file that fails half-way is reported as skipped only; a dry
-    # run counts exactly what a real run would (an existing item is "updated" only when a detail differs).
-    report.created += existing is None
-    report.updated += changed
-    report.unchanged += existing is not None and not changed
+        _photo_queue_if_untagged(existing)
+    report.updated += bool(changes)
+    report.unchanged += not changes
 
 
-def _item_write(
-    *, path: Path, relative: str, type_label: str, defaults: dict[str, object], existing: Item | None, changed: bool
-) -> None:
+def _item_create(*, path: Path, relative: str, details: dict[str, object]) -> None:
+    """Create the item and its photo, with the folder's name as the photo's hand-set type."""
+    type_label = path.parent.name
+    fields = {"name": f"{TYPE.display(type_label)} {path.stem[:8]}", "currency": DEFAULT_CURRENCY} | details
     with transaction.atomic():
-        if existing is None:
-            item = Item.objects.create(import_key=relative, **defaults)
-            photo = Photo(item=item)
-            with path.open("rb") as handle:
-                photo.image.save(path.name, File(handle), save=True)
-        else:
-            item = existing
-            if changed:
-                Item.objects.filter(pk=item.pk).update(**defaults)
-            photo = item.photos.first()
-            if photo is None:
-                return
+        item = Item.objects.create(import_key=relative, **fields)
+        photo = Photo(item=item)
+        with path.open("rb") as handle:
+            photo.image.save(path.name, File(handle), save=True)
         if type_label in TYPE.labels:
-            Tag.objects.update_or_create(
-                photo=photo,
-                attribute="type",
-                source=Tag.Source.HAND,
-                defaults={"value": type_label, "score": 1.0},
-            )
-        if photo.status != Photo.Status.TAGGED:
-            photos_queue_tagging(photo_ids=[photo.pk])
+            Tag.objects.create(photo=photo, attribute="type", value=type_label, source=Tag.Source.HAND, score=1.0)
+        photos_queue_tagging(photo_ids=[photo.pk])
 
 
-def _price(raw: str | None) -> Decimal | None:
-    if not raw:
-        return None
-    try:
-        return Decimal(raw.strip())
-    except InvalidOperation:
-        raise ImportSourceInvalid(f"price {raw!r} is not a number") from None
+def _photo_queue_if_untagged(item: Item) -> None:
+    """Queue tagging again for an existing item's photo that an earlier run left pending or failed."""
+    photo = item.photos.first()
+    if photo is not None and photo.status != Photo.Status.TAGGED:
+        photos_queue_tagging(photo_ids=[photo.pk])

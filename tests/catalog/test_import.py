@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from catalog.models import Item, Photo, Tag
+from catalog.services.tagging import photo_tag_set_by_hand
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +91,181 @@ def test_a_dry_run_after_an_import_reports_only_what_would_change(demo_subset, t
 def test_a_missing_directory_is_a_clean_command_error(tmp_path, run_import):
     with pytest.raises(CommandError, match="is not a directory"):
         run_import(str(tmp_path / "nowhere"))
+
+
+def _first_relative(demo_subset) -> str:
+    return sorted(demo_subset.glob("*/*.jpg"))[0].relative_to(demo_subset).as_posix()
+
+
+def test_a_rerun_without_csv_keeps_the_merchants_edits(demo_subset, run_import):
+    # given: an imported item whose details and type a merchant corrected in the admin
+    run_import(str(demo_subset))
+    relative = _first_relative(demo_subset)
+    item = Item.objects.get(import_key=relative)
+    Item.objects.filter(pk=item.pk).update(
+        name="Blue Oxford shirt", brand="Acme", price="49.90", shop_url="https://shop.example/p/1",
+        description="Soft cotton.",
+    )
+    photo = item.photos.get()
+    photo.tags.filter(attribute="type").delete()
+    photo_tag_set_by_hand(photo=photo, attribute="type", value="longsleeve")
+
+    # when
+    out, _ = run_import(str(demo_subset))
+
+    # then
+    assert "0 created, 0 updated, 20 unchanged" in out
+    item.refresh_from_db()
+    assert (item.name, item.brand, str(item.price), item.shop_url, item.description) == (
+        "Blue Oxford shirt", "Acme", "49.90", "https://shop.example/p/1", "Soft cotton."
+    )
+    assert list(photo.tags.filter(attribute="type").values_list("value", "source")) == [("longsleeve", "hand")]
+
+
+def test_a_rerun_with_csv_applies_only_the_values_it_holds(demo_subset, tmp_path, run_import):
+    # given: an imported item a merchant edited, and a CSV that names only a new price
+    run_import(str(demo_subset))
+    relative = _first_relative(demo_subset)
+    item = Item.objects.get(import_key=relative)
+    Item.objects.filter(pk=item.pk).update(name="Blue Oxford shirt", brand="Acme", shop_url="https://shop.example/p/1")
+    Tag.objects.filter(photo__item=item, attribute="type").delete()
+    photo_tag_set_by_hand(photo=item.photos.get(), attribute="type", value="longsleeve")
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,name,brand,price,currency,shop_url,description\n{relative},,,59.00,,,\n")
+
+    # when
+    out, _ = run_import(str(demo_subset), "--csv", str(csv_path))
+
+    # then: the price changed, every edit the CSV leaves empty survived
+    assert "0 created, 1 updated, 19 unchanged" in out
+    item.refresh_from_db()
+    assert (item.name, item.brand, str(item.price), item.shop_url) == (
+        "Blue Oxford shirt", "Acme", "59.00", "https://shop.example/p/1"
+    )
+    assert list(item.photos.get().tags.filter(attribute="type").values_list("value", "source")) == [
+        ("longsleeve", "hand")
+    ]
+
+
+def test_a_dry_run_counts_what_the_real_run_then_does(demo_subset, tmp_path, run_import):
+    # given: half the folder imported, and a CSV changing one imported item and filling a new one
+    run_import(str(demo_subset), "--limit", "10")
+    files = sorted(path.relative_to(demo_subset).as_posix() for path in demo_subset.glob("*/*.jpg"))
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,price\n{files[0]},12.00\n{files[15]},30.00\n")
+
+    # when
+    dry, _ = run_import(str(demo_subset), "--csv", str(csv_path), "--dry-run")
+    real, _ = run_import(str(demo_subset), "--csv", str(csv_path))
+
+    # then
+    assert "would import: 10 created, 1 updated, 9 unchanged" in dry
+    assert "imported: 10 created, 1 updated, 9 unchanged" in real
+    assert str(Item.objects.get(import_key=files[15]).price) == "30.00"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("price", "1e20", "no more than 10 digits"),
+        ("price", "123456789", "no more than 8 digits before the decimal point"),
+        ("price", "NaN", "must be a decimal number"),
+        ("price", "Infinity", "must be a decimal number"),
+        ("price", "-5", "cannot be negative"),
+        ("price", "1.999", "no more than 2 decimal places"),
+        ("price", "12,50", "must be a decimal number"),
+        ("shop_url", "javascript:alert(1)", "http:// or https:// URL"),
+        ("shop_url", "ftp://shop.example/coat", "http:// or https:// URL"),
+        ("currency", "EURO", "three-letter currency code"),
+    ],
+)
+def test_a_csv_value_the_item_cannot_hold_skips_that_file_and_names_the_line(
+    demo_subset, tmp_path, run_import, column, value, reason
+):
+    # given: an imported item with a known price, and a CSV whose second row has a bad value
+    run_import(str(demo_subset))
+    files = sorted(path.relative_to(demo_subset).as_posix() for path in demo_subset.glob("*/*.jpg"))
+    Item.objects.filter(import_key=files[0]).update(price="10.00", shop_url="https://shop.example/a")
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,name,{column}\n{files[1]},Fine Coat,\n{files[0]},Bad Coat,\"{value}\"\n")
+
+    # when
+    out, err = run_import(str(demo_subset), "--csv", str(csv_path))
+
+    # then: the bad row's item is untouched and reported, the rest imported; every item still reads back
+    assert "1 updated, 18 unchanged, 1 skipped" in out
+    assert f"skipped {files[0]}: {csv_path} line 3: {column} {value!r} refused" in err and reason in err
+    item = Item.objects.get(import_key=files[0])
+    assert (item.name != "Bad Coat", str(item.price), item.shop_url) == (True, "10.00", "https://shop.example/a")
+    assert Item.objects.get(import_key=files[1]).name == "Fine Coat"
+    assert all(price is None or price.is_finite() for price in Item.objects.values_list("price", flat=True))
+
+
+def test_a_bad_csv_value_for_a_new_file_creates_nothing_for_it(demo_subset, tmp_path, run_import):
+    relative = _first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,price\n{relative},1e20\n")
+
+    out, err = run_import(str(demo_subset), "--csv", str(csv_path))
+
+    assert "19 created, 0 updated, 0 unchanged, 1 skipped" in out
+    assert "line 2: price '1e20' refused" in err
+    assert not Item.objects.filter(import_key=relative).exists()
+
+
+def test_currency_is_stored_in_capitals(demo_subset, tmp_path, run_import):
+    relative = _first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,currency\n{relative},usd\n")
+
+    run_import(str(demo_subset), "--csv", str(csv_path))
+
+    assert Item.objects.get(import_key=relative).currency == "USD"
+
+
+def test_excel_csv_utf8_with_a_byte_order_mark_just_works(demo_subset, tmp_path, run_import):
+    relative = _first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_bytes(f"file,name\n{relative},Café Zürich\n".encode("utf-8-sig"))
+
+    run_import(str(demo_subset), "--csv", str(csv_path))
+
+    assert Item.objects.get(import_key=relative).name == "Café Zürich"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("file,name\n{relative},Café Zürich\n".encode("latin-1"), "is not UTF-8 text .*save it as UTF-8"),
+        (
+            b"file,name,brand,price,currency,shop_url,description\n{relative},Short row\n",
+            "line 2 has 2 columns but the header has 7",
+        ),
+        (b"file,name\n{relative},Coat,extra\n", "line 2 has 3 columns but the header has 2"),
+        (b"name,price\nCoat,10\n", "needs a header row with a 'file' column"),
+    ],
+    ids=["latin-1", "short-row", "long-row", "no-file-column"],
+)
+def test_an_unreadable_csv_is_a_clean_command_error_and_writes_nothing(
+    demo_subset, tmp_path, run_import, content, message
+):
+    # given: an imported catalog a merchant edited
+    run_import(str(demo_subset))
+    relative = _first_relative(demo_subset)
+    Item.objects.filter(import_key=relative).update(name="Edited")
+    (demo_subset / "hat" / "new.jpg").write_bytes((sorted(demo_subset.glob("hat/*.jpg"))[0]).read_bytes())
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_bytes(content.replace(b"{relative}", relative.encode()))
+
+    # when / then
+    with pytest.raises(CommandError, match=message):
+        run_import(str(demo_subset), "--csv", str(csv_path))
+    assert Item.objects.get(import_key=relative).name == "Edited"
+    assert not Item.objects.filter(import_key="hat/new.jpg").exists()
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_a_limit_below_one_is_refused(demo_subset, run_import, limit):
+    with pytest.raises(CommandError, match="--limit must be at least 1"):
+        run_import(str(demo_subset), "--limit", limit)
+    assert Item.objects.count() == 0

@@ -12,15 +12,22 @@ from fashion_search.progress import progress_bar
 
 
 class Command(BaseCommand):
-    help = "Import DIR (a sub-folder per type) into the catalog; running it again updates, never duplicates."
+    help = (
+        "Import DIR (a sub-folder per type) into the catalog. Running it again adds new images and applies "
+        "changed CSV values; it never duplicates items nor undoes edits made in the admin."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("directory", type=Path)
-        parser.add_argument("--csv", type=Path, help="CSV with columns file,name,brand,price,currency,shop_url")
+        parser.add_argument(
+            "--csv", type=Path, help="UTF-8 CSV with columns file,name,brand,price,currency,shop_url,description",
+        )
         parser.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
         parser.add_argument("--limit", type=int, help="import at most this many images")
 
     def handle(self, *args: object, **options: object) -> None:
+        if options["limit"] is not None and options["limit"] < 1:
+            raise CommandError(f"--limit must be at least 1 (got {options['limit']}).")
         try:
             total = len(import_files_list(options["directory"])[: options["limit"]])
             with progress_bar(total=total, desc="importing", verbosity=options["verbosity"]) as bar:
