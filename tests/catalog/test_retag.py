@@ -123,3 +123,10 @@ def test_when_a_decoding_process_dies_retag_says_so_and_indexes_the_photos_it_st
     tagged = Photo.objects.filter(status=Photo.Status.TAGGED)
     assert tagged.exists() and not tagged.filter(pk=last.pk).exists()
     assert index_matches_catalog()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_retag_refuses_a_limit_below_one_before_touching_any_photo(limit):
+    with pytest.raises(CommandError, match="--limit must be at least 1"):
+        _retag("--limit", limit)

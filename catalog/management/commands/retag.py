@@ -157,6 +157,8 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         if options["batch_size"] < 1 or options["decode_workers"] < 1:
             raise CommandError("--batch-size and --decode-workers must be at least 1")
+        if options["limit"] is not None and options["limit"] < 1:
+            raise CommandError(f"--limit must be at least 1 (got {options['limit']}).")
         try:
             with progress_bar(total=None, desc="tagging", verbosity=options["verbosity"]) as bar:
                 report = photos_retag(
