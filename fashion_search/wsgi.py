@@ -1,7 +1,8 @@
 """The WSGI application, warmed up before it serves: models and index load once per web process.
 
-It also sets FAISS to one OpenMP thread (INDEX_SEARCH_THREADS): web processes search one query at a time,
-and tunes the cyclic garbage collector (WEB_GC_TUNE, `garbage_collector_tune`).
+It also sets FAISS to one OpenMP thread (INDEX_SEARCH_THREADS) in every thread that serves requests
+(`search_threads_pinned`): web processes search one query at a time. And it tunes the cyclic garbage
+collector (WEB_GC_TUNE, `garbage_collector_tune`).
 
 Only web servers import this module (gunicorn, `runserver`); `migrate`, `check`, Celery and the tests
 never do, so they never pay for the warm-up. Each gunicorn worker imports it after the fork, so each
@@ -15,7 +16,10 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
@@ -52,11 +56,37 @@ def warm_up() -> None:
     logger.info("warmed up (backbone, heads, index) in %.1fs", time.perf_counter() - started)
 
 
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
 def search_threads_set(threads: int) -> None:
-    """Set FAISS's OpenMP threads for this process (searches here are single queries; see settings)."""
+    """Set FAISS's OpenMP threads for the calling thread (searches here are single queries; see settings).
+
+    For the calling thread only: the libgomp that FAISS bundles keeps the count per thread, and a
+    thread that never set it starts from one OpenMP thread per core.
+    """
     import faiss
 
     faiss.omp_set_num_threads(threads)
+
+
+def search_threads_pinned(app: WSGIApp, threads: int) -> WSGIApp:
+    """Wrap `app` so that each thread serving requests sets FAISS's OpenMP threads once, before its first.
+
+    Searches run on the server's request threads (gunicorn --threads 4), not on the thread that
+    imported this module, and a count set there never reached them: they searched with one OpenMP
+    thread per core (reviewer's check: 1 in the main thread, 2 in a new one on 2 cores). A
+    thread-local flag makes it one attribute read per request after the first.
+    """
+    pinned = threading.local()
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not getattr(pinned, "done", False):
+            search_threads_set(threads)
+            pinned.done = True
+        return app(environ, start_response)
+
+    return application
 
 
 def garbage_collector_tune() -> None:
@@ -74,7 +104,8 @@ def garbage_collector_tune() -> None:
 
 
 if settings.INDEX_SEARCH_THREADS:
-    search_threads_set(settings.INDEX_SEARCH_THREADS)
+    search_threads_set(settings.INDEX_SEARCH_THREADS)  # for the warm-up's search, on this thread
+    application = search_threads_pinned(application, settings.INDEX_SEARCH_THREADS)
 if settings.WARM_UP_ON_START:
     warm_up()
 if settings.WEB_GC_TUNE:
