@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from recognition.index import VectorIndex
+from recognition.index import IndexUnreadable, VectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ class IndexStore:
         One thread of the process reads a new version while the others go on searching the one they
         had, so a publish never stalls the requests in flight (a read takes 0.4 s at 100k photos and
         seconds at a million). Only the first load, with nothing to fall back on, makes callers wait.
-        Raises IndexUnreadable when the published file cannot be read.
+        Raises IndexUnreadable when the published file cannot be read and no earlier version is held;
+        with one held, logs a warning and keeps serving it until a readable version is published.
         """
         version = self.current_version()
         cached = self._cached
@@ -76,7 +77,14 @@ class IndexStore:
                 return self._cached
             if version:
                 started = time.perf_counter()
-                index = VectorIndex.read(self._file(version), version, mapped=self.mapped)
+                try:
+                    index = VectorIndex.read(self._file(version), version, mapped=self.mapped)
+                except IndexUnreadable as exc:
+                    if self._cached is None:
+                        raise
+                    # Stale results beat failing every search; `index_repair` or a rebuild fixes the file.
+                    logger.warning("%s; still serving index %s", exc.message, self._cached.version)
+                    return self._cached
                 logger.info(
                     "loaded index %s (%d vectors, %s) in %.2fs",
                     version, len(index), index.kind, time.perf_counter() - started,
