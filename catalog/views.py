@@ -19,6 +19,7 @@ from catalog.services.search import search_by_embedding, search_by_image, search
 from catalog.services.text_search import search_by_text
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.ratelimit import UPLOADS, rate_limit_hit
+from fashion_search.upload_limits import upload_too_large_answer
 from recognition.errors import RecognitionError
 from recognition.labels import LABEL_SETS
 from recognition.services import upload_decode
@@ -26,11 +27,22 @@ from recognition.services import upload_decode
 logger = logging.getLogger(__name__)
 
 
+def _results_template(request: HttpRequest) -> str:
+    """The whole page, or only the results panel for search.js (which sends X-Requested-With: fetch)."""
+    partial = request.headers.get("X-Requested-With") == "fetch"
+    return "catalog/_results.html" if partial else "catalog/home.html"
+
+
+def _upload_too_large(request: HttpRequest, message: str) -> HttpResponse:
+    """The page's error state for a body refused unread by fashion_search.upload_limits."""
+    return render(request, _results_template(request), {"form": PhotoSearchForm(), "error": message}, status=413)
+
+
+@upload_too_large_answer(_upload_too_large)
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     """Upload a photo, see its tags and the most similar items; also serves the JS partial."""
-    partial = request.headers.get("X-Requested-With") == "fetch"
-    template = "catalog/_results.html" if partial else "catalog/home.html"
+    template = _results_template(request)
     if request.method == "GET":
         return render(request, "catalog/home.html", {"form": PhotoSearchForm()})
     wait = rate_limit_hit(request, group=UPLOADS, rate=settings.RATE_LIMIT_UPLOADS)

@@ -50,6 +50,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF, which would otherwise be the first to read an oversized body and answer a bare 400.
+    "fashion_search.upload_limits.UploadLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -196,7 +198,8 @@ SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
 # Every uploaded file is kept in memory, never spooled to a temporary file (Django's default handler
 # writes anything over 2.5 MB to /tmp), and a request body over the cap is refused before it is read:
 # MAX_UPLOAD_BYTES plus form overhead for shoppers, STAFF_UPLOAD_MAX_BYTES for merchants in admin
-# (catalog photos may be up to 50 MB, catalog/services/tagging.py).
+# (catalog photos may be up to 50 MB, catalog/services/tagging.py; training zips too). A page answers
+# a larger body with a readable 413 (fashion_search/upload_limits.py), the API with a JSON 413.
 FILE_UPLOAD_HANDLERS = ["fashion_search.uploads.BoundedMemoryUploadHandler"]
 STAFF_UPLOAD_MAX_BYTES = env_int("STAFF_UPLOAD_MAX_BYTES", 64 * 1024 * 1024)
 # Keep each shopper photo (re-encoded as a plain JPEG, without metadata) after the request, e.g. to
@@ -279,6 +282,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 RECOGNIZER_DIR = env_path("RECOGNIZER_DIR", VAR_DIR / "recognizers")
 # Share of each label's photos held out to evaluate a new version (never trained on).
 RECOGNIZER_HOLDOUT_SHARE = env_float("RECOGNIZER_HOLDOUT_SHARE", 0.2)
-# Uploaded training zips: refused past this size, or when they would unpack to more than this.
-RECOGNIZER_ZIP_MAX_BYTES = env_int("RECOGNIZER_ZIP_MAX_BYTES", 500 * 1024 * 1024)
+# Uploaded training zips are refused past STAFF_UPLOAD_MAX_BYTES (the admin's request body cap, held in
+# memory), and when they would unpack to more than this.
 RECOGNIZER_ZIP_MAX_UNPACKED_BYTES = env_int("RECOGNIZER_ZIP_MAX_UNPACKED_BYTES", 2 * 1024 * 1024 * 1024)

@@ -22,16 +22,38 @@ from django.http import HttpRequest
 FORM_OVERHEAD_BYTES = 1024 * 1024
 
 
+def _is_staff(request: HttpRequest | None) -> bool:
+    user = getattr(request, "user", None)
+    return user is not None and user.is_active and user.is_staff
+
+
 def upload_request_max_bytes(request: HttpRequest | None) -> int:
     """The largest request body accepted: staff upload catalog photos, everyone else one shopper photo."""
-    user = getattr(request, "user", None)
-    if user is not None and user.is_active and user.is_staff:
+    if _is_staff(request):
         return settings.STAFF_UPLOAD_MAX_BYTES
     return settings.MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES
 
 
+def upload_too_large_message(request: HttpRequest | None) -> str:
+    """What to tell someone whose request body was refused: the limit that applies to them, in MB.
+
+    Shoppers are told MAX_UPLOAD_BYTES, the size of the photo itself, not the body cap with its form
+    overhead, which they cannot reason about.
+    """
+    if _is_staff(request):
+        return f"The upload is too large: the limit is {_megabytes(settings.STAFF_UPLOAD_MAX_BYTES)} MB per request."
+    return f"The photo is too large: photos can be up to {_megabytes(settings.MAX_UPLOAD_BYTES)} MB."
+
+
+def _megabytes(size_bytes: int) -> str:
+    return f"{size_bytes / (1024 * 1024):.3g}"  # 10 MB, 0.5 MB; three digits keep tiny test limits non-zero
+
+
 class BoundedMemoryUploadHandler(FileUploadHandler):
-    """Keep each uploaded file in a BytesIO; raise RequestDataTooBig (a 400) past the request's cap."""
+    """Keep each uploaded file in a BytesIO; raise RequestDataTooBig past the request's cap.
+
+    Pages answer it with a 413 (fashion_search/upload_limits.py), the API with a JSON 413 (catalog/api.py).
+    """
 
     def handle_raw_input(
         self, input_data: Any, META: dict, content_length: int, boundary: bytes, encoding: str | None = None
