@@ -1,11 +1,13 @@
 """The FAISS vector index in memory and in its file: exact while small, HNSW beyond a size limit.
 
 An index file is the FAISS index itself followed by the HNSW slots removed but not yet compacted
-away (tombstones, see `VectorIndex`) and a trailer, so both are published by one rename
-(recognition.index_store). FAISS comes first so that processes which only search can memory-map
-the file: the vectors then live once in the page cache for every web worker instead of once per
-worker (2.5 GB each at a million photos). Earlier files (a header before FAISS, or plain FAISS) are
-still read.
+away (tombstones, see `VectorIndex`), each slot's stamp (the version of the data its vector came
+from) and a trailer, so all are published by one rename (recognition.index_store). FAISS comes
+first so that processes which only search can memory-map the file: the vectors then live once in
+the page cache for every web worker instead of once per worker (2.5 GB each at a million photos).
+Earlier files (without stamps, a header before FAISS, or plain FAISS) are still read, their
+vectors' stamps unknown; versions before stamps cannot read files with them, so web processes and
+workers are upgraded together.
 """
 from __future__ import annotations
 
@@ -34,11 +36,18 @@ HNSW_EF_SEARCH = 128
 REBUILD_CHUNK = 65_536
 # Above this fraction of tombstoned slots an HNSW index is due a rebuild from its live vectors (compaction_due).
 COMPACT_REMOVED_FRACTION = 0.2
-# Last bytes of an index file. Before them: the FAISS index's size and the count of tombstones (8
-# bytes each), and before those the tombstones' int64 slots, which follow the FAISS index. The sizes
-# must add up to the file's, so a damaged file is refused instead of read without its tombstones.
-TRAILER_MAGIC = b"FSTRAIL3"
-TRAILER_SIZE = 24
+# Last bytes of an index file. Before them: the FAISS index's size, the count of tombstones and the
+# count of stamps (8 bytes each); before those the tombstones' int64 slots, then one int64 stamp per
+# slot, after the FAISS index. The sizes must add up to the file's, so a damaged file is refused
+# instead of read without its tombstones or with stamps on the wrong slots.
+TRAILER_MAGIC = b"FSTRAIL4"
+TRAILER_SIZE = 32
+# The trailer before stamps: the FAISS index's size and the count of tombstones, then its magic.
+TRAILER_V3_MAGIC = b"FSTRAIL3"
+TRAILER_V3_SIZE = 24
+# The stamp of a vector whose source version is unknown (added without one, or read from a file
+# written before stamps): owners treat it as current, as they did before stamps existed.
+UNKNOWN_STAMP = -1
 # First bytes of the previous format: then the count and slots of tombstones, then the FAISS index.
 # A file with neither is a plain FAISS index, as versions before tombstones wrote.
 LEGACY_MAGIC = b"FSINDEX1"
@@ -76,6 +85,10 @@ class VectorIndex:
     rebuild the graph themselves, since a rebuild takes minutes at a million vectors and would land
     in whichever request or task crossed the threshold. A flat index removes vectors at once.
 
+    Each vector carries a stamp, an int64 the owner chooses for the version of the data it came from
+    (the catalog uses the photo's tagging time), so an owner can tell a vector gone out of date from
+    a current one by comparing `stamps()` with its own, without reading any vector back.
+
     Not thread-safe for writes; the store serialises writers with a file lock. An index read with
     `mapped=True` is read-only: FAISS aborts the process on an edit of memory-mapped vectors, so
     edits raise IndexReadOnly first.
@@ -88,6 +101,7 @@ class VectorIndex:
         version: str = "",
         removed: NDArray[np.int64] | None = None,
         *,
+        stamps: NDArray[np.int64] | None = None,
         mapped: bool = False,
     ) -> None:
         self.dim = dim
@@ -98,6 +112,7 @@ class VectorIndex:
         self.changed = False
         self._slot_ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         self._live = np.ones(len(self._slot_ids), dtype=bool)
+        self._stamps = _stamps_or_unknown(stamps, len(self._slot_ids))
         if removed is not None and len(removed):
             self._live[np.asarray(removed, dtype=np.int64)] = False
         self._search_params: tuple[object, ...] | None = None
@@ -113,12 +128,17 @@ class VectorIndex:
 
     @classmethod
     def build(
-        cls, ids: NDArray[np.int64], vectors: NDArray[np.float32], *, flat_max_items: int
+        cls,
+        ids: NDArray[np.int64],
+        vectors: NDArray[np.float32],
+        *,
+        flat_max_items: int,
+        stamps: NDArray[np.int64] | None = None,
     ) -> VectorIndex:
         """Build an exact index up to `flat_max_items` vectors, an HNSW index beyond."""
         dim = vectors.shape[1]
         vector_index = cls(dim, cls._empty(dim, hnsw=len(ids) > flat_max_items))
-        vector_index.add(ids, vectors)
+        vector_index.add(ids, vectors, stamps=stamps)
         return vector_index
 
     @property
@@ -138,12 +158,23 @@ class VectorIndex:
         """The ids of the live vectors (a photo indexed twice appears twice)."""
         return self._slot_ids[self._live]
 
+    def stamps(self) -> NDArray[np.int64]:
+        """The stamps of the live vectors, in the order of `ids()` (UNKNOWN_STAMP where none was given)."""
+        return self._stamps[self._live]
+
     def add(
-        self, ids: NDArray[np.int64], vectors: NDArray[np.float32], *, flat_max_items: int | None = None
+        self,
+        ids: NDArray[np.int64],
+        vectors: NDArray[np.float32],
+        *,
+        stamps: NDArray[np.int64] | None = None,
+        flat_max_items: int | None = None,
     ) -> None:
         """Add or replace vectors: an id already present is removed first (upsert).
 
-        With `flat_max_items`, a flat index that now holds more vectors than that becomes HNSW.
+        Replacing costs what adding does: in an HNSW index the old vector is only tombstoned. `stamps`
+        (one per id) default to UNKNOWN_STAMP. With `flat_max_items`, a flat index that now holds more
+        vectors than that becomes HNSW.
         """
         if len(ids) == 0:
             return
@@ -152,10 +183,12 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ids), self.dim):
             raise ValueError(f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}")
+        stamps = _stamps_or_unknown(stamps, len(ids))
         self._remove_lazily(ids)
         self._index.add_with_ids(vectors, ids)
         self._slot_ids = np.concatenate([self._slot_ids, ids])
         self._live = np.concatenate([self._live, np.ones(len(ids), dtype=bool)])
+        self._stamps = np.concatenate([self._stamps, stamps])
         self._edited()
         # Once, at the flat limit (about a second at 10k vectors), so it stays inline unlike compaction.
         if flat_max_items is not None and self.kind == "flat" and len(self) > flat_max_items:
@@ -174,15 +207,18 @@ class VectorIndex:
         """
         return self.removed_slots > COMPACT_REMOVED_FRACTION * len(self._live)
 
-    def compact(self) -> None:
+    def compact(self, *, flat_max_items: int | None = None) -> None:
         """Rebuild the HNSW graph from the live vectors alone, dropping every tombstone.
 
+        With `flat_max_items`, the index is rebuilt exact (flat) when no more vectors than that are
+        left, as `build` chooses: a catalog that shrank below the limit is searched exactly again.
         Slow: 21 s at 100k vectors, 333 s at 1M on 2 cores (HNSW M32, efConstruction 80), so run
         it from a background task with a long time limit, never inside a request.
         """
         self._writable()
         if self.removed_slots:
-            self._rebuild(hnsw=True, reason=f"{self.removed_slots} removed vectors")
+            hnsw = flat_max_items is None or len(self) > flat_max_items
+            self._rebuild(hnsw=hnsw, reason=f"{self.removed_slots} removed vectors")
 
     def search(self, queries: NDArray[np.float32], k: int) -> list[list[IndexHit]]:
         """The `k` nearest ids of each query, best first; ties broken by id for stable pages."""
@@ -205,13 +241,18 @@ class VectorIndex:
         return results
 
     def write(self, path: Path) -> None:
-        """Write one file: the FAISS index as faiss writes it, then the tombstones and the trailer."""
+        """Write one file: the FAISS index as faiss writes it, then the tombstones, the stamps and the trailer."""
         removed = np.flatnonzero(~self._live).astype("<i8")
+        stamps = self._stamps.astype("<i8")
         with open(path, "wb") as handle:
             faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
             faiss_size = handle.tell()
             handle.write(removed.tobytes())
-            handle.write(faiss_size.to_bytes(8, "little") + len(removed).to_bytes(8, "little") + TRAILER_MAGIC)
+            handle.write(stamps.tobytes())
+            handle.write(
+                b"".join(count.to_bytes(8, "little") for count in (faiss_size, len(removed), len(stamps)))
+                + TRAILER_MAGIC
+            )
 
     @classmethod
     def read(cls, path: Path, version: str, *, mapped: bool = False) -> VectorIndex:
@@ -227,8 +268,10 @@ class VectorIndex:
                     count = int.from_bytes(_read_exactly(handle, 8), "little")
                     removed = np.frombuffer(_read_exactly(handle, 8 * count), dtype="<i8").astype(np.int64)
                     index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
+                    stamps = None
                     mapped = False
-                elif (removed := _trailer_tombstones(handle, size)) is not None:
+                elif (trailer := _trailer_sections(handle, size)) is not None:
+                    removed, stamps = trailer
                     index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
                 else:  # plain FAISS, as versions before tombstones wrote: nothing may follow the index
                     handle.seek(0)
@@ -236,13 +279,16 @@ class VectorIndex:
                     if handle.tell() != size:
                         raise ValueError("bytes follow the FAISS index without a valid trailer: a damaged file")
                     removed = np.zeros(0, dtype=np.int64)
+                    stamps = None
                     mapped = False
             if not isinstance(index, faiss.IndexIDMap2) or (len(removed) and removed.max() >= index.ntotal):
                 raise ValueError("not an id-mapped index, or tombstones beyond its vectors")
+            if stamps is not None and len(stamps) != index.ntotal:
+                raise ValueError(f"{len(stamps)} stamps for {index.ntotal} vectors")
         # faiss reports truncated files as RuntimeError; a short header or a bad count as ValueError
         except (OSError, RuntimeError, ValueError) as exc:
             raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
-        return cls(index.d, index, version, removed, mapped=mapped)
+        return cls(index.d, index, version, removed, stamps=stamps, mapped=mapped)
 
     def _writable(self) -> None:
         if self.mapped:
@@ -255,6 +301,8 @@ class VectorIndex:
             return 0
         present = np.unique(self._slot_ids[slots])
         if self.kind == "flat":
+            # FAISS keeps the remaining vectors in their order, so the stamps follow by the same mask.
+            self._stamps = self._stamps[~np.isin(self._slot_ids, present)]
             self._index.remove_ids(faiss.IDSelectorBatch(present))
             self._slot_ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
             self._live = np.ones(len(self._slot_ids), dtype=bool)
@@ -283,6 +331,7 @@ class VectorIndex:
                 )
         self._index = index
         self._slot_ids = self._slot_ids[live]
+        self._stamps = self._stamps[live]
         self._live = np.ones(len(live), dtype=bool)
         self._edited()
         logger.info(
@@ -319,19 +368,43 @@ class VectorIndex:
         return params
 
 
-def _trailer_tombstones(handle: BinaryIO, size: int) -> NDArray[np.int64] | None:
-    """The tombstones listed after the FAISS index, or None when the file ends without a trailer."""
-    if size < TRAILER_SIZE:
+def _trailer_sections(
+    handle: BinaryIO, size: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64] | None] | None:
+    """The tombstones and stamps (None in a file from before stamps) after the FAISS index.
+
+    None when the file ends without a trailer.
+    """
+    if size < TRAILER_V3_SIZE:
         return None
-    handle.seek(size - TRAILER_SIZE)
-    trailer = _read_exactly(handle, TRAILER_SIZE)
-    if trailer[16:] != TRAILER_MAGIC:
+    handle.seek(size - 8)
+    magic = _read_exactly(handle, 8)
+    with_stamps = magic == TRAILER_MAGIC
+    trailer_size = TRAILER_SIZE if with_stamps else TRAILER_V3_SIZE
+    if magic not in (TRAILER_MAGIC, TRAILER_V3_MAGIC) or size < trailer_size:
         return None
-    faiss_size, count = int.from_bytes(trailer[:8], "little"), int.from_bytes(trailer[8:16], "little")
-    if faiss_size + 8 * count + TRAILER_SIZE != size:
-        raise ValueError(f"the trailer's sizes ({faiss_size} + {count} tombstones) don't match the file's {size}")
+    handle.seek(size - trailer_size)
+    counts = np.frombuffer(_read_exactly(handle, trailer_size - 8), dtype="<i8").tolist()
+    faiss_size, removed_count, stamp_count = counts if with_stamps else [*counts, 0]
+    if faiss_size + 8 * (removed_count + stamp_count) + trailer_size != size:
+        raise ValueError(
+            f"the trailer's sizes ({faiss_size} + {removed_count} tombstones + {stamp_count} stamps) "
+            f"don't match the file's {size}"
+        )
     handle.seek(faiss_size)
-    return np.frombuffer(_read_exactly(handle, 8 * count), dtype="<i8").astype(np.int64)
+    removed = np.frombuffer(_read_exactly(handle, 8 * removed_count), dtype="<i8").astype(np.int64)
+    if not with_stamps:
+        return removed, None
+    return removed, np.frombuffer(_read_exactly(handle, 8 * stamp_count), dtype="<i8").astype(np.int64)
+
+
+def _stamps_or_unknown(stamps: NDArray[np.int64] | None, count: int) -> NDArray[np.int64]:
+    if stamps is None:
+        return np.full(count, UNKNOWN_STAMP, dtype=np.int64)
+    stamps = np.asarray(stamps, dtype=np.int64)
+    if stamps.shape != (count,):
+        raise ValueError(f"expected {count} stamps, got shape {stamps.shape}")
+    return stamps
 
 
 def _read_exactly(handle: BinaryIO, size: int) -> bytes:

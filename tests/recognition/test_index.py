@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from recognition.index import VectorIndex
+from recognition.index import TRAILER_V3_MAGIC, UNKNOWN_STAMP, VectorIndex
 from recognition.index_store import SYNC_REQUEST_FILE, SYNC_RUNNING_FILE, IndexStore
 from tests.recognition.index_helpers import found_ids, hnsw_index, unit_vectors
 
@@ -180,6 +180,60 @@ def test_compact_rebuilds_the_graph_from_the_live_vectors_alone():
     assert sorted(index.ids().tolist()) == list(range(150, 500))
     assert found_ids(index, vectors[200:205], 1) == [[200], [201], [202], [203], [204]]
     assert not set(range(150)) & {hit for row in found_ids(index, vectors[:20], 10) for hit in row}
+
+
+def test_compacting_an_hnsw_index_that_shrank_to_the_flat_limit_makes_it_exact_again():
+    # given an HNSW index of 500 vectors of which 150 were removed, with a flat limit of 400
+    index, vectors = hnsw_index()
+    index.remove(np.arange(150))
+
+    # when it is compacted with the limit a full build would use
+    index.compact(flat_max_items=400)
+
+    # then it is rebuilt flat, as a build of its 350 vectors would be, and finds the exact top 10
+    # (as sets: the vectors come back from the graph's float16 copies, so near-ties may swap places)
+    assert index.kind == "flat" and index.removed_slots == 0 and len(index) == 350
+    exact = np.argsort(-(vectors[150:200] @ vectors[150:].T), axis=1)[:, :10] + 150
+    assert [set(row) for row in found_ids(index, vectors[150:200], 10)] == [set(row) for row in exact.tolist()]
+
+
+def test_each_vectors_stamp_follows_it_through_upserts_removals_compaction_and_a_file(tmp_path):
+    # given a flat and an HNSW index whose vectors carry stamps
+    for flat_max_items in (1000, 10):
+        vectors = unit_vectors(50)
+        index = VectorIndex.build(np.arange(50), vectors, stamps=np.arange(50) * 10, flat_max_items=flat_max_items)
+
+        # when ids are removed, one is upserted with a new stamp, and the index is compacted and written
+        index.remove(np.arange(0, 50, 5))
+        index.add(np.array([7]), vectors[8:9], stamps=np.array([777]))
+        index.compact()
+        index.write(tmp_path / "index")
+        loaded = VectorIndex.read(tmp_path / "index", "v")
+
+        # then every live id still has its own stamp, the upserted one its new stamp
+        expected = {i: i * 10 for i in range(50) if i % 5} | {7: 777}
+        assert dict(zip(loaded.ids().tolist(), loaded.stamps().tolist(), strict=True)) == expected
+
+
+def test_vectors_added_without_a_stamp_or_read_from_a_file_without_stamps_have_the_unknown_stamp(tmp_path):
+    # given an HNSW index with a tombstone, written as the format before stamps wrote it
+    index, _ = hnsw_index(n=30)
+    index.remove(np.array([4]))
+    with open(tmp_path / "index", "wb") as handle:
+        faiss.write_index(index._index, faiss.PyCallbackIOWriter(handle.write))
+        faiss_size = handle.tell()
+        handle.write(np.array([4], dtype="<i8").tobytes())
+        handle.write(faiss_size.to_bytes(8, "little") + (1).to_bytes(8, "little") + TRAILER_V3_MAGIC)
+
+    # when it is read
+    loaded = VectorIndex.read(tmp_path / "index", "v")
+
+    # then its tombstone holds and its stamps are unknown, as are those of vectors added without one
+    assert loaded.removed_slots == 1 and 4 not in loaded.ids().tolist()
+    assert set(loaded.stamps().tolist()) == {UNKNOWN_STAMP}
+    assert set(VectorIndex.build(np.arange(3), unit_vectors(3), flat_max_items=10).stamps().tolist()) == {
+        UNKNOWN_STAMP
+    }
 
 
 def test_a_flat_index_that_grows_past_the_limit_becomes_hnsw_at_the_next_edit():
