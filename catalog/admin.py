@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -15,7 +18,10 @@ from catalog.services.items import photos_queue_tagging
 from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
 from recognition.errors import RecognitionError
-from recognition.labels import ATTRIBUTES
+from recognition.labels import ATTRIBUTES, LABEL_SETS
+
+# How much of a refused value an error repeats, so a pasted paragraph does not fill the page.
+_MAX_ECHO_CHARS = 40
 
 
 def _thumbnail(photo: Photo) -> str:
@@ -67,8 +73,59 @@ class ItemAdmin(admin.ModelAdmin):
             photos_queue_tagging(photo_ids=new_or_changed, force=True)
 
 
+class TagForm(forms.ModelForm):
+    """A merchant's tag: the value must be one of the attribute's labels, or refine filters never match it."""
+
+    class Meta:
+        model = Tag
+        fields = ("attribute", "value")
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        attribute, value = data.get("attribute"), data.get("value")
+        # Only rows the merchant typed in: an untouched old row must not block saving the others.
+        if attribute in LABEL_SETS and value is not None and self.has_changed():
+            labels = LABEL_SETS[attribute].labels
+            normalised = value.strip().lower()
+            if normalised in labels:
+                data["value"] = normalised
+            else:
+                shown = value if len(value) <= _MAX_ECHO_CHARS else value[:_MAX_ECHO_CHARS] + "..."
+                self.add_error("value", f"{shown!r} is not a {attribute} label; choose one of: {', '.join(labels)}.")
+        return data
+
+
+class TagFormSet(BaseInlineFormSet):
+    def validate_unique(self) -> None:
+        """Refuse one value typed twice; a model's candidate with that value gives way instead.
+
+        Django's own check counts an untouched model row too, so setting by hand a value the model had
+        also guessed asked the merchant to delete the model's row first. Saving replaces the model's
+        tags of that attribute anyway (photo_tag_set_by_hand).
+        """
+        rows = [form for form in self.forms if form.is_valid() and form.cleaned_data and form not in self.deleted_forms]
+        seen = {
+            (form.instance.attribute, form.instance.value)
+            for form in rows
+            if not form.has_changed() and form.instance.source == Tag.Source.HAND
+        }
+        duplicate = False
+        for form in rows:
+            if not form.has_changed():
+                continue
+            key = (form.cleaned_data["attribute"], form.cleaned_data["value"])
+            if key in seen:
+                form.add_error("value", f"This photo already has {key[0]} {key[1]!r} set by hand.")
+                duplicate = True
+            seen.add(key)
+        if duplicate:
+            raise ValidationError("Please correct the duplicate tags below.")
+
+
 class TagInline(admin.TabularInline):
     model = Tag
+    form = TagForm
+    formset = TagFormSet
     extra = 1
     fields = ("attribute", "value", "score", "source")
     readonly_fields = ("score", "source")

@@ -22,6 +22,7 @@ from catalog.services.search import MAX_RESULTS, search_by_image
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.ratelimit import API, UPLOADS, rate_limit_hit
 from recognition.errors import ImageTooLarge, ModelNotReady, RecognitionError
+from recognition.index import IndexUnreadable
 from recognition.labels import COLOUR, PATTERN, STYLE, TYPE
 from recognition.services import (
     image_embed,
@@ -29,6 +30,8 @@ from recognition.services import (
     recognizer_names_resolve,
     upload_decode,
 )
+
+logger = logging.getLogger(__name__)
 
 api = NinjaAPI(
     title="Fashion search API",
@@ -92,10 +95,19 @@ def _error_docs(bad_request: str) -> dict:
                 "description": "`rate_limited`: this client sent too many requests; try again after Retry-After",
                 "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
             },
-            503: {"description": "`model_not_ready`: a recognizer or the backbone is not loaded yet; try again"},
+            503: {
+                "description": "`model_not_ready`: a recognizer or the backbone is not loaded yet; "
+                "`index_unreadable`: the search index cannot be read until it is rebuilt; try again later"
+            },
         }
     }
-_STATUS_BY_ERROR = {ImageTooLarge: 413, ModelNotReady: 503}
+_STATUS_BY_ERROR = {ImageTooLarge: 413, ModelNotReady: 503, IndexUnreadable: 503}
+# Conditions of the server, not of the request: clients get a plain reason, the log gets the detail,
+# which may name files on the server.
+_SERVER_FAULT_REASONS = {
+    ModelNotReady: "The recognition model is not ready yet; try again in a minute.",
+    IndexUnreadable: "The search index cannot be read right now; try again later.",
+}
 
 
 def _error(request: HttpRequest, code: str, reason: str, status: int) -> HttpResponse:
@@ -104,6 +116,10 @@ def _error(request: HttpRequest, code: str, reason: str, status: int) -> HttpRes
 
 @api.exception_handler(RecognitionError)
 def recognition_error(request: HttpRequest, exc: RecognitionError) -> HttpResponse:
+    reason = _SERVER_FAULT_REASONS.get(type(exc))
+    if reason is not None:
+        logger.error("API %s unavailable (%s): %s", request.path, exc.code, exc.message)
+        return _error(request, exc.code, reason, _STATUS_BY_ERROR[type(exc)])
     return _error(request, exc.code, exc.message, _STATUS_BY_ERROR.get(type(exc), 400))
 
 

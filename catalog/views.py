@@ -26,6 +26,13 @@ from recognition.services import upload_decode
 
 logger = logging.getLogger(__name__)
 
+# Conditions of the server, not of the shopper's photo (by RecognitionError code): answered 503 with
+# a plain message, while the detail, which may name files on the server, goes to the log.
+UNAVAILABLE_MESSAGES = {
+    "model_not_ready": "Photo search is not ready yet; please try again in a minute.",
+    "index_unreadable": "Photo search is unavailable right now; please try again later.",
+}
+
 
 def _results_template(request: HttpRequest) -> str:
     """The whole page, or only the results panel for search.js (which sends X-Requested-With: fetch)."""
@@ -35,14 +42,36 @@ def _results_template(request: HttpRequest) -> str:
 
 def _upload_too_large(request: HttpRequest, message: str) -> HttpResponse:
     """The page's error state for a body refused unread by fashion_search.upload_limits."""
-    return render(request, _results_template(request), {"form": PhotoSearchForm(), "error": message}, status=413)
+    return _partial_marked(
+        render(request, _results_template(request), {"form": PhotoSearchForm(), "error": message}, status=413),
+        request,
+    )
+
+
+def _partial_marked(response: HttpResponse, request: HttpRequest) -> HttpResponse:
+    # search.js shows a 5xx body only when it is this panel, never a proxy's or Django's error page.
+    if request.headers.get("X-Requested-With") == "fetch":
+        response["X-Results-Partial"] = "1"
+    return response
+
+
+def _recognition_error(request: HttpRequest, template: str, context: dict, exc: RecognitionError) -> HttpResponse:
+    """The page's error state for `exc`: 413 too large, 503 for a server-side condition, else 400."""
+    if exc.code in UNAVAILABLE_MESSAGES:
+        logger.error("photo search unavailable (%s): %s", exc.code, exc.message)
+        return render(request, template, context | {"error": UNAVAILABLE_MESSAGES[exc.code]}, status=503)
+    status = 413 if exc.code == "image_too_large" else 400
+    return render(request, template, context | {"error": exc.message}, status=status)
 
 
 @upload_too_large_answer(_upload_too_large)
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     """Upload a photo, see its tags and the most similar items; also serves the JS partial."""
-    template = _results_template(request)
+    return _partial_marked(_home(request, _results_template(request)), request)
+
+
+def _home(request: HttpRequest, template: str) -> HttpResponse:
     if request.method == "GET":
         return render(request, "catalog/home.html", {"form": PhotoSearchForm()})
     wait = rate_limit_hit(request, group=UPLOADS, rate=settings.RATE_LIMIT_UPLOADS)
@@ -60,11 +89,10 @@ def home(request: HttpRequest) -> HttpResponse:
         return render(request, template, context, status=400)
     try:
         image = upload_decode(form.cleaned_data["image"].read())
+        shopper_photo_keep(image)
+        result = search_by_image(image=image)
     except RecognitionError as exc:
-        context["error"] = exc.message
-        return render(request, template, context, status=413 if exc.code == "image_too_large" else 400)
-    shopper_photo_keep(image)
-    result = search_by_image(image=image)
+        return _recognition_error(request, template, context, exc)
     return render(request, template, _results_context(result.embedding, result.predictions, result.hits, {}, form))
 
 
@@ -81,7 +109,10 @@ def _refine(request: HttpRequest, template: str) -> HttpResponse:
         embedding, predictions = query_token_read(request.POST["query"])
     except CatalogError as exc:
         return render(request, template, {"form": PhotoSearchForm(), "error": exc.message}, status=400)
-    hits = search_by_embedding(embedding=embedding, predictions=predictions, filters=filters)
+    try:
+        hits = search_by_embedding(embedding=embedding, predictions=predictions, filters=filters)
+    except RecognitionError as exc:
+        return _recognition_error(request, template, {"form": PhotoSearchForm()}, exc)
     return render(request, template, _results_context(embedding, predictions, hits, filters, PhotoSearchForm()))
 
 
@@ -104,12 +135,13 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """An item's photos, tags and shop link, with similar items and complete-the-look."""
     item = get_object_or_404(Item.objects.prefetch_related("photos__tags"), pk=pk)
     tags = item_tags(item=item)
-    context = {
-        "item": item,
-        "tags": tags,
-        "similar": [hit_as_dict(hit) for hit in search_similar_to_item(item=item)],
-        "look": look_as_dict(look_suggest(anchor_tags=tags, anchor_item=item)),
-    }
+    context = {"item": item, "tags": tags, "look": look_as_dict(look_suggest(anchor_tags=tags, anchor_item=item))}
+    try:
+        context["similar"] = [hit_as_dict(hit) for hit in search_similar_to_item(item=item)]
+    except RecognitionError as exc:
+        # The item itself comes from the database and is still worth showing; only its neighbours are lost.
+        logger.error("similar items of item %s unavailable (%s): %s", item.pk, exc.code, exc.message)
+        context["similar_error"] = "Similar items cannot be shown right now; please try again later."
     return render(request, "catalog/item.html", context)
 
 

@@ -93,7 +93,11 @@
   function show(request) {
     setBusy(true, "Looking at your photo…");
     request.then(function (response) {
-      if (response.status >= 500) throw new Error("server error " + response.status);
+      // A 5xx is shown only when the server marks it as this panel (photo search unavailable, 503);
+      // a proxy's or Django's own error page is never injected.
+      if (response.status >= 500 && !response.headers.get("X-Results-Partial")) {
+        throw new Error("server error " + response.status);
+      }
       return response.text().then(function (html) {
         results.innerHTML = html;
         if (response.ok && lastPhoto) showQueryPhoto(lastPhoto);

@@ -1,0 +1,107 @@
+"""Tags in the merchant admin: a hand-set value replaces the model's candidates and must be a known label."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.base import ContentFile
+
+from catalog.models import Item, Photo, Tag
+from tests.conftest import jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def photo() -> Photo:
+    """A tagged photo on which the colour model hesitated between blue (0.5) and red (0.4)."""
+    item = Item.objects.create(name="Shirt")
+    photo = Photo(item=item, status=Photo.Status.TAGGED)
+    photo.image.save("shirt.jpg", ContentFile(jpeg_bytes()), save=True)
+    for value, score in (("blue", 0.5), ("red", 0.4)):
+        Tag.objects.create(photo=photo, attribute="colour", value=value, score=score, source=Tag.Source.MODEL)
+    return photo
+
+
+def _post_tags(admin_client, photo: Photo, *, edits: dict[int, str], new: list[tuple[str, str]] = ()):
+    """Post the photo's change form as the browser does: every existing tag row, edited or not, plus new rows."""
+    tags = list(photo.tags.all())
+    data = {
+        "item": photo.item_id,
+        "tags-TOTAL_FORMS": str(len(tags) + len(new)),
+        "tags-INITIAL_FORMS": str(len(tags)),
+    }
+    for index, tag in enumerate(tags):
+        data |= {
+            f"tags-{index}-id": tag.pk,
+            f"tags-{index}-photo": photo.pk,
+            f"tags-{index}-attribute": tag.attribute,
+            f"tags-{index}-value": edits.get(tag.pk, tag.value),
+        }
+    for index, (attribute, value) in enumerate(new, start=len(tags)):
+        data |= {f"tags-{index}-photo": photo.pk, f"tags-{index}-attribute": attribute, f"tags-{index}-value": value}
+    return admin_client.post(f"/admin/catalog/photo/{photo.pk}/change/", data)
+
+
+def _colour_tags(photo: Photo) -> list[tuple[str, str]]:
+    return list(photo.tags.filter(attribute="colour").values_list("value", "source"))
+
+
+def test_editing_a_model_candidate_to_another_candidates_value_sets_it_by_hand(admin_client, photo):
+    # when: the merchant changes the blue row to red, leaving the model's red row as it is
+    blue = photo.tags.get(value="blue")
+    response = _post_tags(admin_client, photo, edits={blue.pk: "red"})
+
+    # then: red is hand-set and the model's candidates are gone
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert _colour_tags(photo) == [("red", "hand")]
+
+
+def test_adding_a_hand_set_row_with_a_model_candidates_value_replaces_the_candidates(admin_client, photo):
+    response = _post_tags(admin_client, photo, edits={}, new=[("colour", "red")])
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert _colour_tags(photo) == [("red", "hand")]
+
+
+def test_a_hand_set_value_is_normalised_to_the_label(admin_client, photo):
+    response = _post_tags(admin_client, photo, edits={}, new=[("colour", " Red ")])
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert _colour_tags(photo) == [("red", "hand")]
+
+
+def test_a_value_that_is_not_a_label_of_the_attribute_is_refused_and_nothing_changes(admin_client, photo):
+    response = _post_tags(admin_client, photo, edits={}, new=[("colour", "Reddish!!")])
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "is not a colour label; choose one of: beige, black, blue" in html
+    assert _colour_tags(photo) == [("blue", "model"), ("red", "model")]
+
+
+def test_a_label_of_another_attribute_is_refused(admin_client, photo):
+    response = _post_tags(admin_client, photo, edits={}, new=[("pattern", "red")])
+
+    assert response.status_code == 200
+    assert "is not a pattern label" in response.content.decode()
+    assert not photo.tags.filter(attribute="pattern").exists()
+
+
+def test_the_same_value_typed_twice_is_a_duplicate(admin_client, photo):
+    response = _post_tags(admin_client, photo, edits={}, new=[("colour", "green"), ("colour", "green")])
+
+    assert response.status_code == 200
+    assert "already has colour &#x27;green&#x27; set by hand" in response.content.decode()
+    assert _colour_tags(photo) == [("blue", "model"), ("red", "model")]
+
+
+def test_an_untouched_old_tag_outside_the_labels_does_not_block_saving(admin_client, photo):
+    # given: a hand-set value from before values were checked
+    Tag.objects.create(photo=photo, attribute="style", value="Grunge", source=Tag.Source.HAND)
+
+    response = _post_tags(admin_client, photo, edits={}, new=[("pattern", "striped")])
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert list(photo.tags.filter(source="hand").values_list("attribute", "value")) == [
+        ("pattern", "striped"), ("style", "Grunge")
+    ]
