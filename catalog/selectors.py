@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber
+from numpy.typing import NDArray
 
 from catalog.models import Item, Photo, Tag
 
@@ -41,10 +43,7 @@ def candidate_photos(*, photo_ids: list[int]) -> dict[int, CandidatePhoto]:
         .values_list("photo_id", "attribute", "value", "score", "source")
     )
     for photo_id, attribute, value, score, source in rows:
-        rank = (source == Tag.Source.HAND, score, value)
-        current = best[photo_id].get(attribute)
-        if current is None or rank[:2] > current[:2]:
-            best[photo_id][attribute] = rank
+        _keep_best(best[photo_id], attribute, value, score, source)
     return {
         photo_id: CandidatePhoto(
             photo_id=photo_id,
@@ -79,6 +78,88 @@ def photos_for_results(*, photo_ids: list[int]) -> dict[int, Photo]:
         .only(*RESULT_PHOTO_FIELDS, *(f"item__{name}" for name in RESULT_ITEM_FIELDS))
     )
     return {photo.pk: photo for photo in photos}
+
+
+# Embeddings read per query when scanning photos exactly: 2,000 x 5 KB = 10 MB held at a time.
+EMBEDDING_SCAN_CHUNK_PHOTOS = 2000
+
+
+def photos_tagged_query(*, filters: dict[str, str]) -> QuerySet[Photo]:
+    """Tagged, embedded photos carrying every (attribute, value) of `filters` among any of their stored tags.
+
+    A query, not rows, so callers narrow, count or stream it in the database; every matching photo of
+    the catalog is in it. Callers keep the photos whose *best* tag matches (`photos_best_tags_match`).
+    """
+    queryset = Photo.objects.filter(status=Photo.Status.TAGGED, embedding__isnull=False)
+    for attribute, value in filters.items():
+        queryset = queryset.filter(pk__in=Tag.objects.filter(attribute=attribute, value=value).values("photo_id"))
+    return queryset
+
+
+@dataclass(frozen=True)
+class TagMatch:
+    """A photo whose best tags match a filter: its item, the item's name, and the mean score of those tags."""
+
+    photo_id: int
+    item_id: int
+    item_name: str
+    score: float
+
+
+def photos_best_tags_match(*, photos: QuerySet[Photo], filters: dict[str, str]) -> list[TagMatch]:
+    """The photos of `photos` whose best tag (as `photo_tags_best` ranks them) of each filtered attribute matches.
+
+    One query of plain rows, only the filtered attributes' tags (no embeddings, no model instances), so
+    it covers every matching photo of a large catalog: about 30k photos for colour=red at 100k.
+    """
+    rows = (
+        Tag.objects.filter(photo__in=photos, attribute__in=list(filters))
+        .order_by("id")
+        .values_list("photo_id", "photo__item_id", "photo__item__name", "attribute", "value", "score", "source")
+    )
+    best: dict[int, dict[str, tuple[bool, float, str]]] = {}
+    item_of: dict[int, tuple[int, str]] = {}
+    for photo_id, item_id, item_name, attribute, value, score, source in rows:
+        item_of[photo_id] = (item_id, item_name)
+        _keep_best(best.setdefault(photo_id, {}), attribute, value, score, source)
+    return [
+        TagMatch(
+            photo_id=photo_id,
+            item_id=item_of[photo_id][0],
+            item_name=item_of[photo_id][1],
+            score=sum(tags[attribute][1] for attribute in filters) / len(filters),
+        )
+        for photo_id, tags in best.items()
+        if all(attribute in tags and tags[attribute][2] == value for attribute, value in filters.items())
+    ]
+
+
+def photos_nearest(*, embedding: NDArray[np.float32], photo_ids: list[int], k: int) -> dict[int, float]:
+    """The `k` photos of `photo_ids` most similar to `embedding` (inner product), best first, ties to the lower id.
+
+    Exact: every embedding is read, EMBEDDING_SCAN_CHUNK_PHOTOS at a time, so memory stays at one chunk
+    and the `k` best whatever the number of photos; time grows with it. `embedding` is L2-normalised,
+    as stored ones are; a stored embedding of another size (an older backbone's) is skipped.
+    """
+    query = np.asarray(embedding, dtype=np.float32)
+    kept_ids, kept_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    for start in range(0, len(photo_ids), EMBEDDING_SCAN_CHUNK_PHOTOS):
+        chunk = photo_ids[start : start + EMBEDDING_SCAN_CHUNK_PHOTOS]
+        rows = [
+            (pk, blob)
+            for pk, blob in Photo.objects.filter(pk__in=chunk).values_list("pk", "embedding")
+            if blob is not None and len(blob) == query.nbytes
+        ]
+        if not rows:
+            continue
+        matrix = np.frombuffer(b"".join(bytes(blob) for _, blob in rows), dtype=np.float32).reshape(len(rows), -1)
+        kept_ids = np.concatenate([kept_ids, np.array([pk for pk, _ in rows], dtype=np.int64)])
+        kept_scores = np.concatenate([kept_scores, matrix @ query])
+        if len(kept_ids) > k:
+            order = np.lexsort((kept_ids, -kept_scores))[:k]
+            kept_ids, kept_scores = kept_ids[order], kept_scores[order]
+    order = np.lexsort((kept_ids, -kept_scores))
+    return {int(kept_ids[i]): float(kept_scores[i]) for i in order}
 
 
 def _best_tags() -> Prefetch:
@@ -123,6 +204,14 @@ def photo_tags_best(*, photo: Photo) -> dict[str, Tag]:
         if current is None or rank > (current.source == Tag.Source.HAND, current.score):
             best[tag.attribute] = tag
     return best
+
+
+def _keep_best(best: dict[str, tuple[bool, float, str]], attribute: str, value: str, score: float, source: str) -> None:
+    """Keep `value` as the attribute's best tag if it ranks above the current one (rows come oldest first)."""
+    rank = (source == Tag.Source.HAND, score, value)
+    current = best.get(attribute)
+    if current is None or rank[:2] > current[:2]:
+        best[attribute] = rank
 
 
 def tagging_counts() -> dict[str, int]:

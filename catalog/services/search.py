@@ -15,11 +15,11 @@ from PIL import Image
 from catalog.models import Item, Photo
 from catalog.selectors import (
     CandidatePhoto,
-    candidate_photo_from,
     candidate_photos,
     photo_tags_best,
     photos_for_results,
-    photos_tagged_with,
+    photos_nearest,
+    photos_tagged_query,
 )
 from catalog.services.ranking import Candidate, RankingWeights, candidates_rank, match_explain
 from recognition.index import IndexHit
@@ -37,6 +37,12 @@ from recognition.services import (
 CANDIDATE_PHOTOS = 200
 MOST_CANDIDATE_PHOTOS = 3200
 MAX_RESULTS = 50
+# A refine ("same, but in red") ranks this many of the matching photos nearest the query. Up to
+# FILTER_SCAN_MAX_PHOTOS matches are scanned exactly; past that they come from the index's nearest
+# photos, fetched in growing numbers up to FILTER_INDEX_MAX_PHOTOS.
+FILTER_CANDIDATE_PHOTOS = 500
+FILTER_SCAN_MAX_PHOTOS = 20_000
+FILTER_INDEX_MAX_PHOTOS = 20_000
 
 
 @dataclass(frozen=True)
@@ -83,23 +89,21 @@ def search_by_embedding(
     """Rank catalog items for one query embedding, best first, one hit per item.
 
     With `filters` ({"colour": "red"}), only items whose tag for each attribute is that value are
-    ranked: "the same, but in red". Those are scanned directly rather than through the index, so a
-    rare colour still fills the page.
+    ranked: "the same, but in red", from every matching photo of the catalog (`_filtered_nearest`),
+    so a rare colour still fills the page and a new photo is found as well as an old one.
     """
     from django.conf import settings
 
     limit = min(limit or settings.SEARCH_RESULTS, MAX_RESULTS)
     weights = weights or RankingWeights.from_settings()
     if filters:
-        photos = photos_tagged_with(filters=filters)
-        visual_by_photo = _visual_scores(embedding, photos.values())
-        candidates = {photo_id: candidate_photo_from(photo) for photo_id, photo in photos.items()}
+        visual_by_photo = _filtered_nearest(embedding, filters)
+        candidates = candidate_photos(photo_ids=list(visual_by_photo))
         # The shopper chose these values: they are no longer in question.
         predictions = predictions | {a: [Prediction(v, 1.0)] for a, v in filters.items()}
     else:
         index_hits, candidates = _index_candidates(embedding, limit=limit, exclude_item_ids=exclude_item_ids)
         visual_by_photo = {hit.id: hit.score for hit in index_hits}
-        photos = None
 
     best: dict[int, tuple[CandidatePhoto, Candidate]] = {}
     for photo_id, visual in visual_by_photo.items():
@@ -113,8 +117,8 @@ def search_by_embedding(
             best[row.item_id] = (row, Candidate(key=row.item_id, visual=visual, tags=row.tags))
 
     ranked = candidates_rank([c for _, c in best.values()], predictions=predictions, weights=weights)[:limit]
-    if photos is None:  # only the page of results is loaded as models
-        photos = photos_for_results(photo_ids=[best[entry.candidate.key][0].photo_id for entry in ranked])
+    # Only the page of results is loaded as models.
+    photos = photos_for_results(photo_ids=[best[entry.candidate.key][0].photo_id for entry in ranked])
     hits = []
     for entry in ranked:
         row, candidate = best[entry.candidate.key]
@@ -165,12 +169,23 @@ def _index_candidates(
         k = min(k * 4, MOST_CANDIDATE_PHOTOS)
 
 
-def _visual_scores(embedding: NDArray[np.float32], photos) -> dict[int, float]:
-    photos = [p for p in photos if p.embedding is not None]
-    if not photos:
-        return {}
-    matrix = np.stack([p.embedding_vector() for p in photos])
-    scores = matrix @ embedding.astype(np.float32)
-    return {p.pk: float(s) for p, s in zip(photos, scores, strict=True)}
+def _filtered_nearest(embedding: NDArray[np.float32], filters: dict[str, str]) -> dict[int, float]:
+    """Up to FILTER_CANDIDATE_PHOTOS photos carrying `filters` (any stored tag), nearest first, with their similarity.
 
-
+    Up to FILTER_SCAN_MAX_PHOTOS matches are scanned exactly. More matches are a large share of the
+    catalog (a common colour or style), so the index's nearest photos hold many of them: it is asked
+    for enough to expect FILTER_CANDIDATE_PHOTOS matches at that share, then four times more while
+    they hold fewer, up to FILTER_INDEX_MAX_PHOTOS. Loads no embedding but the query's.
+    """
+    photo_ids = list(photos_tagged_query(filters=filters).values_list("pk", flat=True))
+    if len(photo_ids) <= FILTER_SCAN_MAX_PHOTOS:
+        return photos_nearest(embedding=embedding, photo_ids=photo_ids, k=FILTER_CANDIDATE_PHOTOS)
+    index = index_store_get().load()
+    wanted = set(photo_ids)
+    k = min(-(-FILTER_CANDIDATE_PHOTOS * len(index) // len(wanted)), FILTER_INDEX_MAX_PHOTOS)
+    while True:
+        hits = index.search(embedding.reshape(1, -1), k)[0]
+        found = [hit for hit in hits if hit.id in wanted][:FILTER_CANDIDATE_PHOTOS]
+        if len(found) >= FILTER_CANDIDATE_PHOTOS or len(hits) < k or k >= FILTER_INDEX_MAX_PHOTOS:
+            return {hit.id: hit.score for hit in found}
+        k = min(k * 4, FILTER_INDEX_MAX_PHOTOS)

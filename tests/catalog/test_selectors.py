@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from catalog.models import Item, Photo, Tag
 from catalog.selectors import (
-    candidate_photo_from,
     candidate_photos,
     photo_tags_best,
+    photos_best_tags_match,
     photos_for_results,
-    photos_tagged_with,
+    photos_nearest,
+    photos_tagged_query,
 )
 
 pytestmark = pytest.mark.django_db
@@ -72,7 +74,7 @@ def test_candidate_fetch_gives_the_same_best_tags_as_all_tags(django_assert_num_
         assert row.tags["colour"] == "navy"  # hand-set wins over a higher model score
 
 
-def test_exact_ties_between_tags_go_to_the_oldest_in_candidates_and_the_filter_scan_alike():
+def test_exact_ties_between_tags_go_to_the_oldest_in_candidates_and_the_filter_match_alike():
     # given: two model tags of one attribute with the very same score
     photo = _catalog(1)[0]
     Tag.objects.filter(photo=photo, attribute="type").delete()
@@ -81,8 +83,9 @@ def test_exact_ties_between_tags_go_to_the_oldest_in_candidates_and_the_filter_s
 
     # then: both fetches name the older one
     assert candidate_photos(photo_ids=[photo.pk])[photo.pk].tags["type"] == "coat"
-    scanned = photos_tagged_with(filters={"type": "dress"})[photo.pk]
-    assert candidate_photo_from(scanned).tags["type"] == "coat"
+    tagged = photos_tagged_query(filters={"type": "dress"})
+    assert [m.photo_id for m in photos_best_tags_match(photos=tagged, filters={"type": "coat"})] == [photo.pk]
+    assert photos_best_tags_match(photos=tagged, filters={"type": "dress"}) == []
 
 
 def test_result_photos_load_what_a_result_shows_and_not_the_embedding(django_assert_num_queries):
@@ -105,15 +108,53 @@ def test_result_photos_load_what_a_result_shows_and_not_the_embedding(django_ass
     assert {"description", "import_key"} <= photo.item.get_deferred_fields()
 
 
-def test_tag_filter_scan_gives_the_same_best_tags_as_all_tags():
-    # given
+def test_tag_filter_finds_any_stored_tag_and_the_match_keeps_best_tags_only():
+    # given: photos whose colour tags are red, pink and a hand-set navy that is their best
     photos = _catalog(3)
 
-    # when: photos carrying a colour tag (any of their tags) are scanned
-    found = photos_tagged_with(filters={"colour": "pink"})
+    # when: photos are filtered by a colour they carry but that is not their best
+    tagged = photos_tagged_query(filters={"colour": "pink"})
 
-    # then: all of them, each with the best tags that all of its tags give
-    assert set(found) == {p.pk for p in photos}
-    for photo_id, photo in found.items():
-        best = {a: (t.value, t.score, t.source) for a, t in photo_tags_best(photo=photo).items()}
-        assert best == _best_of_all_tags(photo_id)
+    # then: the filter finds all of them, and only their best tag matches, with its score
+    assert set(tagged.values_list("pk", flat=True)) == {p.pk for p in photos}
+    assert photos_best_tags_match(photos=tagged, filters={"colour": "pink"}) == []
+    matches = photos_best_tags_match(photos=tagged, filters={"colour": "navy", "type": "dress"})
+    assert {m.photo_id for m in matches} == {p.pk for p in photos}
+    first = next(m for m in matches if m.photo_id == photos[0].pk)
+    assert (first.item_id, first.item_name) == (photos[0].item_id, "Dress 0")
+    assert first.score == pytest.approx((0.20 + 0.81) / 2)
+
+
+def _embedded(vectors: np.ndarray) -> list[int]:
+    item = Item.objects.create(name="embedded")
+    return [
+        Photo.objects.create(item=item, image="photos/e.jpg", status=Photo.Status.TAGGED, embedding=v.tobytes()).pk
+        for v in vectors.astype(np.float32)
+    ]
+
+
+def test_nearest_photos_scan_every_chunk_and_break_ties_by_id(monkeypatch):
+    # given: seven photos read two at a time; two of them equally near the query
+    monkeypatch.setattr("catalog.selectors.EMBEDDING_SCAN_CHUNK_PHOTOS", 2)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((7, 16))
+    vectors[5] = vectors[2]
+    ids = _embedded(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    query = (vectors[2] / np.linalg.norm(vectors[2])).astype(np.float32)
+
+    # when
+    nearest = photos_nearest(embedding=query, photo_ids=ids, k=4)
+
+    # then: the same four as the brute-force answer, best first, the tie to the lower id
+    scores = [(-float(v @ query) / np.linalg.norm(v), pk) for v, pk in zip(vectors, ids, strict=True)]
+    assert list(nearest) == [pk for _, pk in sorted(scores)[:4]]
+    assert list(nearest)[:2] == [ids[2], ids[5]]
+
+
+def test_nearest_photos_skip_an_embedding_of_another_size():
+    ids = _embedded(np.eye(4))
+    Photo.objects.filter(pk=ids[0]).update(embedding=b"\0" * 8)
+
+    nearest = photos_nearest(embedding=np.eye(4, dtype=np.float32)[0], photo_ids=ids, k=10)
+
+    assert sorted(nearest) == sorted(ids[1:])

@@ -1,0 +1,75 @@
+"""Refining a photo search ("same, but in red") ranks every matching photo of the catalog, old or new."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from catalog.models import Item, Photo, Tag
+from catalog.services.index import index_sync
+from catalog.services.search import search_by_embedding
+from recognition.services import EMBEDDING_DIM
+
+pytestmark = pytest.mark.django_db
+
+RNG = np.random.default_rng(11)
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def photo(name: str, vector: np.ndarray, colour: str) -> Item:
+    item = Item.objects.create(name=name)
+    tagged = Photo.objects.create(
+        item=item, image="photos/x.jpg", status=Photo.Status.TAGGED, embedding=vector.tobytes(), embedding_model="x"
+    )
+    Tag.objects.create(photo=tagged, attribute="colour", value=colour, score=0.9, source=Tag.Source.MODEL)
+    return item
+
+
+def exact_scan_limit(monkeypatch, photos: int) -> None:
+    """Matches the refine scans exactly before it turns to the index (before: the scan's cut-off)."""
+    monkeypatch.setattr("catalog.services.search.FILTER_SCAN_MAX_PHOTOS", photos, raising=False)
+    monkeypatch.setattr("catalog.selectors.FILTER_SCAN_MAX_PHOTOS", photos, raising=False)
+
+
+def test_refine_finds_the_newest_matching_photo_when_more_match_than_the_exact_scan_limit(monkeypatch):
+    # given: more red photos than the exact scan takes, the newest one the very photo searched for,
+    # and blue photos nearer the query than the older red ones
+    exact_scan_limit(monkeypatch, 2)
+    query = unit(RNG.standard_normal(EMBEDDING_DIM))
+    for number in range(3):
+        photo(f"old red {number}", unit(RNG.standard_normal(EMBEDDING_DIM)), "red")
+        photo(f"blue {number}", unit(query + 0.3 * unit(RNG.standard_normal(EMBEDDING_DIM))), "blue")
+    newest = photo("new red", query, "red")
+    index_sync()
+
+    # when
+    hits = search_by_embedding(embedding=query, predictions={}, filters={"colour": "red"}, limit=12)
+
+    # then: the newest red photo comes first, and every red item and nothing else is ranked
+    assert hits[0].item == newest
+    assert hits[0].visual == pytest.approx(1.0)
+    assert sorted(hit.item.name for hit in hits) == ["new red", "old red 0", "old red 1", "old red 2"]
+
+
+@pytest.mark.parametrize("scan_limit", [0, 10_000], ids=["through the index", "exact scan"])
+def test_refine_ranks_matching_items_as_brute_force_does(monkeypatch, scan_limit):
+    # given: 80 photos, half of them red; few candidates per round, so the index is asked again for more
+    exact_scan_limit(monkeypatch, scan_limit)
+    monkeypatch.setattr("catalog.services.search.FILTER_CANDIDATE_PHOTOS", 8)
+    vectors = {}
+    for number in range(80):
+        colour = "red" if number % 2 else "blue"
+        vector = unit(RNG.standard_normal(EMBEDDING_DIM))
+        vectors[photo(f"{colour} {number}", vector, colour).pk] = vector if colour == "red" else None
+    index_sync()
+    query = unit(RNG.standard_normal(EMBEDDING_DIM))
+
+    # when
+    hits = search_by_embedding(embedding=query, predictions={}, filters={"colour": "red"}, limit=5)
+
+    # then: the five red items nearest the query, nearest first
+    nearest = sorted((pk for pk, v in vectors.items() if v is not None), key=lambda pk: -float(vectors[pk] @ query))
+    assert [hit.item.pk for hit in hits] == nearest[:5]
