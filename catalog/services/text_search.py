@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import re
 from functools import reduce
-from operator import and_
+from operator import and_, or_
 
-from django.db.models import Q
+from django.db.models import F, Min, Q, QuerySet
 
-from catalog.models import Item
-from catalog.selectors import photo_tags_best, photos_tagged_with
+from catalog.models import Photo
+from catalog.selectors import (
+    TagMatch,
+    candidate_photos,
+    photos_best_tags_match,
+    photos_for_results,
+    photos_tagged_query,
+)
 from catalog.services.search import MAX_RESULTS, SearchHit
 from recognition.labels import LABEL_SETS
 
@@ -30,7 +36,6 @@ SYNONYMS: dict[str, tuple[str, str]] = {
     "gray": ("colour", "grey"), "multicolour": ("colour", "multi"), "multicolor": ("colour", "multi"),
     "office": ("style", "business"), "sport": ("style", "sporty"), "elegant": ("style", "formal"),
 }
-TEXT_SCAN_MAX_ITEMS = 2000
 
 
 def text_vocabulary() -> dict[str, tuple[str, str]]:
@@ -60,41 +65,56 @@ def query_parse(query: str) -> tuple[dict[str, str], list[str]]:
 def search_by_text(*, query: str, limit: int = 12) -> tuple[dict[str, str], list[SearchHit]]:
     """Items whose tags match the query's tag words and whose text contains its other words.
 
-    Items are ranked by the confidence of their matching tags, then by name. Returns the parsed
-    filters too, so a page can show what was understood.
+    Items are ranked by the confidence of their matching tags, then by name. Both conditions are
+    applied in the database, so every matching item of the catalog can be found, whatever its name.
+    Returns the parsed filters too, so a page can show what was understood.
     """
     filters, words = query_parse(query)
     limit = min(limit, MAX_RESULTS)
     if not filters and not words:
         return filters, []
-    photos = photos_tagged_with(filters=filters) if filters else None
-    items = Item.objects.all()
+    photos = photos_tagged_query(filters=filters)
     if words:
-        items = items.filter(
-            reduce(and_, (Q(name__icontains=w) | Q(brand__icontains=w) | Q(description__icontains=w) for w in words))
-        )
-    item_ids = set(items.values_list("pk", flat=True)[:TEXT_SCAN_MAX_ITEMS])
-    if photos is None:
-        photos = photos_tagged_with(filters={})
-    hits: dict[int, SearchHit] = {}
-    for photo in photos.values():
-        if photo.item_id not in item_ids:
-            continue
-        best = photo_tags_best(photo=photo)
-        if any(attribute not in best or best[attribute].value != value for attribute, value in filters.items()):
-            continue
-        score = sum(best[attribute].score for attribute in filters) / max(len(filters), 1)
-        if photo.item_id in hits and hits[photo.item_id].score >= score:
-            continue
-        understood = [f"{attribute}: {value}" for attribute, value in filters.items()] + [f'"{w}"' for w in words]
-        hits[photo.item_id] = SearchHit(
-            item=photo.item,
-            photo=photo,
+        fields = ("item__name", "item__brand", "item__description")
+        text = (reduce(or_, (Q(**{f"{field}__icontains": w}) for field in fields)) for w in words)
+        photos = photos.filter(reduce(and_, text))
+    page = _best_photo_per_item(photos=photos, filters=filters, limit=limit)
+    rows = candidate_photos(photo_ids=[photo_id for photo_id, _ in page])
+    shown = photos_for_results(photo_ids=list(rows))
+    understood = [f"{attribute}: {value}" for attribute, value in filters.items()] + [f'"{w}"' for w in words]
+    return filters, [
+        SearchHit(
+            item=shown[photo_id].item,
+            photo=shown[photo_id],
             score=score,
             visual=0.0,
-            tags={attribute: tag.value for attribute, tag in best.items()},
-            tag_scores={attribute: tag.score for attribute, tag in best.items()},
+            tags=rows[photo_id].tags,
+            tag_scores=rows[photo_id].tag_scores,
             why="matches " + " · ".join(understood),
         )
-    ranked = sorted(hits.values(), key=lambda hit: (-hit.score, hit.item.name, hit.item.pk))
-    return filters, ranked[:limit]
+        for photo_id, score in page
+        if photo_id in rows and photo_id in shown  # deleted between the queries
+    ]
+
+
+def _best_photo_per_item(*, photos: QuerySet[Photo], filters: dict[str, str], limit: int) -> list[tuple[int, float]]:
+    """The first `limit` items' best photos as (photo id, score): highest score, then item name and id.
+
+    An item's photo is its best-scoring match, the oldest on a tie. Without filters every score is 0,
+    so the database orders and cuts the items itself.
+    """
+    if not filters:
+        rows = (
+            photos.order_by()
+            .values("item_id")
+            .annotate(photo_id=Min("pk"), name=F("item__name"))
+            .order_by("name", "item_id")[:limit]
+        )
+        return [(row["photo_id"], 0.0) for row in rows]
+    best: dict[int, TagMatch] = {}
+    for match in sorted(photos_best_tags_match(photos=photos, filters=filters), key=lambda m: m.photo_id):
+        current = best.get(match.item_id)
+        if current is None or match.score > current.score:
+            best[match.item_id] = match
+    ranked = sorted(best.values(), key=lambda m: (-m.score, m.item_name, m.item_id))[:limit]
+    return [(match.photo_id, match.score) for match in ranked]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from catalog.models import Photo, Tag
 from catalog.services.text_search import query_parse, search_by_text
 from tests.catalog.test_coordination import _item
 
@@ -24,3 +25,51 @@ def test_text_search_finds_items_by_tags_and_name():
     assert understood == {"colour": "red", "pattern": "striped", "type": "shirt"}
     assert [hit.item for hit in hits] == [wanted]
     assert "colour: red" in hits[0].why
+
+
+@pytest.mark.django_db
+def test_a_tag_word_finds_matching_items_anywhere_in_the_alphabet(monkeypatch):
+    # given: more items than the old name-ordered scan took (its cut-off set to 2), the red one named last
+    monkeypatch.setattr("catalog.services.text_search.TEXT_SCAN_MAX_ITEMS", 2, raising=False)
+    _item("Alpha tee", type="t-shirt", colour="blue")
+    _item("Beta tee", type="t-shirt", colour="blue")
+    zeta = _item("Zeta tee", type="t-shirt", colour="red")
+
+    # when / then
+    assert [hit.item for hit in search_by_text(query="red")[1]] == [zeta]
+    assert [hit.item for hit in search_by_text(query="red tee")[1]] == [zeta]
+
+
+@pytest.mark.django_db
+def test_tag_words_rank_by_the_best_tag_score_then_name_and_ignore_tags_that_are_not_best():
+    # given: a red item scored low, two scored high (one named later), and one whose red is only second best
+    low = _item("Aaa", colour="red")
+    Tag.objects.filter(photo__item=low).update(source=Tag.Source.MODEL, score=0.4)
+    high_b, high_a = _item("Bbb", colour="red"), _item("Abb", colour="red")
+    not_best = _item("Ccc", colour="blue")
+    Tag.objects.create(photo=not_best.photos.get(), attribute="colour", value="red", score=0.3, source=Tag.Source.MODEL)
+
+    # when
+    hits = search_by_text(query="red")[1]
+
+    # then
+    assert [hit.item for hit in hits] == [high_a, high_b, low]
+    assert [hit.score for hit in hits] == [1.0, 1.0, 0.4]
+    assert hits[0].tags == {"colour": "red"}
+
+
+@pytest.mark.django_db
+def test_free_words_alone_list_matching_items_by_name_with_their_first_photo(django_assert_max_num_queries):
+    # given: matching items out of name order, one with a second photo, and one item not matching
+    later = _item("Lumen zip", type="shirt")
+    first = _item("Lumen a", type="pants")
+    Photo.objects.create(item=first, image="photos/y.jpg", status=Photo.Status.TAGGED, embedding=b"\0" * 8)
+    _item("Other", type="shirt")
+
+    # when: a query of free words only, in a bounded number of queries
+    with django_assert_max_num_queries(4):
+        hits = search_by_text(query="lumen")[1]
+
+    # then
+    assert [hit.item for hit in hits] == [first, later]
+    assert hits[0].photo == first.photos.order_by("pk").first()
