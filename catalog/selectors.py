@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, QuerySet, Value, When, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, Q, QuerySet
 from numpy.typing import NDArray
 
 from catalog.models import Item, Photo, Tag
@@ -53,17 +52,6 @@ def candidate_photos(*, photo_ids: list[int]) -> dict[int, CandidatePhoto]:
         )
         for photo_id, tags in best.items()
     }
-
-
-def candidate_photo_from(photo: Photo) -> CandidatePhoto:
-    """The same row for a photo already loaded with its tags (the tag-filter scan)."""
-    tags = photo_tags_best(photo=photo)
-    return CandidatePhoto(
-        photo_id=photo.pk,
-        item_id=photo.item_id,
-        tags={attribute: tag.value for attribute, tag in tags.items()},
-        tag_scores={attribute: tag.score for attribute, tag in tags.items()},
-    )
 
 
 def photos_for_results(*, photo_ids: list[int]) -> dict[int, Photo]:
@@ -160,39 +148,6 @@ def photos_nearest(*, embedding: NDArray[np.float32], photo_ids: list[int], k: i
             kept_ids, kept_scores = kept_ids[order], kept_scores[order]
     order = np.lexsort((kept_ids, -kept_scores))
     return {int(kept_ids[i]): float(kept_scores[i]) for i in order}
-
-
-def _best_tags() -> Prefetch:
-    """Each photo's best tag per attribute (as `photo_tags_best` ranks them) as `photo.tags`.
-
-    A photo stores every tag above its recognizer's store threshold, several per attribute, and
-    ranking needs one. Exact ties (same source and score) go to the oldest tag.
-    """
-    hand_first = Case(When(source=Tag.Source.HAND, then=Value(0)), default=Value(1), output_field=IntegerField())
-    rank = Window(
-        RowNumber(),
-        partition_by=[F("photo_id"), F("attribute")],
-        order_by=[hand_first.asc(), F("score").desc(), F("id").asc()],
-    )
-    best = Tag.objects.alias(rank=rank).filter(rank=1).order_by("attribute", "-score")
-    return Prefetch("tags", queryset=best)
-
-
-# A tag filter scans matching photos directly; past this many, the most confident ones are kept.
-FILTER_SCAN_MAX_PHOTOS = 20_000
-
-
-def photos_tagged_with(*, filters: dict[str, str]) -> dict[int, Photo]:
-    """Tagged photos carrying every (attribute, value) of `filters`, with item and best tags, by id.
-
-    Any stored tag qualifies here; callers keep those whose *best* tag matches. `photo.tags.all()`
-    holds each attribute's best tag only.
-    """
-    queryset = Photo.objects.filter(status=Photo.Status.TAGGED, embedding__isnull=False)
-    for attribute, value in filters.items():
-        queryset = queryset.filter(pk__in=Tag.objects.filter(attribute=attribute, value=value).values("photo_id"))
-    photos = queryset.select_related("item").prefetch_related(_best_tags()).order_by("pk")[:FILTER_SCAN_MAX_PHOTOS]
-    return {photo.pk: photo for photo in photos}
 
 
 def photo_tags_best(*, photo: Photo) -> dict[str, Tag]:

@@ -12,12 +12,14 @@ Rules, in order:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, Q
 
-from catalog.models import Item, Photo
-from catalog.selectors import photo_tags_best, photos_tagged_with
+from catalog.models import Item, Photo, Tag
+from catalog.selectors import candidate_photos, photo_tags_best, photos_for_results, photos_tagged_query
+from recognition.labels import LABEL_SETS
 
 BODY_PLACE: dict[str, str] = {
     "t-shirt": "top", "shirt": "top", "longsleeve": "top",
@@ -48,7 +50,10 @@ COLOUR_NEUTRAL_POINTS, COLOUR_SAME_POINTS, COLOUR_OTHER_POINTS = 1.0, 0.8, 0.3
 # Per curated look that holds both items: a merchant's explicit pairing outweighs a style mismatch.
 CURATED_LOOK_POINTS = 1.5
 ITEMS_PER_PLACE = 3
-LOOK_SCAN_MAX_PHOTOS = 5000
+# Photos of one score level read per query; most places fill from the first batch of the best level.
+LOOK_BATCH_PHOTOS = 200
+# Stands for any value outside a label set (a merchant's own) when asking the rules what it earns.
+UNLISTED_VALUE = "\0unlisted"
 
 
 def colours_go_together(anchor: str | None, other: str | None) -> tuple[float, str] | None:
@@ -104,30 +109,161 @@ class LookSuggestion:
     tags: dict[str, str]
 
 
+@dataclass(frozen=True)
+class _Pairing:
+    photo_id: int
+    item_id: int
+    place: str
+    score: float
+    reason: str
+    tags: dict[str, str]
+
+
 def look_suggest(
     *, anchor_tags: dict[str, str], anchor_item: Item | None = None, per_place: int = ITEMS_PER_PLACE
 ) -> dict[str, list[LookSuggestion]]:
-    """The best items for each complementary place, keyed by place in the rule book's order."""
+    """The best items for each complementary place, keyed by place in the rule book's order.
+
+    Every tagged photo of the catalog can be suggested; an item scores as its best photo for the place
+    (an item whose photos show pieces for two places, a set, may be suggested for both), ties go to
+    the older item. The rules score only tags, so no embedding is read: the database is asked, place
+    by place, for the photos of each score level in turn, best level first (`_place_best`), and only
+    the curated partners are read whole. About 20 small queries however large the catalog.
+    """
     anchor_place = BODY_PLACE.get(anchor_tags.get("type", ""))
     if anchor_place is None:
         return {}
     curated = looks_shared_counts(item=anchor_item) if anchor_item else {}
-    best: dict[int, LookSuggestion] = {}
-    for photo in list(photos_tagged_with(filters={}).values())[:LOOK_SCAN_MAX_PHOTOS]:
-        if anchor_item is not None and photo.item_id == anchor_item.pk:
+    exclude_item_id = anchor_item.pk if anchor_item else None
+    curated_photos = photos_tagged_query(filters={}).filter(item_id__in=list(curated)).order_by("item_id", "pk")
+    partners = _pairings(anchor_tags, list(curated_photos.values_list("pk", flat=True)), curated)
+    chosen: dict[str, list[_Pairing]] = {}
+    for place in COMPLEMENTS[anchor_place]:
+        best = {p.item_id: p for p in _place_best(anchor_tags, place, per_place, exclude_item_id)}
+        for pairing in partners.values():
+            if pairing.place == place and pairing.score >= best.get(pairing.item_id, pairing).score:
+                best[pairing.item_id] = pairing
+        ranked = sorted(best.values(), key=lambda p: (-p.score, p.item_id))[:per_place]
+        if ranked:
+            chosen[place] = ranked
+    shown = photos_for_results(photo_ids=[p.photo_id for ranked in chosen.values() for p in ranked])
+    return {
+        place: [
+            LookSuggestion(
+                item=shown[p.photo_id].item, photo=shown[p.photo_id], place=place, score=p.score, reason=p.reason,
+                tags=p.tags,
+            )
+            for p in ranked
+            if p.photo_id in shown  # deleted between the queries
+        ]
+        for place, ranked in chosen.items()
+    }
+
+
+def _pairings(
+    anchor_tags: dict[str, str], photo_ids: list[int], curated: dict[int, int]
+) -> dict[tuple[int, str], _Pairing]:
+    """Each item's best pairing per place among `photo_ids` (taken in this order: ties go to the earlier photo)."""
+    rows = candidate_photos(photo_ids=photo_ids)
+    best: dict[tuple[int, str], _Pairing] = {}
+    for photo_id in photo_ids:
+        row = rows.get(photo_id)
+        pairing = row and pairing_score(anchor_tags, row.tags, curated_together=curated.get(row.item_id, 0))
+        if not pairing:
             continue
-        tags = {attribute: tag.value for attribute, tag in photo_tags_best(photo=photo).items()}
-        pairing = pairing_score(anchor_tags, tags, curated_together=curated.get(photo.item_id, 0))
-        if pairing is None or (photo.item_id in best and best[photo.item_id].score >= pairing[0]):
-            continue
-        best[photo.item_id] = LookSuggestion(
-            item=photo.item, photo=photo, place=BODY_PLACE[tags["type"]], score=pairing[0], reason=pairing[1], tags=tags
-        )
-    by_place: dict[str, list[LookSuggestion]] = {place: [] for place in COMPLEMENTS[anchor_place]}
-    for suggestion in sorted(best.values(), key=lambda s: (-s.score, s.item.pk)):
-        if len(by_place[suggestion.place]) < per_place:
-            by_place[suggestion.place].append(suggestion)
-    return {place: items for place, items in by_place.items() if items}
+        key = (row.item_id, BODY_PLACE[row.tags["type"]])
+        if key not in best or pairing[0] > best[key].score:
+            best[key] = _Pairing(
+                photo_id=photo_id, item_id=row.item_id, place=key[1], score=pairing[0], reason=pairing[1], tags=row.tags
+            )
+    return best
+
+
+def _place_best(
+    anchor_tags: dict[str, str], place: str, per_place: int, exclude_item_id: int | None
+) -> list[_Pairing]:
+    """The `per_place` best items for `place` by the rules without curated looks, ties to the older item.
+
+    Score levels are few (colour and style points add up to at most nine sums), so each level's photos
+    are read from the database in item order, LOOK_BATCH_PHOTOS at a time, until enough items are
+    found; a level's query matches any stored tag and the photo's best tags then decide. An item's
+    best photo is always met at its own level first, as levels are read best first.
+    """
+    types = [type_ for type_, type_place in BODY_PLACE.items() if type_place == place]
+    photos = photos_tagged_query(filters={}).filter(_has_tag("type", types))
+    if exclude_item_id is not None:
+        photos = photos.exclude(item_id=exclude_item_id)
+    found: dict[int, _Pairing] = {}
+    for level, condition in _score_levels(anchor_tags):
+        level_photos, after = photos.filter(condition).order_by("item_id", "pk"), Q()
+        while len(found) < per_place:
+            batch = list(level_photos.filter(after).values_list("item_id", "pk")[:LOOK_BATCH_PHOTOS])
+            for pairing in _pairings(anchor_tags, [pk for _, pk in batch], {}).values():
+                if pairing.place == place and round(pairing.score, 6) == level and pairing.item_id not in found:
+                    found[pairing.item_id] = pairing
+            if len(batch) < LOOK_BATCH_PHOTOS:
+                break
+            last_item, last_pk = batch[-1]
+            after = Q(item_id__gt=last_item) | Q(item_id=last_item, pk__gt=last_pk)
+        if len(found) >= per_place:
+            break
+    return sorted(found.values(), key=lambda p: (-p.score, p.item_id))[:per_place]
+
+
+def _score_levels(anchor_tags: dict[str, str]) -> list[tuple[float, Q]]:
+    """Each score the colour and style rules can give, best first, with the photos (any tag) that may get it."""
+    colours = _points_conditions("colour", anchor_tags.get("colour"), _colour_points)
+    styles = _points_conditions("style", anchor_tags.get("style"), lambda a, o: styles_go_together(a, o)[0])
+    levels: dict[float, Q] = {}
+    for colour_points, colour_condition in colours.items():
+        for style_points, style_condition in styles.items():
+            level, condition = round(colour_points + style_points, 6), colour_condition & style_condition
+            if level in levels and levels[level] and condition:
+                levels[level] |= condition
+            else:  # the first condition, or an empty Q (any photo), which an OR would drop instead of widen to
+                levels[level] = condition if level not in levels else Q()
+    return sorted(levels.items(), key=lambda entry: -entry[0])
+
+
+def _colour_points(anchor: str | None, other: str | None) -> float | None:
+    together = colours_go_together(anchor, other)
+    return None if together is None else together[0]
+
+
+def _points_conditions(
+    attribute: str, anchor: str | None, points: Callable[[str | None, str | None], float | None]
+) -> dict[float, Q]:
+    """The photos (any stored tag) that may earn each number of points for `attribute` beside `anchor`.
+
+    Values outside the label set (a merchant's own) earn what any unlisted value earns, so that group
+    is written as "a tag outside the other groups' values"; a photo without the attribute earns
+    `points(anchor, None)`. Values that must not pair (clashing colours) are in no group.
+    """
+    if anchor is None:
+        return {points(None, None) or 0.0: Q()}
+    labels = set(LABEL_SETS[attribute].labels) | {anchor}
+    groups: dict[float, set[str]] = {}
+    for label in labels:
+        label_points = points(anchor, label)
+        if label_points is not None:
+            groups.setdefault(label_points, set()).add(label)
+    unlisted, missing = points(anchor, UNLISTED_VALUE), points(anchor, None)
+    conditions: dict[float, Q] = {}
+    for group_points in set(groups) | {unlisted, missing} - {None}:
+        if group_points == unlisted:
+            condition = _has_tag(attribute, sorted(labels - groups.get(group_points, set())), outside=True)
+        else:
+            condition = _has_tag(attribute, sorted(groups.get(group_points, set())))
+        if group_points == missing:
+            condition |= ~Q(Exists(Tag.objects.filter(photo_id=OuterRef("pk"), attribute=attribute)))
+        conditions[group_points] = condition
+    return conditions
+
+
+def _has_tag(attribute: str, values: list[str], *, outside: bool = False) -> Q:
+    """Photos with a stored tag of `attribute` among `values` (or, `outside`, not among them)."""
+    tags = Tag.objects.filter(photo_id=OuterRef("pk"), attribute=attribute)
+    return Q(Exists(tags.exclude(value__in=values) if outside else tags.filter(value__in=values)))
 
 
 def looks_shared_counts(*, item: Item) -> dict[int, int]:

@@ -1,0 +1,105 @@
+"""Complete the look over a whole catalog: every photo may be suggested, at a bounded number of queries."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from catalog.models import Item, Look, Photo, Tag
+from catalog.selectors import photo_tags_best
+from catalog.services.coordination import BODY_PLACE, COMPLEMENTS, look_suggest, looks_shared_counts, pairing_score
+from recognition.labels import LABEL_SETS
+from tests.catalog.test_coordination import _item
+
+pytestmark = pytest.mark.django_db
+
+
+def _brute_force(anchor_tags: dict[str, str], anchor_item: Item | None, per_place: int) -> dict[str, list[tuple]]:
+    """The oracle: every tagged photo scored by the rules, an item as its best photo per place, ties to the older."""
+    curated = looks_shared_counts(item=anchor_item) if anchor_item else {}
+    best: dict[tuple[int, str], float] = {}
+    for photo in Photo.objects.filter(status=Photo.Status.TAGGED).order_by("pk").prefetch_related("tags"):
+        if anchor_item is not None and photo.item_id == anchor_item.pk:
+            continue
+        tags = {a: t.value for a, t in photo_tags_best(photo=photo).items()}
+        pairing = pairing_score(anchor_tags, tags, curated_together=curated.get(photo.item_id, 0))
+        if pairing is not None:
+            key = (photo.item_id, BODY_PLACE[tags["type"]])
+            best[key] = max(best.get(key, pairing[0]), pairing[0])
+    groups: dict[str, list[tuple]] = {}
+    for (item_id, place), score in sorted(best.items(), key=lambda entry: (-entry[1], entry[0][0])):
+        if len(groups.setdefault(place, [])) < per_place:
+            groups[place].append((item_id, round(score, 6)))
+    places = COMPLEMENTS[BODY_PLACE[anchor_tags["type"]]]
+    return {place: groups[place] for place in places if groups.get(place)}
+
+
+def _random_catalog(rng: random.Random, items: int) -> list[Item]:
+    """Items of one or two photos, each with several model tags per attribute, some hand-set or unlisted."""
+    made = []
+    for number in range(items):
+        item = Item.objects.create(name=f"item {number}")
+        for _ in range(rng.choice([1, 1, 2])):
+            photo = Photo.objects.create(item=item, image="photos/x.jpg", status=Photo.Status.TAGGED, embedding=b"\0")
+            for attribute in ("type", "colour", "style"):
+                if attribute != "type" and rng.random() < 0.1:
+                    continue  # some photos lack a colour or a style
+                labels = list(LABEL_SETS[attribute].labels) + (["teal"] if attribute == "colour" else [])
+                for value in rng.sample(labels, rng.choice([1, 2, 3])):
+                    source = Tag.Source.HAND if rng.random() < 0.1 else Tag.Source.MODEL
+                    Tag.objects.create(photo=photo, attribute=attribute, value=value, score=rng.random(), source=source)
+        made.append(item)
+    return made
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_suggestions_are_the_rule_books_best_over_every_photo(monkeypatch, seed):
+    # given: a random catalog read two photos at a time, a curated look, and anchors of every kind
+    monkeypatch.setattr("catalog.services.coordination.LOOK_BATCH_PHOTOS", 2)
+    rng = random.Random(seed)
+    items = _random_catalog(rng, 60)
+    anchor_item = items[0]
+    look = Look.objects.create(name="curated")
+    look.items.set([anchor_item, *rng.sample(items[1:], 3)])
+    anchors = [
+        ({"type": "shirt", "colour": "red", "style": "casual"}, anchor_item),
+        ({"type": "dress", "colour": "navy", "style": "formal"}, None),
+        ({"type": "shoes", "colour": "teal"}, None),
+        ({"type": "hat"}, None),
+    ]
+    for anchor_tags, item in anchors:
+        # when
+        groups = look_suggest(anchor_tags=anchor_tags, anchor_item=item, per_place=3)
+
+        # then: the same items and scores, in the same order, as scoring every photo
+        found = {place: [(s.item.pk, round(s.score, 6)) for s in group] for place, group in groups.items()}
+        assert found == _brute_force(anchor_tags, item, 3), anchor_tags
+
+
+def test_a_newer_item_that_goes_best_is_suggested_past_the_oldest_photos(monkeypatch):
+    # given: more older pants than the old scan read (its cut-off set to 2), all of a clashing style,
+    # and newer pants of the anchor's own style
+    monkeypatch.setattr("catalog.services.coordination.LOOK_SCAN_MAX_PHOTOS", 2, raising=False)
+    for number in range(3):
+        _item(f"old pants {number}", type="pants", colour="black", style="sporty")
+    newest = _item("new pants", type="pants", colour="black", style="business")
+
+    # when
+    groups = look_suggest(anchor_tags={"type": "shirt", "colour": "white", "style": "business"})
+
+    # then
+    assert groups["bottom"][0].item == newest
+    assert groups["bottom"][0].reason == "black is a neutral · both business"
+
+
+def test_the_number_of_queries_does_not_grow_with_the_catalog(django_assert_max_num_queries):
+    # given: a catalog where every place fills from its best score level
+    for number in range(40):
+        _item(f"pants {number}", type="pants", colour="black", style="business")
+        _item(f"shoes {number}", type="shoes", colour="brown", style="business")
+
+    # when / then: about three queries a place, whatever the catalog's size
+    with django_assert_max_num_queries(20):
+        groups = look_suggest(anchor_tags={"type": "shirt", "colour": "white", "style": "business"})
+    assert [len(group) for group in groups.values()] == [3, 3]
