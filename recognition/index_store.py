@@ -48,6 +48,7 @@ class IndexStore:
         self.dim = dim
         self.mapped = mapped  # whether `load` memory-maps the vectors (shared) or reads a private copy
         self._cached: VectorIndex | None = None
+        self._unreadable = ""  # a published version that failed to read while an older one was served
         self._lock = threading.Lock()
 
     def current_version(self) -> str:
@@ -68,8 +69,8 @@ class IndexStore:
         """
         version = self.current_version()
         cached = self._cached
-        if cached is not None and cached.version == version:
-            return cached
+        if cached is not None and version in (cached.version, self._unreadable):
+            return cached  # a bad file is read once, not again on every search until the next publish
         if not self._lock.acquire(blocking=cached is None):
             return cached  # another thread is loading the new version
         try:
@@ -84,6 +85,7 @@ class IndexStore:
                         raise
                     # Stale results beat failing every search; `index_repair` or a rebuild fixes the file.
                     logger.warning("%s; still serving index %s", exc.message, self._cached.version)
+                    self._unreadable = version
                     return self._cached
                 logger.info(
                     "loaded index %s (%d vectors, %s) in %.2fs",

@@ -50,3 +50,12 @@ def test_a_readable_version_published_after_a_bad_one_is_picked_up(tmp_path):
     assert store.load().version == held
     store.replace(VectorIndex.build(np.arange(7), unit_vectors(7, seed=2), flat_max_items=1000))
     assert len(store.load()) == 7
+
+
+def test_a_bad_file_is_read_once_not_again_on_every_search(tmp_path, caplog):
+    store, held = published_store(tmp_path)
+    (tmp_path / CURRENT_FILE).write_text("gone")
+    with caplog.at_level(logging.WARNING, logger="recognition.index_store"):
+        for _ in range(5):
+            assert store.load().version == held
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
