@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Photo, Tag
-from catalog.services.index import index_add_photo, index_sync_soon
+from catalog.services.index import index_sync_soon
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import decode_image, model_draft_size
 from recognition.labels import LABEL_SETS
@@ -30,7 +30,7 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
     """Embed and tag one photo; idempotent.
 
     A photo already tagged by the current backbone is skipped unless `force`. A photo that cannot
-    be decoded is marked failed with the reason (a permanent error, not retried). A first embedding
+    be decoded is marked failed with the reason (a permanent error, not retried). The embedding
     reaches the index through a sync queued on `index_queue` (the Celery queue this tagging came
     from; None: the default). Returns the photo, or None when it no longer exists.
     """
@@ -68,10 +68,9 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
         locked.failure_reason = ""
         locked.tagged_at = timezone.now()
         locked.save(update_fields=["embedding", "embedding_model", "status", "failure_reason", "tagged_at"])
-    if photo.embedding is None:
-        index_sync_soon(queue=index_queue)  # a first embedding: one delayed publish for the photos tagged meanwhile
-    else:
-        index_add_photo(photo=locked)  # a new vector for an indexed photo: the sync only adds missing ids
+    # A first or a new embedding: one delayed publish for the photos tagged meanwhile (the sync replaces
+    # a vector whose stamp is older than the row's tagged_at), not a rewrite of the index per photo.
+    index_sync_soon(queue=index_queue)
     logger.info("tagged photo %s with %s", photo_id, ", ".join(names) or "no recognizers")
     return locked
 

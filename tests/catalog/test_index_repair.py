@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from catalog.models import Photo
 from catalog.services.index import index_matches_catalog, index_repair
@@ -137,3 +138,32 @@ def test_a_deleted_item_leaves_search_results_at_once_even_before_the_index_catc
 
     # then searching no longer returns it
     assert item.pk not in {hit.item.pk for hit in search_by_embedding(embedding=query, predictions={})}
+
+
+def test_a_vector_older_than_its_photos_embedding_is_replaced(tagged_catalog):
+    # given a photo re-embedded after the index was published, its new vector never indexed (a lost sync)
+    target, other = Photo.objects.order_by("pk")[:2]
+    Photo.objects.filter(pk=target.pk).update(embedding=other.embedding, tagged_at=timezone.now())
+    assert not index_matches_catalog()
+
+    # when the index is repaired
+    repair = index_repair()
+
+    # then the out-of-date vector was replaced by the stored one, and nothing else changed
+    assert (repair.added, repair.removed, repair.replaced, repair.rebuilt) == (0, 0, 1, False)
+    assert index_matches_catalog()
+    hits = index_store_get().load().search(other.embedding_vector().reshape(1, -1), 2)[0]
+    assert {hit.id for hit in hits} == {target.pk, other.pk}
+    assert not index_repair().changed
+
+
+def test_an_index_written_before_stamps_is_taken_as_current_and_left_alone(tagged_catalog):
+    # given an index whose vectors carry no stamps (a file from before them)
+    ids = tagged_ids()
+    index_store_get().replace(VectorIndex.build(np.array(ids), vectors_of(ids), flat_max_items=1000))
+    version = index_store_get().current_version()
+
+    # when it is checked and repaired, then it matches and nothing is published
+    assert index_matches_catalog()
+    assert not index_repair().changed
+    assert index_store_get().current_version() == version

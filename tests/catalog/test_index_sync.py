@@ -244,3 +244,60 @@ def test_a_queued_sync_that_never_ran_does_not_hold_up_later_taggings(tagged_cat
     # when the photo is tagged, then it queues (here: runs) a sync of its own
     photo_tag(photo_id=photo_id)
     assert photo_id in indexed_ids()
+
+
+def retag_with_image_of(photo: Photo, other: Photo) -> np.ndarray:
+    """Replace `photo`'s image with `other`'s and re-tag it, as a merchant's new upload is; returns its new vector."""
+    Photo.objects.filter(pk=photo.pk).update(image=other.image.name)
+    assert photo_tag(photo_id=photo.pk, force=True).status == Photo.Status.TAGGED
+    new_vector = Photo.objects.get(pk=photo.pk).embedding_vector()
+    assert not np.allclose(new_vector, photo.embedding_vector())
+    return new_vector
+
+
+def score_of(photo_id: int, query: np.ndarray) -> float | None:
+    """The indexed score of `photo_id` for `query` (None when it is not among the results)."""
+    hits = index_store_get().load().search(query.reshape(1, -1), 20)[0]
+    return next((hit.score for hit in hits if hit.id == photo_id), None)
+
+
+def test_a_photo_retagged_while_a_rebuild_reads_the_catalog_keeps_its_new_vector(tagged_catalog):
+    # given a photo whose image is replaced and re-tagged while a rebuild is reading the embeddings
+    target, other = Photo.objects.order_by("pk")[:2]
+    new_vectors = []
+
+    def retag_once(_count: int) -> None:
+        if not new_vectors:
+            new_vectors.append(retag_with_image_of(target, other))
+
+    # when the rebuild publishes what it read (the old vector), then catches up
+    index_rebuild(progress=retag_once)
+
+    # then the index holds the new vector, not the one the rebuild read, and matches the catalog
+    assert score_of(target.pk, new_vectors[0]) == pytest.approx(1.0, abs=1e-4)
+    assert (score_of(target.pk, target.embedding_vector()) or 0.0) < 0.999
+    assert index_matches_catalog()
+
+
+def test_retagging_an_indexed_photo_rewrites_no_index_and_the_queued_sync_tombstones_its_old_vector(
+    tagged_catalog, settings
+):
+    # given an HNSW index of the catalog, and a sync queued a moment ago by an earlier tagging
+    make_hnsw(settings)
+    target, other = Photo.objects.order_by("pk")[:2]
+    store = index_store_get()
+    version = store.current_version()
+    store.sync_queue_mark()
+
+    # when the photo is re-tagged with a new image (the admin's "Re-tag selected")
+    new_vector = retag_with_image_of(target, other)
+
+    # then the tagging published nothing itself (no rewrite of the whole index per photo) ...
+    assert store.current_version() == version
+    assert not index_matches_catalog()  # its vector is out of date until the queued sync
+    # ... and the queued sync replaced the vector as a removal does: a tombstone and one vector added
+    sync_index.apply()
+    index = store.load()
+    assert index.kind == "hnsw" and index.removed_slots == 1 and len(index) == 20
+    assert score_of(target.pk, new_vector) == pytest.approx(1.0, abs=1e-3)
+    assert index_matches_catalog()
