@@ -319,7 +319,11 @@ def _index_matches(index: VectorIndex) -> bool:
 
 
 def _tagged_photo_stamps() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The ids of the tagged photos, sorted, and their embeddings' stamps: 100k rows in about 0.1 s."""
+    """The ids of the tagged photos, sorted, and their embeddings' stamps.
+
+    0.40 s at 100k photos on SQLite and 2 cores, against 0.08 s for the ids alone: Django's datetime
+    conversion is the difference, small beside the publish that follows (0.4 to 0.8 s at 100k).
+    """
     rows = (
         Photo.objects.filter(status=Photo.Status.TAGGED, embedding__isnull=False)
         .order_by("pk")
