@@ -100,7 +100,7 @@ def test_repair_index_command_reports_what_it_did(tagged_catalog, capsys):
     call_command("repair_index")
 
     assert capsys.readouterr().out.splitlines() == [
-        "index repaired: 3 photos added, 0 removed",
+        "index repaired: 3 photos added, 0 out-of-date vectors replaced, 0 removed",
         "index matches the catalog",
     ]
 

@@ -9,8 +9,8 @@ from catalog.services.index import index_repair
 
 class Command(BaseCommand):
     help = (
-        "Add tagged photos missing from the index, drop ids no longer in the catalog, rebuild an "
-        "unreadable index. Publishes nothing when the index already matches the database."
+        "Add tagged photos missing from the index, replace out-of-date vectors, drop ids no longer in "
+        "the catalog, rebuild an unreadable index. Publishes nothing when the index already matches."
     )
 
     def handle(self, *args: object, **options: object) -> None:
@@ -18,6 +18,9 @@ class Command(BaseCommand):
         if repair.rebuilt:
             self.stdout.write(f"index was unreadable; rebuilt with {repair.added} photos")
         elif repair.changed:
-            self.stdout.write(f"index repaired: {repair.added} photos added, {repair.removed} removed")
+            self.stdout.write(
+                f"index repaired: {repair.added} photos added, {repair.replaced} out-of-date vectors replaced, "
+                f"{repair.removed} removed"
+            )
         else:
             self.stdout.write("index matches the catalog")
