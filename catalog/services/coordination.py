@@ -51,7 +51,10 @@ COLOUR_NEUTRAL_POINTS, COLOUR_SAME_POINTS, COLOUR_OTHER_POINTS = 1.0, 0.8, 0.3
 CURATED_LOOK_POINTS = 1.5
 ITEMS_PER_PLACE = 3
 # Photos of one score level read per query; most places fill from the first batch of the best level.
-LOOK_BATCH_PHOTOS = 200
+LOOK_BATCH_PHOTOS = 50
+# A place with at most this many photos (hats in a catalog of shirts) has each scored: reading its
+# score levels one by one would walk the whole catalog once per level.
+LOOK_SMALL_PLACE_PHOTOS = 1000
 # Stands for any value outside a label set (a merchant's own) when asking the rules what it earns.
 UNLISTED_VALUE = "\0unlisted"
 
@@ -125,17 +128,17 @@ def look_suggest(
     """The best items for each complementary place, keyed by place in the rule book's order.
 
     Every tagged photo of the catalog can be suggested; an item scores as its best photo for the place
-    (an item whose photos show pieces for two places, a set, may be suggested for both), ties go to
-    the older item. The rules score only tags, so no embedding is read: the database is asked, place
-    by place, for the photos of each score level in turn, best level first (`_place_best`), and only
-    the curated partners are read whole. About 20 small queries however large the catalog.
+    (an item whose photos show pieces for two places, a set, may be suggested for both), and equal
+    scores go to the older photo. The rules score only tags, so no embedding is read: the database is
+    asked, place by place, for the photos of each score level in turn, best level first
+    (`_place_best`), and only the curated partners are read whole. About 20 small queries per page.
     """
     anchor_place = BODY_PLACE.get(anchor_tags.get("type", ""))
     if anchor_place is None:
         return {}
     curated = looks_shared_counts(item=anchor_item) if anchor_item else {}
     exclude_item_id = anchor_item.pk if anchor_item else None
-    curated_photos = photos_tagged_query(filters={}).filter(item_id__in=list(curated)).order_by("item_id", "pk")
+    curated_photos = photos_tagged_query(filters={}).filter(item_id__in=list(curated)).order_by("pk")
     partners = _pairings(anchor_tags, list(curated_photos.values_list("pk", flat=True)), curated)
     chosen: dict[str, list[_Pairing]] = {}
     for place in COMPLEMENTS[anchor_place]:
@@ -143,7 +146,7 @@ def look_suggest(
         for pairing in partners.values():
             if pairing.place == place and pairing.score >= best.get(pairing.item_id, pairing).score:
                 best[pairing.item_id] = pairing
-        ranked = sorted(best.values(), key=lambda p: (-p.score, p.item_id))[:per_place]
+        ranked = sorted(best.values(), key=_rank)[:per_place]
         if ranked:
             chosen[place] = ranked
     shown = photos_for_results(photo_ids=[p.photo_id for ranked in chosen.values() for p in ranked])
@@ -182,32 +185,41 @@ def _pairings(
 def _place_best(
     anchor_tags: dict[str, str], place: str, per_place: int, exclude_item_id: int | None
 ) -> list[_Pairing]:
-    """The `per_place` best items for `place` by the rules without curated looks, ties to the older item.
+    """The `per_place` best items for `place` by the rules without curated looks, ties to the older photo.
 
-    Score levels are few (colour and style points add up to at most nine sums), so each level's photos
-    are read from the database in item order, LOOK_BATCH_PHOTOS at a time, until enough items are
-    found; a level's query matches any stored tag and the photo's best tags then decide. An item's
-    best photo is always met at its own level first, as levels are read best first.
+    A place with few photos (up to LOOK_SMALL_PLACE_PHOTOS) has each of them scored. Otherwise score
+    levels are few (colour and style points add up to at most nine sums), so each level's photos are
+    read in id order, LOOK_BATCH_PHOTOS at a time, until enough items are found; the database walks
+    its status index in id order and stops there, instead of sorting the catalog. A level's query
+    matches any stored tag and the photo's best tags then decide; an item's best photo is met at its
+    own level first, as levels are read best first. A level few photos reach is read to the end.
     """
     types = [type_ for type_, type_place in BODY_PLACE.items() if type_place == place]
-    photos = photos_tagged_query(filters={}).filter(_has_tag("type", types))
+    photos = photos_tagged_query(filters={}).filter(_has_tag("type", types)).order_by("pk")
     if exclude_item_id is not None:
         photos = photos.exclude(item_id=exclude_item_id)
+    first = list(photos.values_list("pk", flat=True)[: LOOK_SMALL_PLACE_PHOTOS + 1])
+    if len(first) <= LOOK_SMALL_PLACE_PHOTOS:
+        pairings = [p for p in _pairings(anchor_tags, first, {}).values() if p.place == place]
+        return sorted(pairings, key=_rank)[:per_place]
     found: dict[int, _Pairing] = {}
     for level, condition in _score_levels(anchor_tags):
-        level_photos, after = photos.filter(condition).order_by("item_id", "pk"), Q()
+        after = 0
         while len(found) < per_place:
-            batch = list(level_photos.filter(after).values_list("item_id", "pk")[:LOOK_BATCH_PHOTOS])
-            for pairing in _pairings(anchor_tags, [pk for _, pk in batch], {}).values():
+            batch = list(photos.filter(condition, pk__gt=after).values_list("pk", flat=True)[:LOOK_BATCH_PHOTOS])
+            for pairing in _pairings(anchor_tags, batch, {}).values():
                 if pairing.place == place and round(pairing.score, 6) == level and pairing.item_id not in found:
                     found[pairing.item_id] = pairing
             if len(batch) < LOOK_BATCH_PHOTOS:
                 break
-            last_item, last_pk = batch[-1]
-            after = Q(item_id__gt=last_item) | Q(item_id=last_item, pk__gt=last_pk)
+            after = batch[-1]
         if len(found) >= per_place:
             break
-    return sorted(found.values(), key=lambda p: (-p.score, p.item_id))[:per_place]
+    return sorted(found.values(), key=_rank)[:per_place]
+
+
+def _rank(pairing: _Pairing) -> tuple[float, int]:
+    return -pairing.score, pairing.photo_id
 
 
 def _score_levels(anchor_tags: dict[str, str]) -> list[tuple[float, Q]]:

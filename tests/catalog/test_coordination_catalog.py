@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _brute_force(anchor_tags: dict[str, str], anchor_item: Item | None, per_place: int) -> dict[str, list[tuple]]:
-    """The oracle: every tagged photo scored by the rules, an item as its best photo per place, ties to the older."""
+    """The oracle: every photo scored by the rules, an item as its best photo per place, ties to the older photo."""
     curated = looks_shared_counts(item=anchor_item) if anchor_item else {}
-    best: dict[tuple[int, str], float] = {}
+    best: dict[tuple[int, str], tuple[float, int]] = {}
     for photo in Photo.objects.filter(status=Photo.Status.TAGGED).order_by("pk").prefetch_related("tags"):
         if anchor_item is not None and photo.item_id == anchor_item.pk:
             continue
@@ -26,9 +26,10 @@ def _brute_force(anchor_tags: dict[str, str], anchor_item: Item | None, per_plac
         pairing = pairing_score(anchor_tags, tags, curated_together=curated.get(photo.item_id, 0))
         if pairing is not None:
             key = (photo.item_id, BODY_PLACE[tags["type"]])
-            best[key] = max(best.get(key, pairing[0]), pairing[0])
+            if key not in best or pairing[0] > best[key][0]:
+                best[key] = (pairing[0], photo.pk)
     groups: dict[str, list[tuple]] = {}
-    for (item_id, place), score in sorted(best.items(), key=lambda entry: (-entry[1], entry[0][0])):
+    for (item_id, place), (score, _) in sorted(best.items(), key=lambda entry: (-entry[1][0], entry[1][1])):
         if len(groups.setdefault(place, [])) < per_place:
             groups[place].append((item_id, round(score, 6)))
     places = COMPLEMENTS[BODY_PLACE[anchor_tags["type"]]]
@@ -54,9 +55,11 @@ def _random_catalog(rng: random.Random, items: int) -> list[Item]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_suggestions_are_the_rule_books_best_over_every_photo(monkeypatch, seed):
+@pytest.mark.parametrize("small_place_photos", [0, 1000], ids=["by score level", "each photo of a small place"])
+def test_suggestions_are_the_rule_books_best_over_every_photo(monkeypatch, seed, small_place_photos):
     # given: a random catalog read two photos at a time, a curated look, and anchors of every kind
     monkeypatch.setattr("catalog.services.coordination.LOOK_BATCH_PHOTOS", 2)
+    monkeypatch.setattr("catalog.services.coordination.LOOK_SMALL_PLACE_PHOTOS", small_place_photos)
     rng = random.Random(seed)
     items = _random_catalog(rng, 60)
     anchor_item = items[0]
@@ -93,8 +96,9 @@ def test_a_newer_item_that_goes_best_is_suggested_past_the_oldest_photos(monkeyp
     assert groups["bottom"][0].reason == "black is a neutral · both business"
 
 
-def test_the_number_of_queries_does_not_grow_with_the_catalog(django_assert_max_num_queries):
-    # given: a catalog where every place fills from its best score level
+def test_the_number_of_queries_does_not_grow_with_the_catalog(monkeypatch, django_assert_max_num_queries):
+    # given: a catalog where every place fills from its best score level, read level by level
+    monkeypatch.setattr("catalog.services.coordination.LOOK_SMALL_PLACE_PHOTOS", 10)
     for number in range(40):
         _item(f"pants {number}", type="pants", colour="black", style="business")
         _item(f"shoes {number}", type="shoes", colour="brown", style="business")
