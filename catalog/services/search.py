@@ -39,9 +39,11 @@ MOST_CANDIDATE_PHOTOS = 3200
 MAX_RESULTS = 50
 # A refine ("same, but in red") ranks this many of the matching photos nearest the query. Up to
 # FILTER_SCAN_MAX_PHOTOS matches are scanned exactly; past that they come from the index's nearest
-# photos, fetched in growing numbers up to FILTER_INDEX_MAX_PHOTOS.
+# photos, fetched in growing numbers up to FILTER_INDEX_MAX_PHOTOS. Measured on 2 cores with SQLite
+# at 30k photos: the scan costs about 33 us a photo (165 ms at 5,000), an HNSW search about 7 us a
+# candidate (150 ms for 20,000), and a refine by a colour on 21,700 photos took 80 ms.
 FILTER_CANDIDATE_PHOTOS = 500
-FILTER_SCAN_MAX_PHOTOS = 20_000
+FILTER_SCAN_MAX_PHOTOS = 5000
 FILTER_INDEX_MAX_PHOTOS = 20_000
 
 
