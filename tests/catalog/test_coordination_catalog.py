@@ -81,9 +81,9 @@ def test_suggestions_are_the_rule_books_best_over_every_photo(monkeypatch, seed,
 
 
 def test_a_newer_item_that_goes_best_is_suggested_past_the_oldest_photos(monkeypatch):
-    # given: more older pants than the old scan read (its cut-off set to 2), all of a clashing style,
-    # and newer pants of the anchor's own style
-    monkeypatch.setattr("catalog.services.coordination.LOOK_SCAN_MAX_PHOTOS", 2, raising=False)
+    # given: older pants of a clashing style, and the newest pants of the anchor's own style (a scan of
+    # the oldest photos only, as this once was, missed it)
+    monkeypatch.setattr("catalog.services.coordination.LOOK_SMALL_PLACE_PHOTOS", 2)
     for number in range(3):
         _item(f"old pants {number}", type="pants", colour="black", style="sporty")
     newest = _item("new pants", type="pants", colour="black", style="business")
