@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
+# The most candidates a filtered HNSW search explores (search_among); measured in bench/README.md.
+FILTERED_EF_SEARCH_MAX = 16384
 # HNSW graphs store their vectors as float16: half the memory of float32 (270 against 514 MiB at 100k
 # vectors of 1280 dimensions), with the same recall@10 (0.995 for 200 candidates at 100k) and searches no
 # slower (0.92 against 1.10 ms), measured with bench/index_search.py's vectors. Exact (flat) indexes keep
@@ -239,6 +241,34 @@ class VectorIndex:
             hits.sort(key=lambda hit: (-round(hit.score, 6), hit.id))
             results.append(hits)
         return results
+
+    def search_among(self, query: NDArray[np.float32], k: int, ids: NDArray[np.int64]) -> list[IndexHit]:
+        """The `k` nearest vectors of `ids` only (a refine's matching photos), best first.
+
+        Filtered inside the search by a FAISS selector on slots, so the `k` come from the matching
+        vectors however far down the whole catalog's ranking they sit. HNSW skips non-matching nodes
+        in its results but still walks through them, so it explores `k` divided by the matching share
+        (up to FILTERED_EF_SEARCH_MAX) to find `k` of them.
+        """
+        allowed = np.isin(self._slot_ids, np.asarray(ids, dtype=np.int64)) & self._live
+        matching = int(np.count_nonzero(allowed))
+        if matching == 0 or k <= 0:
+            return []
+        selected = faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
+        inner = faiss.downcast_index(self._index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            wanted = max(k, inner.hnsw.efSearch) * len(self._slot_ids) / matching
+            params = faiss.SearchParametersHNSW(efSearch=int(min(wanted, FILTERED_EF_SEARCH_MAX)), sel=selected)
+        else:
+            params = faiss.SearchParameters(sel=selected)
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        scores, slots = self._index.index.search(query, min(k, matching), params=params)
+        hits = [
+            IndexHit(int(self._slot_ids[slot]), float(score))
+            for score, slot in zip(scores[0], slots[0], strict=True)
+            if slot >= 0
+        ]
+        return sorted(hits, key=lambda hit: (-round(hit.score, 6), hit.id))
 
     def write(self, path: Path) -> None:
         """Write one file: the FAISS index as faiss writes it, then the tombstones, the stamps and the trailer."""

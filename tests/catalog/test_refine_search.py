@@ -29,9 +29,8 @@ def photo(name: str, vector: np.ndarray, colour: str) -> Item:
 
 
 def exact_scan_limit(monkeypatch, photos: int) -> None:
-    """Matches the refine scans exactly before it turns to the index (before: the scan's cut-off)."""
-    monkeypatch.setattr("catalog.services.search.FILTER_SCAN_MAX_PHOTOS", photos, raising=False)
-    monkeypatch.setattr("catalog.selectors.FILTER_SCAN_MAX_PHOTOS", photos, raising=False)
+    """Matches the refine scans exactly before it searches among them in the index."""
+    monkeypatch.setattr("catalog.services.search.FILTER_SCAN_MAX_PHOTOS", photos)
 
 
 def test_refine_finds_the_newest_matching_photo_when_more_match_than_the_exact_scan_limit(monkeypatch):
@@ -56,7 +55,7 @@ def test_refine_finds_the_newest_matching_photo_when_more_match_than_the_exact_s
 
 @pytest.mark.parametrize("scan_limit", [0, 10_000], ids=["through the index", "exact scan"])
 def test_refine_ranks_matching_items_as_brute_force_does(monkeypatch, scan_limit):
-    # given: 80 photos, half of them red; few candidates per round, so the index is asked again for more
+    # given: 80 photos, half of them red, and fewer candidates than red photos
     exact_scan_limit(monkeypatch, scan_limit)
     monkeypatch.setattr("catalog.services.search.FILTER_CANDIDATE_PHOTOS", 8)
     vectors = {}

@@ -86,6 +86,31 @@ def test_asking_hnsw_for_many_candidates_explores_at_least_that_many():
     assert recall_at_10(k=400) >= 0.9
 
 
+@pytest.mark.parametrize("flat_max_items", [10_000, 10], ids=["flat", "hnsw"])
+def test_searching_among_some_ids_finds_their_nearest_however_far_down_the_whole_ranking(flat_max_items):
+    # given: 2,000 vectors, of which every 20th (a refine's matching photos) may be returned
+    vectors = unit_vectors(2000, seed=4)
+    index = VectorIndex.build(np.arange(2000), vectors, flat_max_items=flat_max_items)
+    among = np.arange(0, 2000, 20)
+    query = vectors[7]  # not among them: its own nearest neighbours mostly are not either
+
+    # when
+    hits = index.search_among(query, 10, among)
+
+    # then: the 10 nearest of those 100, by exact inner product, nearest first
+    exact = among[np.argsort(-(vectors[among] @ query))[:10]]
+    assert [hit.id for hit in hits] == exact.tolist()
+
+
+def test_searching_among_ids_skips_removed_ones_and_ids_not_in_the_index():
+    index, vectors = hnsw_index()
+    index.remove(np.array([3]))
+
+    hits = index.search_among(vectors[3], 5, np.array([3, 4, 5, 9_999]))
+
+    assert sorted(hit.id for hit in hits) == [4, 5]
+
+
 def test_removing_from_hnsw_tombstones_instead_of_rebuilding_and_the_ids_never_come_back():
     # given an HNSW index (building it is the cost a removal used to pay again)
     vectors = unit_vectors(3000, seed=4)
