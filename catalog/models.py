@@ -19,6 +19,9 @@ class Item(models.Model):
     # Natural key of an imported item (its image path relative to the import folder), so that
     # importing the same folder twice updates instead of duplicating.
     import_key = models.CharField(max_length=500, unique=True, null=True, blank=True, editable=False)
+    # The CSV details the last import applied (as text), so that a rerun applies only the values the CSV
+    # changed since and never reverts an edit made in the admin. None: imported before this was kept.
+    imported_details = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

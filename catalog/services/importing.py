@@ -6,11 +6,13 @@ name, brand, price, currency, shop_url, description; UTF-8) fills the item's det
 same relative path.
 
 A rerun never undoes a merchant's edits: an existing item only takes the CSV values that are present
-(non-empty) and differ from what is stored, and its tags are left alone. Without a CSV row an existing
-item is not touched. Every CSV value is checked with the model field's own validation before anything
-is written; a file whose row has a bad value is skipped and reported with the CSV line, and a CSV that
-cannot be read at all (not UTF-8, a row with the wrong number of columns) stops the import before it
-writes anything.
+(non-empty) and changed in the CSV since the import that last ran (`Item.imported_details`), and its
+tags are left alone. So an unchanged CSV leaves an item edited in the admin as the merchant left it,
+and a price changed in the CSV reaches the item. Without a CSV row an existing item is not touched.
+
+Every CSV value is checked with the model field's own validation before anything is written; a file
+whose row has a bad value is skipped and reported with the CSV line, and a CSV that cannot be read at
+all (not UTF-8, a row with the wrong number of columns) stops the import before it writes anything.
 """
 
 from __future__ import annotations
@@ -183,12 +185,21 @@ def _import_one(
             _item_create(path=path, relative=relative, details=details)
         report.created += 1  # counted after the write: a file that fails half-way is reported as skipped only
         return
-    changes = {key: value for key, value in details.items() if getattr(existing, key) != value}
-    if changes and not dry_run:
+    imported = _details_as_text(details)
+    last = existing.imported_details
+    changes = {
+        key: value
+        for key, value in details.items()
+        if last is not None and imported[key] != last.get(key) and getattr(existing, key) != value
+    }
+    if not dry_run:
         for key, value in changes.items():
             setattr(existing, key, value)
-        existing.save(update_fields=[*changes, "updated_at"])
-    if not dry_run:
+        if changes:
+            existing.imported_details = imported
+            existing.save(update_fields=[*changes, "imported_details", "updated_at"])
+        elif details and last != imported:  # remembered without touching the item's update time
+            Item.objects.filter(pk=existing.pk).update(imported_details=imported)
         _photo_queue_if_untagged(existing)
     report.updated += bool(changes)
     report.unchanged += not changes
@@ -199,13 +210,18 @@ def _item_create(*, path: Path, relative: str, details: dict[str, object]) -> No
     type_label = path.parent.name
     fields = {"name": f"{TYPE.display(type_label)} {path.stem[:8]}", "currency": DEFAULT_CURRENCY} | details
     with transaction.atomic():
-        item = Item.objects.create(import_key=relative, **fields)
+        item = Item.objects.create(import_key=relative, imported_details=_details_as_text(details), **fields)
         photo = Photo(item=item)
         with path.open("rb") as handle:
             photo.image.save(path.name, File(handle), save=True)
         if type_label in TYPE.labels:
             Tag.objects.create(photo=photo, attribute="type", value=type_label, source=Tag.Source.HAND, score=1.0)
         photos_queue_tagging(photo_ids=[photo.pk])
+
+
+def _details_as_text(details: dict[str, object]) -> dict[str, str]:
+    """Details as JSON can hold them (a price is a Decimal), for comparison with the next import's."""
+    return {key: str(value) for key, value in details.items()}
 
 
 def _photo_queue_if_untagged(item: Item) -> None:

@@ -147,6 +147,58 @@ def test_a_rerun_with_csv_applies_only_the_values_it_holds(demo_subset, tmp_path
     ]
 
 
+def test_a_rerun_of_the_same_csv_keeps_an_admin_edit_and_a_value_changed_in_the_csv_replaces_it(
+    demo_subset, tmp_path, run_import
+):
+    # given: an item imported with a CSV price and name, both since edited in the admin (as `make run`
+    # imports the demo catalog again on every start)
+    relative = _first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,name,price\n{relative},Oxford shirt,49.00\n")
+    run_import(str(demo_subset), "--csv", str(csv_path))
+    item = Item.objects.get(import_key=relative)
+    Item.objects.filter(pk=item.pk).update(name="Blue Oxford shirt", price="39.00")
+
+    # when: the same CSV is imported again
+    out, _ = run_import(str(demo_subset), "--csv", str(csv_path))
+
+    # then: nothing changed in the CSV, so the admin's values stay
+    assert "0 created, 0 updated, 20 unchanged" in out
+    item.refresh_from_db()
+    assert (item.name, str(item.price)) == ("Blue Oxford shirt", "39.00")
+
+    # when: the CSV's price changes
+    csv_path.write_text(f"file,name,price\n{relative},Oxford shirt,59.00\n")
+    out, _ = run_import(str(demo_subset), "--csv", str(csv_path))
+
+    # then: the new price reaches the item; the name the CSV did not change stays the admin's
+    assert "0 created, 1 updated, 19 unchanged" in out
+    item.refresh_from_db()
+    assert (item.name, str(item.price)) == ("Blue Oxford shirt", "59.00")
+
+
+def test_an_item_imported_before_details_were_remembered_keeps_its_values_on_the_first_rerun(
+    demo_subset, tmp_path, run_import
+):
+    # given: an item from an import that did not remember the CSV it applied
+    relative = _first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,price\n{relative},49.00\n")
+    run_import(str(demo_subset), "--csv", str(csv_path))
+    Item.objects.filter(import_key=relative).update(price="39.00", imported_details=None)
+
+    # when: a CSV with another price is imported, then changed again
+    out, _ = run_import(str(demo_subset), "--csv", str(csv_path))
+    item = Item.objects.get(import_key=relative)
+
+    # then: whether 49.00 was an edit or the CSV's, the item is not reverted; a later change applies
+    assert "0 updated" in out and str(item.price) == "39.00"
+    csv_path.write_text(f"file,price\n{relative},59.00\n")
+    run_import(str(demo_subset), "--csv", str(csv_path))
+    item.refresh_from_db()
+    assert str(item.price) == "59.00"
+
+
 def test_a_dry_run_counts_what_the_real_run_then_does(demo_subset, tmp_path, run_import):
     # given: half the folder imported, and a CSV changing one imported item and filling a new one
     run_import(str(demo_subset), "--limit", "10")

@@ -14,7 +14,7 @@ from fashion_search.progress import progress_bar
 class Command(BaseCommand):
     help = (
         "Import DIR (a sub-folder per type) into the catalog. Running it again adds new images and applies "
-        "changed CSV values; it never duplicates items nor undoes edits made in the admin."
+        "the CSV values changed since the last import; it never duplicates items nor undoes edits made in the admin."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
