@@ -182,7 +182,7 @@ def index_photo_ensure(*, photo: Photo) -> bool:
         return False
     index = index_store_get().load()
     stamps = index.stamps()[index.ids() == photo.pk]
-    if len(stamps) == 1 and stamps[0] in (UNKNOWN_STAMP, photo_index_stamp(photo.tagged_at)):
+    if len(stamps) == 1 and stamps[0] == photo_index_stamp(photo.tagged_at):
         return False
     index_sync()
     logger.warning("photo %s was tagged but its vector was missing from the index; synced", photo.pk)
@@ -213,8 +213,9 @@ def index_repair() -> IndexRepair:
 
     Adds missing ids from their stored embeddings, replaces vectors whose stamp is not their photo's
     tagging time (out of date), removes ids of photos no longer tagged (or deleted), de-duplicates,
-    and rebuilds from scratch when the published file cannot be read. Vectors of a file written
-    before stamps are taken as current, as they were before.
+    and rebuilds from scratch when the published file cannot be read or was written before vectors
+    carried stamps (an upgrade): such a vector may be out of date and nothing tells, and upserting
+    every vector of an HNSW graph would cost more than building it again.
     Publishes nothing when the index already matches, so it is cheap to call on every process
     start. Safe beside running workers: the database is read under the index's writer lock, so a
     photo tagged or deleted meanwhile is either seen here or written by its own task afterwards.
@@ -223,7 +224,11 @@ def index_repair() -> IndexRepair:
     """
     store = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM, mapped=False)  # it only edits a private copy
     try:
-        if _index_matches(store.load()):
+        published = store.load()
+        if len(published) and (published.stamps() == UNKNOWN_STAMP).any():
+            logger.warning("index %s has vectors without stamps; rebuilding it from the database", published.version)
+            return IndexRepair(added=len(index_rebuild()), rebuilt=True)
+        if _index_matches(published):
             return IndexRepair()
         with store.editing() as index:
             repair = _index_reconcile(index)
@@ -298,13 +303,17 @@ def _index_reconcile(index: VectorIndex) -> IndexRepair:
 def _out_of_date_ids(
     index: VectorIndex, tagged_ids: NDArray[np.int64], tagged_stamps: NDArray[np.int64]
 ) -> set[int]:
-    """Ids of tagged photos whose indexed vector carries a known stamp other than the row's (sorted ids)."""
+    """Ids of tagged photos whose indexed vector's stamp is not the row's (`tagged_ids` sorted).
+
+    An unknown stamp (a vector from before stamps) counts as out of date: a re-tag reaches the index
+    only through this comparison, so taking it as current would keep the old vector for good.
+    """
     ids, stamps = index.ids(), index.stamps()
     if len(tagged_ids) == 0:
         return set()
     positions = np.minimum(np.searchsorted(tagged_ids, ids), len(tagged_ids) - 1)
     tagged = tagged_ids[positions] == ids
-    stale = tagged & (stamps != UNKNOWN_STAMP) & (stamps != tagged_stamps[positions])
+    stale = tagged & (stamps != tagged_stamps[positions])
     return set(ids[stale].tolist())
 
 

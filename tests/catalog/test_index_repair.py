@@ -11,7 +11,7 @@ from catalog.models import Photo
 from catalog.services.index import index_matches_catalog, index_repair
 from catalog.services.search import search_by_embedding
 from catalog.tasks import tag_photo
-from recognition.index import VectorIndex
+from recognition.index import UNKNOWN_STAMP, VectorIndex
 from recognition.services import index_store_get
 
 pytestmark = pytest.mark.django_db
@@ -157,13 +157,16 @@ def test_a_vector_older_than_its_photos_embedding_is_replaced(tagged_catalog):
     assert not index_repair().changed
 
 
-def test_an_index_written_before_stamps_is_taken_as_current_and_left_alone(tagged_catalog):
-    # given an index whose vectors carry no stamps (a file from before them)
+def test_an_index_written_before_stamps_is_rebuilt_so_that_later_re_tags_reach_it(tagged_catalog):
+    # given an index whose vectors carry no stamps (a file from before them, as after an upgrade)
     ids = tagged_ids()
     index_store_get().replace(VectorIndex.build(np.array(ids), vectors_of(ids), flat_max_items=1000))
-    version = index_store_get().current_version()
+    assert not index_matches_catalog()  # its vectors may be out of date, and nothing tells
 
-    # when it is checked and repaired, then it matches and nothing is published
+    # when it is repaired
+    repair = index_repair()
+
+    # then it is rebuilt from the database, every vector stamped with its photo's tagging time
+    assert repair.rebuilt and repair.added == len(ids)
     assert index_matches_catalog()
-    assert not index_repair().changed
-    assert index_store_get().current_version() == version
+    assert UNKNOWN_STAMP not in index_store_get().load().stamps()
