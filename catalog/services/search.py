@@ -17,6 +17,7 @@ from catalog.selectors import (
     CandidatePhoto,
     candidate_photos,
     photo_tags_best,
+    photos_best_tags_match,
     photos_for_results,
     photos_nearest,
     photos_tagged_query,
@@ -170,13 +171,16 @@ def _index_candidates(
 
 
 def _filtered_nearest(embedding: NDArray[np.float32], filters: dict[str, str]) -> dict[int, float]:
-    """Up to FILTER_CANDIDATE_PHOTOS photos carrying `filters` (any stored tag), nearest first, with their similarity.
+    """Up to FILTER_CANDIDATE_PHOTOS photos whose best tags match `filters`, nearest first, with their similarity.
 
     Few matches (a rare colour) are scanned exactly from their stored embeddings. More are a large
     share of the catalog (a common colour or style): the index searches among them only, however
     far down the whole catalog's ranking they sit, and no embedding but the query's is loaded.
     """
-    photo_ids = list(photos_tagged_query(filters=filters).values_list("pk", flat=True))
+    # Matched on each photo's best tag, as the ranking then keeps them: a photo whose red is only a weak
+    # second guess must not take one of the candidate places from a red one.
+    matches = photos_best_tags_match(photos=photos_tagged_query(filters=filters), filters=filters)
+    photo_ids = [match.photo_id for match in matches]
     if len(photo_ids) <= FILTER_SCAN_MAX_PHOTOS:
         return photos_nearest(embedding=embedding, photo_ids=photo_ids, k=FILTER_CANDIDATE_PHOTOS)
     hits = index_store_get().load().search_among(embedding, FILTER_CANDIDATE_PHOTOS, np.array(photo_ids))

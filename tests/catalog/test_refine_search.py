@@ -72,3 +72,26 @@ def test_refine_ranks_matching_items_as_brute_force_does(monkeypatch, scan_limit
     # then: the five red items nearest the query, nearest first
     nearest = sorted((pk for pk, v in vectors.items() if v is not None), key=lambda pk: -float(vectors[pk] @ query))
     assert [hit.item.pk for hit in hits] == nearest[:5]
+
+
+@pytest.mark.parametrize("scan_limit", [0, 10_000], ids=["through the index", "exact scan"])
+def test_photos_whose_red_is_only_a_weak_second_guess_take_no_candidate_place_from_red_ones(monkeypatch, scan_limit):
+    # given: fewer candidate places than photos carrying a red tag; the orange photos nearest the query
+    # hold red only as a weak second guess, the four red photos farther away hold it as their best
+    exact_scan_limit(monkeypatch, scan_limit)
+    monkeypatch.setattr("catalog.services.search.FILTER_CANDIDATE_PHOTOS", 4)
+    query = unit(RNG.standard_normal(EMBEDDING_DIM))
+    for number in range(6):
+        orange = photo(f"orange {number}", unit(query + 0.2 * unit(RNG.standard_normal(EMBEDDING_DIM))), "orange")
+        Tag.objects.create(
+            photo=orange.photos.get(), attribute="colour", value="red", score=0.1, source=Tag.Source.MODEL
+        )
+    for number in range(4):
+        photo(f"red {number}", unit(RNG.standard_normal(EMBEDDING_DIM)), "red")
+    index_sync()
+
+    # when
+    hits = search_by_embedding(embedding=query, predictions={}, filters={"colour": "red"}, limit=12)
+
+    # then: the four red items, and no orange one
+    assert sorted(hit.item.name for hit in hits) == ["red 0", "red 1", "red 2", "red 3"]
