@@ -55,6 +55,10 @@ LOOK_BATCH_PHOTOS = 50
 # A place with at most this many photos (hats in a catalog of shirts) has each scored: reading its
 # score levels one by one would walk the whole catalog once per level.
 LOOK_SMALL_PLACE_PHOTOS = 1000
+# The most batches read for one place, all levels together: a level whose query matches many photos
+# only through a weak second tag (black as a 0.1 guess on blue shoes) would otherwise be read to the
+# end of the catalog. Past it, the place shows the best items found so far.
+LOOK_MAX_BATCHES = 10
 # Stands for any value outside a label set (a merchant's own) when asking the rules what it earns.
 UNLISTED_VALUE = "\0unlisted"
 
@@ -131,7 +135,8 @@ def look_suggest(
     (an item whose photos show pieces for two places, a set, may be suggested for both), and equal
     scores go to the older photo. The rules score only tags, so no embedding is read: the database is
     asked, place by place, for the photos of each score level in turn, best level first
-    (`_place_best`), and only the curated partners are read whole. About 20 small queries per page.
+    (`_place_best`), and only the curated partners are read whole. A few small queries a place, at
+    most about 25.
     """
     anchor_place = BODY_PLACE.get(anchor_tags.get("type", ""))
     if anchor_place is None:
@@ -192,7 +197,8 @@ def _place_best(
     read in id order, LOOK_BATCH_PHOTOS at a time, until enough items are found; the database walks
     its status index in id order and stops there, instead of sorting the catalog. A level's query
     matches any stored tag and the photo's best tags then decide; an item's best photo is met at its
-    own level first, as levels are read best first. A level few photos reach is read to the end.
+    own level first, as levels are read best first. At most LOOK_MAX_BATCHES batches are read, so a
+    level that few photos reach by their best tags costs a bounded number of queries, not the catalog.
     """
     types = [type_ for type_, type_place in BODY_PLACE.items() if type_place == place]
     photos = photos_tagged_query(filters={}).filter(_has_tag("type", types)).order_by("pk")
@@ -203,9 +209,11 @@ def _place_best(
         pairings = [p for p in _pairings(anchor_tags, first, {}).values() if p.place == place]
         return sorted(pairings, key=_rank)[:per_place]
     found: dict[int, _Pairing] = {}
+    batches = 0
     for level, condition in _score_levels(anchor_tags):
         after = 0
-        while len(found) < per_place:
+        while len(found) < per_place and batches < LOOK_MAX_BATCHES:
+            batches += 1
             batch = list(photos.filter(condition, pk__gt=after).values_list("pk", flat=True)[:LOOK_BATCH_PHOTOS])
             for pairing in _pairings(anchor_tags, batch, {}).values():
                 if pairing.place == place and round(pairing.score, 6) == level and pairing.item_id not in found:
@@ -213,7 +221,7 @@ def _place_best(
             if len(batch) < LOOK_BATCH_PHOTOS:
                 break
             after = batch[-1]
-        if len(found) >= per_place:
+        if len(found) >= per_place or batches >= LOOK_MAX_BATCHES:
             break
     return sorted(found.values(), key=_rank)[:per_place]
 

@@ -57,8 +57,10 @@ def _random_catalog(rng: random.Random, items: int) -> list[Item]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("small_place_photos", [0, 1000], ids=["by score level", "each photo of a small place"])
 def test_suggestions_are_the_rule_books_best_over_every_photo(monkeypatch, seed, small_place_photos):
-    # given: a random catalog read two photos at a time, a curated look, and anchors of every kind
+    # given: a random catalog read two photos at a time (with no cap on the batches: the cap trades
+    # exactness for bounded queries, tested below), a curated look, and anchors of every kind
     monkeypatch.setattr("catalog.services.coordination.LOOK_BATCH_PHOTOS", 2)
+    monkeypatch.setattr("catalog.services.coordination.LOOK_MAX_BATCHES", 10_000)
     monkeypatch.setattr("catalog.services.coordination.LOOK_SMALL_PLACE_PHOTOS", small_place_photos)
     rng = random.Random(seed)
     items = _random_catalog(rng, 60)
@@ -107,3 +109,23 @@ def test_the_number_of_queries_does_not_grow_with_the_catalog(monkeypatch, djang
     with django_assert_max_num_queries(20):
         groups = look_suggest(anchor_tags={"type": "shirt", "colour": "white", "style": "business"})
     assert [len(group) for group in groups.values()] == [3, 3]
+
+
+def test_a_level_matched_mostly_through_weak_second_tags_costs_a_bounded_number_of_queries(
+    monkeypatch, django_assert_max_num_queries
+):
+    # given: many shoes whose best colour is blue, each with black as a weak second guess, so the
+    # black level's query matches them all though none scores there by its best tags
+    monkeypatch.setattr("catalog.services.coordination.LOOK_SMALL_PLACE_PHOTOS", 2)
+    monkeypatch.setattr("catalog.services.coordination.LOOK_BATCH_PHOTOS", 2)
+    for number in range(60):
+        shoe = _item(f"shoes {number}", type="shoes", colour="blue", style="casual")
+        Tag.objects.create(
+            photo=shoe.photos.get(), attribute="colour", value="black", score=0.1, source=Tag.Source.MODEL
+        )
+
+    # when / then: the batches stop at the cap (ten of two queries, and a few for the other places),
+    # instead of walking all 60 shoes once per level (104 queries)
+    with django_assert_max_num_queries(40):
+        groups = look_suggest(anchor_tags={"type": "shirt", "colour": "red", "style": "casual"})
+    assert len(groups["feet"]) == 3
