@@ -57,7 +57,7 @@ LOOK_BATCH_PHOTOS = 50
 LOOK_SMALL_PLACE_PHOTOS = 1000
 # The most batches read for one place, all levels together: a level whose query matches many photos
 # only through a weak second tag (black as a 0.1 guess on blue shoes) would otherwise be read to the
-# end of the catalog. Past it, the place shows the best items found so far.
+# end of the catalog. Past it, the place is filled from its first photos, scored one by one.
 LOOK_MAX_BATCHES = 10
 # Stands for any value outside a label set (a merchant's own) when asking the rules what it earns.
 UNLISTED_VALUE = "\0unlisted"
@@ -198,7 +198,8 @@ def _place_best(
     its status index in id order and stops there, instead of sorting the catalog. A level's query
     matches any stored tag and the photo's best tags then decide; an item's best photo is met at its
     own level first, as levels are read best first. At most LOOK_MAX_BATCHES batches are read, so a
-    level that few photos reach by their best tags costs a bounded number of queries, not the catalog.
+    level that few photos reach by their best tags costs a bounded number of queries, not the catalog;
+    if that leaves the place short, its first LOOK_SMALL_PLACE_PHOTOS photos are scored to fill it.
     """
     types = [type_ for type_, type_place in BODY_PLACE.items() if type_place == place]
     photos = photos_tagged_query(filters={}).filter(_has_tag("type", types)).order_by("pk")
@@ -223,6 +224,11 @@ def _place_best(
             after = batch[-1]
         if len(found) >= per_place or batches >= LOOK_MAX_BATCHES:
             break
+    if len(found) < per_place:  # the cap cut the walk short: score the place's first photos instead
+        first = list(photos.values_list("pk", flat=True)[:LOOK_SMALL_PLACE_PHOTOS])
+        for pairing in _pairings(anchor_tags, first, {}).values():
+            if pairing.place == place and pairing.item_id not in found:
+                found[pairing.item_id] = pairing
     return sorted(found.values(), key=_rank)[:per_place]
 
 
