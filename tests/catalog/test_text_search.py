@@ -28,9 +28,8 @@ def test_text_search_finds_items_by_tags_and_name():
 
 
 @pytest.mark.django_db
-def test_a_tag_word_finds_matching_items_anywhere_in_the_alphabet(monkeypatch):
-    # given: more items than the old name-ordered scan took (its cut-off set to 2), the red one named last
-    monkeypatch.setattr("catalog.services.text_search.TEXT_SCAN_MAX_ITEMS", 2, raising=False)
+def test_a_tag_word_finds_matching_items_anywhere_in_the_alphabet():
+    # given: the red item named last (a name-ordered scan with a cut-off, as this once was, missed it)
     _item("Alpha tee", type="t-shirt", colour="blue")
     _item("Beta tee", type="t-shirt", colour="blue")
     zeta = _item("Zeta tee", type="t-shirt", colour="red")
