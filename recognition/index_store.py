@@ -38,6 +38,9 @@ SYNC_RUNNING_FILE = ".sync-running"  # the requests a round has taken, until it 
 SYNC_QUEUED_FILE = ".sync-queued"  # a sync task is queued to run shortly (IndexStore.sync_queued)
 # Name patterns of the temporary files of `_publish`; any found while holding the lock are left-overs.
 TEMP_PATTERNS = (".index-*.tmp", ".current-*")
+# A published file that could not be read is tried again after this long, in case the failure passed
+# (out of memory or file handles while mapping it); meanwhile searches keep the version they had.
+UNREADABLE_RETRY_S = 30.0
 
 
 class IndexStore:
@@ -48,7 +51,8 @@ class IndexStore:
         self.dim = dim
         self.mapped = mapped  # whether `load` memory-maps the vectors (shared) or reads a private copy
         self._cached: VectorIndex | None = None
-        self._unreadable = ""  # a published version that failed to read while an older one was served
+        # A published version that failed to read while an older one was served, and when it failed.
+        self._unreadable: tuple[str, float] = ("", 0.0)
         self._lock = threading.Lock()
 
     def current_version(self) -> str:
@@ -69,8 +73,8 @@ class IndexStore:
         """
         version = self.current_version()
         cached = self._cached
-        if cached is not None and version in (cached.version, self._unreadable):
-            return cached  # a bad file is read once, not again on every search until the next publish
+        if cached is not None and (version == cached.version or self._unreadable_recently(version)):
+            return cached  # a bad file is read again after a while, not on every search
         if not self._lock.acquire(blocking=cached is None):
             return cached  # another thread is loading the new version
         try:
@@ -85,7 +89,7 @@ class IndexStore:
                         raise
                     # Stale results beat failing every search; `index_repair` or a rebuild fixes the file.
                     logger.warning("%s; still serving index %s", exc.message, self._cached.version)
-                    self._unreadable = version
+                    self._unreadable = (version, time.monotonic())
                     return self._cached
                 logger.info(
                     "loaded index %s (%d vectors, %s) in %.2fs",
@@ -97,6 +101,11 @@ class IndexStore:
             return index
         finally:
             self._lock.release()
+
+    def _unreadable_recently(self, version: str) -> bool:
+        """Whether `version` failed to read less than UNREADABLE_RETRY_S ago (the failure may have passed)."""
+        failed_version, failed_at = self._unreadable
+        return version == failed_version and time.monotonic() - failed_at < UNREADABLE_RETRY_S
 
     @contextlib.contextmanager
     def editing(self) -> Iterator[VectorIndex]:

@@ -52,10 +52,15 @@ def test_a_readable_version_published_after_a_bad_one_is_picked_up(tmp_path):
     assert len(store.load()) == 7
 
 
-def test_a_bad_file_is_read_once_not_again_on_every_search(tmp_path, caplog):
+def test_a_bad_file_is_read_again_after_a_while_not_on_every_search(tmp_path, caplog, monkeypatch):
     store, held = published_store(tmp_path)
     (tmp_path / CURRENT_FILE).write_text("gone")
     with caplog.at_level(logging.WARNING, logger="recognition.index_store"):
         for _ in range(5):
             assert store.load().version == held
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+        # a while later the file is tried again (a failure such as running out of memory may have passed)
+        monkeypatch.setattr("recognition.index_store.UNREADABLE_RETRY_S", 0.0)
+        assert store.load().version == held
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
