@@ -21,8 +21,8 @@ from catalog.presenters import hit_as_dict
 from catalog.services.search import MAX_RESULTS, search_by_image
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.ratelimit import API, UPLOADS, rate_limit_hit
-from recognition.errors import ImageTooLarge, ModelNotReady, RecognitionError
-from recognition.index import IndexUnreadable
+from fashion_search.uploads import upload_too_large_message
+from recognition.errors import ImageTooLarge, RecognitionError
 from recognition.labels import COLOUR, PATTERN, STYLE, TYPE
 from recognition.services import (
     image_embed,
@@ -101,13 +101,7 @@ def _error_docs(bad_request: str) -> dict:
             },
         }
     }
-_STATUS_BY_ERROR = {ImageTooLarge: 413, ModelNotReady: 503, IndexUnreadable: 503}
-# Conditions of the server, not of the request: clients get a plain reason, the log gets the detail,
-# which may name files on the server.
-_SERVER_FAULT_REASONS = {
-    ModelNotReady: "The recognition model is not ready yet; try again in a minute.",
-    IndexUnreadable: "The search index cannot be read right now; try again later.",
-}
+_STATUS_BY_ERROR = {ImageTooLarge: 413}
 
 
 def _error(request: HttpRequest, code: str, reason: str, status: int) -> HttpResponse:
@@ -116,10 +110,9 @@ def _error(request: HttpRequest, code: str, reason: str, status: int) -> HttpRes
 
 @api.exception_handler(RecognitionError)
 def recognition_error(request: HttpRequest, exc: RecognitionError) -> HttpResponse:
-    reason = _SERVER_FAULT_REASONS.get(type(exc))
-    if reason is not None:
+    if exc.unavailable_message:  # a condition of the server: the detail, which may name files, is logged
         logger.error("API %s unavailable (%s): %s", request.path, exc.code, exc.message)
-        return _error(request, exc.code, reason, _STATUS_BY_ERROR[type(exc)])
+        return _error(request, exc.code, exc.unavailable_message, 503)
     return _error(request, exc.code, exc.message, _STATUS_BY_ERROR.get(type(exc), 400))
 
 
@@ -138,8 +131,10 @@ def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(RequestDataTooBig)
 def request_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-    # Raised by the upload handler (fashion_search/uploads.py) before an oversized body is read.
-    return _error(request, "image_too_large", str(exc), 413)
+    # Raised by the upload handler (fashion_search/uploads.py) before an oversized body is read; worded
+    # as the pages word it (the photo's limit in MB), the body's exact size only in the log.
+    logger.info("API %s refused an oversized body: %s", request.path, exc)
+    return _error(request, "image_too_large", upload_too_large_message(request), 413)
 
 
 @api.exception_handler(MultiPartParserError)

@@ -26,13 +26,6 @@ from recognition.services import upload_decode
 
 logger = logging.getLogger(__name__)
 
-# Conditions of the server, not of the shopper's photo (by RecognitionError code): answered 503 with
-# a plain message, while the detail, which may name files on the server, goes to the log.
-UNAVAILABLE_MESSAGES = {
-    "model_not_ready": "Photo search is not ready yet; please try again in a minute.",
-    "index_unreadable": "Photo search is unavailable right now; please try again later.",
-}
-
 
 def _results_template(request: HttpRequest) -> str:
     """The whole page, or only the results panel for search.js (which sends X-Requested-With: fetch)."""
@@ -57,9 +50,9 @@ def _partial_marked(response: HttpResponse, request: HttpRequest) -> HttpRespons
 
 def _recognition_error(request: HttpRequest, template: str, context: dict, exc: RecognitionError) -> HttpResponse:
     """The page's error state for `exc`: 413 too large, 503 for a server-side condition, else 400."""
-    if exc.code in UNAVAILABLE_MESSAGES:
+    if exc.unavailable_message:
         logger.error("photo search unavailable (%s): %s", exc.code, exc.message)
-        return render(request, template, context | {"error": UNAVAILABLE_MESSAGES[exc.code]}, status=503)
+        return render(request, template, context | {"error": exc.unavailable_message}, status=503)
     status = 413 if exc.code == "image_too_large" else 400
     return render(request, template, context | {"error": exc.message}, status=status)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 class RecognitionError(Exception):
     code = "recognition_error"
+    # For a condition of the server rather than of the request: what a shopper or API client is told
+    # (answered 503), while `message`, which may name files on the server, goes only to the log.
+    unavailable_message: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -25,6 +28,7 @@ class UnknownRecognizer(RecognitionError):
 
 class ModelNotReady(RecognitionError):
     code = "model_not_ready"
+    unavailable_message = "Photo search is not ready yet; please try again in a minute."
 
 
 class InvalidDataset(RecognitionError):

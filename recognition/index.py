@@ -59,6 +59,7 @@ class IndexUnreadable(RecognitionError):
     """The file that `CURRENT` names is missing or not a FAISS index (the index must be rebuilt)."""
 
     code = "index_unreadable"
+    unavailable_message = "Photo search is unavailable right now; please try again later."
 
 
 class IndexReadOnly(RecognitionError):

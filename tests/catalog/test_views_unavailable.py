@@ -111,7 +111,7 @@ def test_the_api_answers_an_unreadable_index_with_503_and_no_path(client, unread
     assert response.status_code == 503
     body = response.json()
     assert body["error"] == "index_unreadable"
-    assert body["reason"] == "The search index cannot be read right now; try again later."
+    assert body["reason"] == "Photo search is unavailable right now; please try again later."
     assert_plain(response.content.decode(), unreadable_index)
 
 

@@ -91,8 +91,10 @@ def test_an_admin_upload_over_the_staff_limit_gets_a_readable_413(admin_client, 
     assert_readable(html)
 
 
-def test_the_api_still_answers_an_oversized_photo_with_json(client, one_mb_limits):
+def test_the_api_still_answers_an_oversized_photo_with_json_naming_the_limit_as_the_page_does(
+    client, one_mb_limits
+):
     response = client.post("/api/v1/search", {"image": oversized()})
     assert response.status_code == 413
     assert response.json()["error"] == "image_too_large"
-    assert response.json()["reason"]
+    assert response.json()["reason"] == "The photo is too large: photos can be up to 1 MB."
