@@ -138,10 +138,8 @@ def _as_rgb(image: Image.Image) -> Image.Image:
     background would be embedded and colour-tagged on black; and it clips 16-bit grey values to 255,
     so a mid-grey 16-bit PNG would turn white.
     """
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        values = np.asarray(image).astype(np.int64)
-        if image.mode != "I" or values.max(initial=0) > 255:
-            values = values >> 8  # 16-bit samples to 8 bits
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # "I": how older Pillows open 16-bit PNGs
+        values = np.asarray(image).astype(np.int64) >> 8  # 16-bit samples to 8 bits, by the depth, not the values
         image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
