@@ -5,25 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalog.models import Item, Photo, Tag
+from catalog.models import Item, Tag
 from catalog.services.index import index_sync
 from catalog.services.search import search_by_embedding
 from recognition.services import EMBEDDING_DIM
+from tests.catalog.embedded_photos import embedded_photo, unit
 
 pytestmark = pytest.mark.django_db
 
 RNG = np.random.default_rng(11)
 
 
-def unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
-
-
 def photo(name: str, vector: np.ndarray, colour: str) -> Item:
     item = Item.objects.create(name=name)
-    tagged = Photo.objects.create(
-        item=item, image="photos/x.jpg", status=Photo.Status.TAGGED, embedding=vector.tobytes(), embedding_model="x"
-    )
+    tagged = embedded_photo(item, vector)
     Tag.objects.create(photo=tagged, attribute="colour", value=colour, score=0.9, source=Tag.Source.MODEL)
     return item
 

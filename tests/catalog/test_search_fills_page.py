@@ -5,27 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalog.models import Item, Photo
+from catalog.models import Item
 from catalog.services.index import index_sync
 from catalog.services.search import CANDIDATE_PHOTOS, search_by_embedding
 from recognition.services import EMBEDDING_DIM
+from tests.catalog.embedded_photos import embedded_photo, unit
 
 pytestmark = pytest.mark.django_db
 
 RNG = np.random.default_rng(7)
 
 
-def unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
-
-
 def item_with_photos(name: str, centre: np.ndarray, photos: int) -> Item:
     item = Item.objects.create(name=name)
     for _ in range(photos):
-        vector = unit(centre + 0.005 * RNG.standard_normal(EMBEDDING_DIM))
-        Photo.objects.create(
-            item=item, image="photos/x.jpg", status=Photo.Status.TAGGED, embedding=vector.tobytes(), embedding_model="x"
-        )
+        embedded_photo(item, unit(centre + 0.005 * RNG.standard_normal(EMBEDDING_DIM)))
     return item
 
 
