@@ -57,7 +57,8 @@ LOOK_BATCH_PHOTOS = 50
 LOOK_SMALL_PLACE_PHOTOS = 1000
 # The most batches read for one place, all levels together: a level whose query matches many photos
 # only through a weak second tag (black as a 0.1 guess on blue shoes) would otherwise be read to the
-# end of the catalog. Past it, the place is filled from its first photos, scored one by one.
+# end of the catalog. Past it, the place is filled from its first photos, scored one by one, so in
+# that case a better item further on can be missed: bounded cost over exactness, for one widget.
 LOOK_MAX_BATCHES = 10
 # Stands for any value outside a label set (a merchant's own) when asking the rules what it earns.
 UNLISTED_VALUE = "\0unlisted"
@@ -131,12 +132,12 @@ def look_suggest(
 ) -> dict[str, list[LookSuggestion]]:
     """The best items for each complementary place, keyed by place in the rule book's order.
 
-    Every tagged photo of the catalog can be suggested; an item scores as its best photo for the place
-    (an item whose photos show pieces for two places, a set, may be suggested for both), and equal
-    scores go to the older photo. The rules score only tags, so no embedding is read: the database is
-    asked, place by place, for the photos of each score level in turn, best level first
-    (`_place_best`), and only the curated partners are read whole. A few small queries a place, at
-    most about 25.
+    Every tagged photo of the catalog can be suggested (but see LOOK_MAX_BATCHES); an item scores as
+    its best photo for the place (an item whose photos show pieces for two places, a set, may be
+    suggested for both), and equal scores go to the older photo. The rules score only tags, so no
+    embedding is read: the database is asked, place by place, for the photos of each score level in
+    turn, best level first (`_place_best`), and only the curated partners are read whole. A few small
+    queries a place, at most about 25.
     """
     anchor_place = BODY_PLACE.get(anchor_tags.get("type", ""))
     if anchor_place is None:
@@ -211,6 +212,7 @@ def _place_best(
         return sorted(pairings, key=_rank)[:per_place]
     found: dict[int, _Pairing] = {}
     batches = 0
+    capped = False
     for level, condition in _score_levels(anchor_tags):
         after = 0
         while len(found) < per_place and batches < LOOK_MAX_BATCHES:
@@ -222,9 +224,12 @@ def _place_best(
             if len(batch) < LOOK_BATCH_PHOTOS:
                 break
             after = batch[-1]
-        if len(found) >= per_place or batches >= LOOK_MAX_BATCHES:
+        if len(found) >= per_place:
             break
-    if len(found) < per_place:  # the cap cut the walk short: score the place's first photos instead
+        if batches >= LOOK_MAX_BATCHES:
+            capped = True
+            break
+    if capped and len(found) < per_place:  # the cap cut the walk short: score the place's first photos
         first = list(photos.values_list("pk", flat=True)[:LOOK_SMALL_PLACE_PHOTOS])
         for pairing in _pairings(anchor_tags, first, {}).values():
             if pairing.place == place and pairing.item_id not in found:

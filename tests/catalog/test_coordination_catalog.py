@@ -1,4 +1,5 @@
-"""Complete the look over a whole catalog: every photo may be suggested, at a bounded number of queries."""
+"""Complete the look over a whole catalog: every photo may be suggested, at a bounded number of queries
+(past the batch cap, from the first photos of a place only)."""
 
 from __future__ import annotations
 
