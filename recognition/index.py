@@ -48,7 +48,7 @@ TRAILER_SIZE = 32
 TRAILER_V3_MAGIC = b"FSTRAIL3"
 TRAILER_V3_SIZE = 24
 # The stamp of a vector whose source version is unknown (added without one, or read from a file
-# written before stamps): owners treat it as current, as they did before stamps existed.
+# written before stamps). The catalog counts it as out of date: nothing tells whether it is current.
 UNKNOWN_STAMP = -1
 # First bytes of the previous format: then the count and slots of tombstones, then the FAISS index.
 # A file with neither is a plain FAISS index, as versions before tombstones wrote.

@@ -21,6 +21,7 @@ import csv
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -41,6 +42,7 @@ IMPORT_MAX_BYTES = 50 * 1024 * 1024
 IMPORT_MAX_PIXELS = 80_000_000
 DETAIL_COLUMNS = ("name", "brand", "price", "currency", "shop_url", "description")
 DEFAULT_CURRENCY = "EUR"
+PRICE_STEP = Decimal("0.01")  # Item.price has 2 decimal places
 # The model's URLField also takes ftp://; a shop page a shopper is sent to must be a web page.
 _SHOP_URL_VALIDATOR = URLValidator(
     schemes=["http", "https"], message="Enter an http:// or https:// URL, such as https://shop.example/item."
@@ -220,8 +222,15 @@ def _item_create(*, path: Path, relative: str, details: dict[str, object]) -> No
 
 
 def _details_as_text(details: dict[str, object]) -> dict[str, str]:
-    """Details as JSON can hold them (a price is a Decimal), for comparison with the next import's."""
-    return {key: str(value) for key, value in details.items()}
+    """Details as JSON can hold them, for comparison with the next import's.
+
+    A price is written as the item stores it (2 decimals), so a spreadsheet that saves 49.00 as 49
+    does not count as a change of the CSV and revert an edit made in the admin.
+    """
+    return {
+        key: format(value.quantize(PRICE_STEP), "f") if isinstance(value, Decimal) else str(value)
+        for key, value in details.items()
+    }
 
 
 def _photo_queue_if_untagged(item: Item) -> None:

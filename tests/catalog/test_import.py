@@ -177,6 +177,23 @@ def test_a_rerun_of_the_same_csv_keeps_an_admin_edit_and_a_value_changed_in_the_
     assert (item.name, str(item.price)) == ("Blue Oxford shirt", "59.00")
 
 
+def test_a_price_saved_again_in_another_form_is_no_change_of_the_csv(demo_subset, tmp_path, run_import):
+    # given: an item imported at 49.00, its price since edited in the admin
+    relative = _first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,price\n{relative},49.00\n")
+    run_import(str(demo_subset), "--csv", str(csv_path))
+    Item.objects.filter(import_key=relative).update(price="39.00")
+
+    # when: the spreadsheet saves the same price as 49
+    csv_path.write_text(f"file,price\n{relative},49\n")
+    out, _ = run_import(str(demo_subset), "--csv", str(csv_path))
+
+    # then: the admin's price stays
+    assert "0 updated" in out
+    assert str(Item.objects.get(import_key=relative).price) == "39.00"
+
+
 def test_an_item_imported_before_details_were_remembered_keeps_its_values_on_the_first_rerun(
     demo_subset, tmp_path, run_import
 ):
