@@ -182,7 +182,8 @@ def index_photo_ensure(*, photo: Photo) -> bool:
         return False
     index = index_store_get().load()
     stamps = index.stamps()[index.ids() == photo.pk]
-    if len(stamps) == 1 and stamps[0] == photo_index_stamp(photo.tagged_at):
+    # An unknown stamp is index_repair's to replace, by a rebuild at the next process start.
+    if len(stamps) == 1 and stamps[0] in (UNKNOWN_STAMP, photo_index_stamp(photo.tagged_at)):
         return False
     index_sync()
     logger.warning("photo %s was tagged but its vector was missing from the index; synced", photo.pk)
@@ -303,17 +304,17 @@ def _index_reconcile(index: VectorIndex) -> IndexRepair:
 def _out_of_date_ids(
     index: VectorIndex, tagged_ids: NDArray[np.int64], tagged_stamps: NDArray[np.int64]
 ) -> set[int]:
-    """Ids of tagged photos whose indexed vector's stamp is not the row's (`tagged_ids` sorted).
+    """Ids of tagged photos whose indexed vector carries a known stamp other than the row's (`tagged_ids` sorted).
 
-    An unknown stamp (a vector from before stamps) counts as out of date: a re-tag reaches the index
-    only through this comparison, so taking it as current would keep the old vector for good.
+    Unknown stamps (an index from before stamps) are left to `index_repair`, which rebuilds such an
+    index at every process start: a sync that replaced them would upsert every vector of the graph.
     """
     ids, stamps = index.ids(), index.stamps()
     if len(tagged_ids) == 0:
         return set()
     positions = np.minimum(np.searchsorted(tagged_ids, ids), len(tagged_ids) - 1)
     tagged = tagged_ids[positions] == ids
-    stale = tagged & (stamps != tagged_stamps[positions])
+    stale = tagged & (stamps != UNKNOWN_STAMP) & (stamps != tagged_stamps[positions])
     return set(ids[stale].tolist())
 
 
@@ -323,6 +324,7 @@ def _index_matches(index: VectorIndex) -> bool:
     return (
         len(ids) == len(np.unique(ids))
         and set(ids.tolist()) == set(tagged_ids.tolist())
+        and not (index.stamps() == UNKNOWN_STAMP).any()  # may be out of date, and nothing tells
         and not _out_of_date_ids(index, tagged_ids, tagged_stamps)
     )
 
