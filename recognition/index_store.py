@@ -33,6 +33,7 @@ CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
 # Coalesced syncs (IndexStore.sync): the lock held by the process syncing, and the request others leave.
 SYNC_LOCK_FILE = ".sync-lock"
+REBUILD_LOCK_FILE = ".rebuild-lock"  # held by a process rebuilding the index from scratch at start
 SYNC_REQUEST_FILE = ".sync-requested"
 SYNC_RUNNING_FILE = ".sync-running"  # the requests a round has taken, until it has published
 SYNC_QUEUED_FILE = ".sync-queued"  # a sync task is queued to run shortly (IndexStore.sync_queued)
@@ -177,6 +178,16 @@ class IndexStore:
     def sync_queue_clear(self) -> None:
         """Called by the queued sync before it reads anything, so an edit from then on queues another."""
         (self.directory / SYNC_QUEUED_FILE).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def rebuilding(self) -> Iterator[bool]:
+        """Claim the one rebuild from scratch that processes starting together would each begin.
+
+        Yields False when another process holds the claim: a second rebuild of a large catalog would
+        cost minutes and a second copy of every vector for nothing.
+        """
+        with self._locked(REBUILD_LOCK_FILE, blocking=False) as held:
+            yield held
 
     @contextlib.contextmanager
     def _locked(self, name: str, *, blocking: bool) -> Iterator[bool]:

@@ -203,6 +203,7 @@ class IndexRepair:
     removed: int = 0
     rebuilt: bool = False
     replaced: int = 0
+    rebuilding_elsewhere: bool = False  # another process was rebuilding it; nothing done here
 
     @property
     def changed(self) -> bool:
@@ -227,20 +228,28 @@ def index_repair() -> IndexRepair:
     try:
         published = store.load()
         if len(published) and (published.stamps() == UNKNOWN_STAMP).any():
-            logger.warning("index %s has vectors without stamps; rebuilding it from the database", published.version)
-            return IndexRepair(added=len(index_rebuild()), rebuilt=True)
+            return _index_rebuild_once(store, f"index {published.version} has vectors without stamps")
         if _index_matches(published):
             return IndexRepair()
         with store.editing() as index:
             repair = _index_reconcile(index)
     except IndexUnreadable as exc:
-        logger.warning("%s; rebuilding the index from the database", exc.message)
-        return IndexRepair(added=len(index_rebuild()), rebuilt=True)
+        return _index_rebuild_once(store, exc.message)
     logger.warning(
         "repaired index: %d photos added, %d out-of-date vectors replaced, %d removed",
         repair.added, repair.replaced, repair.removed,
     )
     return repair
+
+
+def _index_rebuild_once(store: IndexStore, reason: str) -> IndexRepair:
+    """Rebuild from the database, unless another process starting at the same time already is."""
+    with store.rebuilding() as claimed:
+        if not claimed:
+            logger.warning("%s; another process is rebuilding the index", reason)
+            return IndexRepair(rebuilding_elsewhere=True)
+        logger.warning("%s; rebuilding the index from the database", reason)
+        return IndexRepair(added=len(index_rebuild()), rebuilt=True)
 
 
 def _index_sync_with(update: Callable[[VectorIndex], object]) -> tuple[bool, VectorIndex | None]:

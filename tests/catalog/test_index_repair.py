@@ -170,3 +170,18 @@ def test_an_index_written_before_stamps_is_rebuilt_so_that_later_re_tags_reach_i
     assert repair.rebuilt and repair.added == len(ids)
     assert index_matches_catalog()
     assert UNKNOWN_STAMP not in index_store_get().load().stamps()
+
+
+def test_repair_leaves_a_rebuild_to_the_process_already_doing_it(tagged_catalog, settings, capsys):
+    # given an unreadable index, and another process (a worker started with the web server) rebuilding it
+    store = index_store_get()
+    (settings.INDEX_DIR / "CURRENT").write_text("gone")
+    with store.rebuilding() as claimed:
+        assert claimed
+
+        # when this process repairs
+        call_command("repair_index")
+
+    # then it rebuilds nothing itself and says why
+    assert capsys.readouterr().out.strip() == "another process is rebuilding the index; it is published when done"
+    assert index_store_get().current_version() == "gone"

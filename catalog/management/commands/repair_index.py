@@ -15,7 +15,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         repair = index_repair()
-        if repair.rebuilt:
+        if repair.rebuilding_elsewhere:
+            self.stdout.write("another process is rebuilding the index; it is published when done")
+        elif repair.rebuilt:
             self.stdout.write(f"index was unreadable; rebuilt with {repair.added} photos")
         elif repair.changed:
             self.stdout.write(
