@@ -35,7 +35,15 @@ SYNONYMS: dict[str, tuple[str, str]] = {
     "flowers": ("pattern", "floral"), "printed": ("pattern", "print"), "graphic": ("pattern", "print"),
     "gray": ("colour", "grey"), "multicolour": ("colour", "multi"), "multicolor": ("colour", "multi"),
     "office": ("style", "business"), "sport": ("style", "sporty"), "elegant": ("style", "formal"),
+    "long-sleeve": ("type", "longsleeve"), "long sleeve": ("type", "longsleeve"), "t shirt": ("type", "t-shirt"),
+    "polka dot": ("pattern", "dotted"),
 }
+# Words that carry no meaning of their own in a shopper's query ("a dress in red with stripes"); as
+# free words they would have to occur in an item's name or description, and nothing would match.
+FILLER_WORDS = frozenset(
+    "a an the in with and or of for from on to my me i im i'm want need looking some any like similar "
+    "show find please".split()
+)
 
 
 def text_vocabulary() -> dict[str, tuple[str, str]]:
@@ -52,14 +60,28 @@ def query_parse(query: str) -> tuple[dict[str, str], list[str]]:
     vocabulary = text_vocabulary()
     filters: dict[str, str] = {}
     words: list[str] = []
-    tokens = re.findall(r"[\w-]+", query.lower())
-    for token in tokens:
-        match = vocabulary.get(token) or (vocabulary.get(token[:-1]) if token.endswith("s") else None)
+    for token in re.findall(r"[\w-]+", _phrases_joined(query.lower(), vocabulary)):
+        match = _vocabulary_match(token.replace("_", " "), vocabulary)
         if match:
             filters[match[0]] = match[1]
-        else:
+        elif token not in FILLER_WORDS:
             words.append(token)
     return filters, words
+
+
+def _phrases_joined(query: str, vocabulary: dict[str, tuple[str, str]]) -> str:
+    """Join the vocabulary's phrases in `query` into single tokens ("t shirts" -> "t_shirts")."""
+    for phrase in sorted((key for key in vocabulary if " " in key), key=len, reverse=True):
+        query = re.sub(rf"\b{re.escape(phrase)}(?=(e?s)?\b)", phrase.replace(" ", "_"), query)
+    return query
+
+
+def _vocabulary_match(token: str, vocabulary: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
+    """The tag a word names, in the singular or plural ("dresses", "shirts")."""
+    for stem in (token, token[:-1] if token.endswith("s") else "", token[:-2] if token.endswith("es") else ""):
+        if stem and stem in vocabulary:
+            return vocabulary[stem]
+    return None
 
 
 def search_by_text(*, query: str, limit: int = 12) -> tuple[dict[str, str], list[SearchHit]]:

@@ -12,8 +12,25 @@ from tests.catalog.test_coordination import _item
 def test_tag_words_and_synonyms_become_filters():
     filters, words = query_parse("Red striped shirt from Lumen")
     assert filters == {"colour": "red", "pattern": "striped", "type": "shirt"}
-    assert words == ["from", "lumen"]
+    assert words == ["lumen"]
     assert query_parse("grey plaid trousers")[0] == {"colour": "grey", "pattern": "check", "type": "pants"}
+
+
+@pytest.mark.parametrize(
+    ("query", "filters"),
+    [
+        ("a dress in red with stripes", {"type": "dress", "colour": "red", "pattern": "striped"}),
+        ("dresses", {"type": "dress"}),
+        ("blue t shirt", {"colour": "blue", "type": "t-shirt"}),
+        ("T shirts", {"type": "t-shirt"}),
+        ("long-sleeve", {"type": "longsleeve"}),
+        ("long sleeves", {"type": "longsleeve"}),
+        ("Long-sleeve top", {"type": "longsleeve"}),
+        ("polka dots", {"pattern": "dotted"}),
+    ],
+)
+def test_everyday_queries_are_understood_with_no_word_left_over(query, filters):
+    assert query_parse(query) == (filters, [])
 
 
 @pytest.mark.django_db
