@@ -101,7 +101,8 @@
       return response.text().then(function (html) {
         results.innerHTML = html;
         if (response.ok && lastPhoto) showQueryPhoto(lastPhoto);
-        var found = results.querySelectorAll(".result").length;
+        // Only the similar items: the "Complete the look" cards below them are results too.
+        var found = results.querySelectorAll("#similar-items > .result").length;
         setBusy(false, response.ok ? "Found " + found + " similar item" + (found === 1 ? "" : "s") + "." : "");
       });
     }).catch(function () {

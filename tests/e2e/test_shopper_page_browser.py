@@ -90,6 +90,10 @@ def test_uploading_a_photo_shows_scored_tags_and_ten_results_that_link_to_the_sh
     assert re.fullmatch(r"[01]\.\d\d", type_tags.first.locator(".score").inner_text())
     assert page.locator(".results .result").count() >= MIN_RESULTS
     assert page.locator("[data-query-photo] img[alt='Your photo']").count() == 1
+    # and the status line counts the similar items only, not the "Complete the look" cards below them
+    similar = page.locator("#similar-items > .result").count()
+    assert similar >= MIN_RESULTS
+    assert page.locator("#busy").inner_text() == f"Found {similar} similar items."
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "desktop-results.jpg")
 
