@@ -207,6 +207,8 @@ STAFF_UPLOAD_MAX_BYTES = env_int("STAFF_UPLOAD_MAX_BYTES", 64 * 1024 * 1024)
 KEEP_SHOPPER_UPLOADS = env_bool("KEEP_SHOPPER_UPLOADS", False)
 # Outside MEDIA_ROOT, so that kept photos are never served.
 SHOPPER_UPLOADS_DIR = env_path("SHOPPER_UPLOADS_DIR", VAR_DIR / "shopper-uploads")
+# Merchants' training zips (Recognition > Recognizer versions), also outside MEDIA_ROOT: never served.
+TRAINING_UPLOADS_DIR = env_path("TRAINING_UPLOADS_DIR", VAR_DIR / "training-uploads")
 
 # --- Cache (rate-limit counters) --------------------------------------------------------------------
 # Redis when REDIS_URL is set, shared by every web process; otherwise memory local to each process, so

@@ -4,7 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import models
+from django.utils.deconstruct import deconstructible
+
+
+@deconstructible
+class TrainingUploadsStorage(FileSystemStorage):
+    """Training zips in TRAINING_UPLOADS_DIR, outside MEDIA_ROOT, so that the site never serves them.
+
+    The folder is read from settings on each use, not fixed when the model loads, so that a test's or
+    a deployment's override applies.
+    """
+
+    @property
+    def base_location(self) -> str:  # type: ignore[override]
+        return str(settings.TRAINING_UPLOADS_DIR)
+
+    @property
+    def location(self) -> str:  # type: ignore[override]
+        return str(Path(self.base_location).resolve())
+
+    @property
+    def base_url(self) -> None:  # type: ignore[override]
+        return None  # no URL: a zip is read by the training task, never linked
 
 
 class RecognizerVersion(models.Model):
@@ -24,7 +48,10 @@ class RecognizerVersion(models.Model):
     version = models.PositiveIntegerField(editable=False)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.ZIP)
     upload = models.FileField(
-        upload_to="recognizer-uploads/", blank=True, help_text="A zip with one folder of images per label."
+        upload_to="recognizer-uploads/",
+        storage=TrainingUploadsStorage(),
+        blank=True,
+        help_text="A zip with one folder of images per label.",
     )
     data_dir = models.CharField(
         max_length=500, blank=True, help_text="For a folder on the server: its path (a sub-folder per label)."

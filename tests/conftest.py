@@ -25,9 +25,10 @@ def eager_tasks():
 
 @pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path: Path) -> Path:
-    """Each test gets its own MEDIA_ROOT and INDEX_DIR, so no test sees another's files."""
+    """Each test gets its own MEDIA_ROOT, INDEX_DIR and training uploads, so no test sees another's files."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.INDEX_DIR = tmp_path / "index"
+    settings.TRAINING_UPLOADS_DIR = tmp_path / "training-uploads"
     return tmp_path
 
 
