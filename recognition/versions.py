@@ -7,10 +7,12 @@ than the live version on its own held-out photos, unless the caller says so expl
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
@@ -102,11 +104,15 @@ def version_train(*, version_id: int) -> RecognizerVersion:
     workspace = Path(tempfile.mkdtemp(prefix="recognizer-"))
     try:
         _train_into(version, workspace)
-    except RecognitionError as exc:
+    except Exception as exc:  # any failure must end "training", or the row stays stuck there forever
+        reason = _failure_reason(exc, workspace)
         RecognizerVersion.objects.filter(pk=version_id).update(
-            status=RecognizerVersion.Status.FAILED, failure_reason=exc.message[:500]
+            status=RecognizerVersion.Status.FAILED, failure_reason=reason[:500]
         )
-        logger.warning("recognizer %s failed: %s", version, exc.message)
+        if isinstance(exc, RecognitionError):
+            logger.warning("recognizer %s failed: %s", version, exc.message)
+        else:
+            logger.exception("recognizer %s failed unexpectedly", version)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
     version.refresh_from_db()
@@ -143,6 +149,10 @@ def _train_into(version: RecognizerVersion, workspace: Path) -> None:
 
     train_inputs, train_skipped = embed_files(backbone, train.files, progress=progress, features=features)
     held_inputs, held_skipped = embed_files(backbone, held_out.files, progress=progress, features=features)
+    if not len(train_inputs):
+        raise InvalidDataset(f"None of the {len(train.files)} training photos could be read as an image.")
+    if not len(held_inputs):
+        raise InvalidDataset(f"None of the {len(held_out.files)} held-out photos could be read as an image.")
     head = train_head(
         version.name,
         train_inputs,
@@ -152,6 +162,7 @@ def _train_into(version: RecognizerVersion, workspace: Path) -> None:
         features=features,
     )
     results = evaluate_head(head, held_inputs, targets_embedded(held_out, held_skipped))
+    _require_finite_scores(results)
     directory = settings.RECOGNIZER_DIR / version.name / f"v{version.version}"
     metrics = {
         "train_samples": len(train.files) - len(train_skipped),
@@ -168,6 +179,25 @@ def _train_into(version: RecognizerVersion, workspace: Path) -> None:
         failure_reason="",
     )
     logger.info("trained %s: top-1 %.3f on %d held-out photos", version, results["top1"], results["samples"])
+
+
+def _require_finite_scores(results: dict) -> None:
+    """A NaN score cannot be stored (JSON refuses it) nor compared with the live version's, so it fails."""
+    scores = [results.get(key) for key in ("top1", "top2", "top3")]
+    if not all(isinstance(score, float) and math.isfinite(score) for score in scores):
+        raise InvalidDataset("The held-out photos gave no usable score; add more readable photos per label.")
+
+
+def _failure_reason(exc: Exception, workspace: Path) -> str:
+    """What the merchant reads: the error in words, without the server's temporary paths (those go to the log)."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "Training ran past its time limit; try a smaller zip."
+    message = exc.message if isinstance(exc, RecognitionError) else f"{type(exc).__name__}: {exc}".rstrip(": ")
+    for path in (f"{workspace.resolve()}/", f"{workspace}/", str(workspace.resolve()), str(workspace)):
+        message = message.replace(path, "" if path.endswith("/") else "the uploaded zip")
+    if not isinstance(exc, RecognitionError):
+        message = f"Training stopped by an unexpected error ({message}); the server log has the details."
+    return message
 
 
 def version_make_live(*, version: RecognizerVersion, allow_worse: bool = False) -> RecognizerVersion:

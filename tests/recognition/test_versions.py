@@ -6,6 +6,7 @@ import io
 import zipfile
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import Photo
@@ -112,3 +113,100 @@ def test_the_confusion_svg_escapes_labels_and_draws_a_cell_per_pair():
     svg = confusion_svg(["<a>", "b"], [[3, 1], [0, 4]])
     assert "&lt;a&gt;" in svg and "<a>" not in svg
     assert svg.count("<rect") == 4
+
+
+def zip_upload(write) -> SimpleUploadedFile:
+    """A zip built by `write(archive)`, uploaded as a merchant would."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        write(archive)
+    return SimpleUploadedFile("upload.zip", buffer.getvalue(), content_type="application/zip")
+
+
+def unreadable_images(archive: zipfile.ZipFile) -> None:
+    for label in ("a", "b"):
+        for index in range(4):
+            archive.writestr(f"{label}/{index}.jpg", b"not an image")
+
+
+def test_a_zip_whose_images_are_all_unreadable_fails_with_a_reason(committed):
+    with committed():
+        version = version_create(name="junk", source=RecognizerVersion.Source.ZIP, upload=zip_upload(unreadable_images))
+    version.refresh_from_db()
+    assert version.status == RecognizerVersion.Status.FAILED
+    assert "could be read" in version.failure_reason
+    assert "/tmp" not in version.failure_reason and "recognizer-" not in version.failure_reason
+
+
+def test_a_zip_with_a_damaged_photo_fails_with_a_reason_instead_of_staying_training(committed):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for photo in demo_photos(per_type=3):
+            if photo.parent.name in ("hat", "shoes"):
+                archive.write(photo, f"{photo.parent.name}/{photo.name}")
+    data = bytearray(buffer.getvalue())
+    data[data.find(b"\xff\xd8\xff") + 200] ^= 0xFF  # corrupt the first photo's bytes: its CRC no longer matches
+    upload = SimpleUploadedFile("damaged.zip", bytes(data), content_type="application/zip")
+    with committed():
+        version = version_create(name="damaged", source=RecognizerVersion.Source.ZIP, upload=upload)
+    version.refresh_from_db()
+    assert version.status == RecognizerVersion.Status.FAILED
+    assert "could not be unpacked" in version.failure_reason and "CRC" in version.failure_reason
+
+
+def test_an_unexpected_error_while_training_fails_the_version_without_server_paths(committed, monkeypatch, tmp_path):
+    workspace = tmp_path / "recognizer-abc"
+    workspace.mkdir()
+
+    def broken_train_head(*args, **kwargs):
+        raise ValueError(f"boom in {workspace}/hat/x.jpg")
+
+    monkeypatch.setattr("recognition.versions.train_head", broken_train_head)
+    monkeypatch.setattr("recognition.versions.tempfile.mkdtemp", lambda prefix: str(workspace))
+    with committed():
+        version = version_create(name="headwear", source=RecognizerVersion.Source.ZIP, upload=hats_and_shoes_zip())
+    version.refresh_from_db()
+    assert version.status == RecognizerVersion.Status.FAILED
+    assert "ValueError: boom in hat/x.jpg" in version.failure_reason
+    assert "recognizer-abc" not in version.failure_reason
+
+
+def test_hitting_the_time_limit_fails_the_version_with_a_reason(committed, monkeypatch):
+    def too_slow(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr("recognition.versions.train_head", too_slow)
+    with committed():
+        version = version_create(name="headwear", source=RecognizerVersion.Source.ZIP, upload=hats_and_shoes_zip())
+    version.refresh_from_db()
+    assert version.status == RecognizerVersion.Status.FAILED
+    assert "time limit" in version.failure_reason
+
+
+def test_the_admin_upload_of_an_unreadable_zip_ends_normally_and_records_the_failure(
+    admin_client, django_capture_on_commit_callbacks
+):
+    upload = zip_upload(unreadable_images)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/admin/recognition/recognizerversion/add/", {"name": "junk", "source": "zip", "upload": upload}
+        )
+    assert response.status_code == 302
+    version = RecognizerVersion.objects.get(name="junk")
+    assert version.status == RecognizerVersion.Status.FAILED and version.failure_reason
+
+
+def test_a_zip_made_by_macos_finder_trains_on_its_photos_only(committed):
+    def finder_zip(archive: zipfile.ZipFile) -> None:
+        for photo in demo_photos(per_type=5):
+            if photo.parent.name in ("hat", "shoes"):
+                archive.write(photo, f"{photo.parent.name}/{photo.name}")
+                fork = f"__MACOSX/{photo.parent.name}/._{photo.name}"
+                archive.writestr(fork, b"\x00\x05\x16\x07" + b"\0" * 100)
+
+    with committed():
+        version = version_create(name="finder", source=RecognizerVersion.Source.ZIP, upload=zip_upload(finder_zip))
+    version.refresh_from_db()
+    assert version.status == RecognizerVersion.Status.READY, version.failure_reason
+    assert version.labels == ["hat", "shoes"]
+    assert version.metrics["train_samples"] + version.metrics["evaluation"]["samples"] == 10
