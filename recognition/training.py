@@ -29,6 +29,23 @@ TRAINING_MAX_BYTES = 50 * 1024 * 1024
 TRAINING_MAX_PIXELS = 80_000_000
 
 
+# macOS Finder's "Compress" adds a __MACOSX folder and "._name" resource forks (which keep the image's
+# suffix); neither is a label nor a photo.
+MACOS_METADATA_FOLDER = "__MACOSX"
+MACOS_RESOURCE_FORK_PREFIX = "._"
+
+
+def is_metadata_name(name: str) -> bool:
+    """Whether a file or folder name is hidden or macOS archive metadata, never training data."""
+    return name.startswith(".") or name == MACOS_METADATA_FOLDER
+
+
+def _is_metadata_member(filename: str) -> bool:
+    """Whether a zip member lies in a __MACOSX folder or is a "._" resource fork."""
+    parts = filename.replace("\\", "/").split("/")
+    return MACOS_METADATA_FOLDER in parts[:-1] or parts[-1].startswith(MACOS_RESOURCE_FORK_PREFIX)
+
+
 @dataclass(frozen=True)
 class FolderDataset:
     files: tuple[Path, ...]
@@ -44,7 +61,7 @@ def load_folder_dataset(root: Path, labels: Iterable[str] | None = None) -> Fold
     """
     if not root.is_dir():
         raise InvalidDataset(f"{root} is not a directory.")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not is_metadata_name(p.name))
     label_order = tuple(labels) if labels is not None else tuple(p.name for p in folders)
     unknown = [p.name for p in folders if p.name not in label_order]
     if unknown:
@@ -53,7 +70,7 @@ def load_folder_dataset(root: Path, labels: Iterable[str] | None = None) -> Fold
     targets: list[int] = []
     for folder in folders:
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.suffix.lower() in IMAGE_SUFFIXES and not is_metadata_name(path.name):
                 files.append(path)
                 targets.append(label_order.index(folder.name))
     if not files:
@@ -302,9 +319,17 @@ def zip_dataset_extract(zip_path: Path, destination: Path, *, max_unpacked_bytes
             target = (root / member.filename).resolve()
             if not target.is_relative_to(root):
                 raise InvalidDataset(f"The zip holds a path outside its folder: {member.filename!r}")
-        members = [m for m in members if Path(m.filename).suffix.lower() in IMAGE_SUFFIXES]
-        archive.extractall(root, members=members)
-    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))]
+        members = [
+            m
+            for m in members
+            if Path(m.filename).suffix.lower() in IMAGE_SUFFIXES and not _is_metadata_member(m.filename)
+        ]
+        try:
+            archive.extractall(root, members=members)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
+            # A damaged member (bad CRC), an encrypted one or an unsupported compression method.
+            raise InvalidDataset(f"The zip could not be unpacked: {exc}") from None
+    folders = [p for p in root.iterdir() if p.is_dir() and not is_metadata_name(p.name)]
     if len(folders) == 1 and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folders[0].iterdir() if p.is_file()):
         return folders[0]  # one top folder that holds the label folders
     return root
