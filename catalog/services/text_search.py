@@ -103,7 +103,8 @@ def search_by_text(*, query: str, limit: int = 12) -> tuple[dict[str, str], list
     page = _best_photo_per_item(photos=photos, filters=filters, limit=limit)
     rows = candidate_photos(photo_ids=[photo_id for photo_id, _ in page])
     shown = photos_for_results(photo_ids=list(rows))
-    understood = [f"{attribute}: {value}" for attribute, value in filters.items()] + [f'"{w}"' for w in words]
+    understood = [f"{attr}: {LABEL_SETS[attr].display(value).lower()}" for attr, value in filters.items()]
+    understood += [f'"{w}"' for w in words]
     return filters, [
         SearchHit(
             item=shown[photo_id].item,

@@ -39,8 +39,8 @@ def test_the_result_page_refines_the_same_search_without_the_photo(client, tagge
     page = client.post("/", {"image": upload(shoe)}).content.decode()
     token = re.search(r'name="query" value="([^"]+)"', page).group(1)
     refined = client.post("/", {"query": token, "type": "dress"}).content.decode()
-    assert refined.count('title="type">dress</span>') == 2  # both demo dresses, nothing else
-    assert 'title="type">shoes</span>' not in refined
+    assert refined.count('type: </span>Dress</span>') == 2  # both demo dresses, nothing else
+    assert 'type: </span>Shoes</span>' not in refined
 
 
 def test_a_tampered_refine_token_gets_a_readable_message(client):
@@ -97,5 +97,5 @@ def test_text_search_page_and_api(client, tagged_catalog):
     body = client.get("/api/v1/search/text?q=hat").json()
     assert body["understood"] == {"type": "hat"}
     assert len(body["results"]) == 2
-    assert client.get("/search/?q=hat").content.decode().count('title="type">hat</span>') == 2
+    assert client.get("/search/?q=hat").content.decode().count('type: </span>Hat</span>') == 2
     assert client.get("/api/v1/search/text?q=").status_code == 400
