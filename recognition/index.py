@@ -1,28 +1,21 @@
-"""The FAISS vector index in memory and in its file: exact while small, HNSW beyond a size limit.
+"""The FAISS vector index in memory: exact while small, HNSW beyond a size limit.
 
-An index file is the FAISS index itself followed by the HNSW slots removed but not yet compacted
-away (tombstones, see `VectorIndex`), each slot's stamp (the version of the data its vector came
-from) and a trailer, so all are published by one rename (recognition.index_store). FAISS comes
-first so that processes which only search can memory-map the file: the vectors then live once in
-the page cache for every web worker instead of once per worker (2.5 GB each at a million photos).
-Earlier files (without stamps, a header before FAISS, or plain FAISS) are still read, their
-vectors' stamps unknown; versions before stamps cannot read files with them, so web processes and
-workers are upgraded together.
+Its file (the FAISS index, tombstones, stamps and a trailer, published by one rename) is written and
+read by recognition.index_file.
 """
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import faiss
 import numpy as np
 from numpy.typing import NDArray
 
 from recognition.errors import RecognitionError
+from recognition.index_file import index_file_read, index_file_write
 
 logger = logging.getLogger(__name__)
 
@@ -38,21 +31,9 @@ FILTERED_EF_SEARCH_MAX = 16384
 REBUILD_CHUNK = 65_536
 # Above this fraction of tombstoned slots an HNSW index is due a rebuild from its live vectors (compaction_due).
 COMPACT_REMOVED_FRACTION = 0.2
-# Last bytes of an index file. Before them: the FAISS index's size, the count of tombstones and the
-# count of stamps (8 bytes each); before those the tombstones' int64 slots, then one int64 stamp per
-# slot, after the FAISS index. The sizes must add up to the file's, so a damaged file is refused
-# instead of read without its tombstones or with stamps on the wrong slots.
-TRAILER_MAGIC = b"FSTRAIL4"
-TRAILER_SIZE = 32
-# The trailer before stamps: the FAISS index's size and the count of tombstones, then its magic.
-TRAILER_V3_MAGIC = b"FSTRAIL3"
-TRAILER_V3_SIZE = 24
 # The stamp of a vector whose source version is unknown (added without one, or read from a file
 # written before stamps). The catalog counts it as out of date: nothing tells whether it is current.
 UNKNOWN_STAMP = -1
-# First bytes of the previous format: then the count and slots of tombstones, then the FAISS index.
-# A file with neither is a plain FAISS index, as versions before tombstones wrote.
-LEGACY_MAGIC = b"FSINDEX1"
 
 
 class IndexUnreadable(RecognitionError):
@@ -232,16 +213,7 @@ class VectorIndex:
         # walk, so FAISS still fills k results from live vectors.
         params = self._params(k)
         scores, slots = self._index.index.search(queries, min(k, len(self)), params=params)
-        results = []
-        for row_scores, row_slots in zip(scores, slots, strict=True):
-            hits = [
-                IndexHit(int(self._slot_ids[slot]), float(score))
-                for score, slot in zip(row_scores, row_slots, strict=True)
-                if slot >= 0
-            ]
-            hits.sort(key=lambda hit: (-round(hit.score, 6), hit.id))
-            results.append(hits)
-        return results
+        return [self._hits(row_scores, row_slots) for row_scores, row_slots in zip(scores, slots, strict=True)]
 
     def search_among(self, query: NDArray[np.float32], k: int, ids: NDArray[np.int64]) -> list[IndexHit]:
         """The `k` nearest vectors of `ids` only (a refine's matching photos), best first.
@@ -264,26 +236,20 @@ class VectorIndex:
             params = faiss.SearchParameters(sel=selected)
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         scores, slots = self._index.index.search(query, min(k, matching), params=params)
+        return self._hits(scores[0], slots[0])
+
+    def _hits(self, scores: NDArray[np.float32], slots: NDArray[np.int64]) -> list[IndexHit]:
+        """One query's results as photo ids, best first, ties broken by id for stable pages."""
         hits = [
             IndexHit(int(self._slot_ids[slot]), float(score))
-            for score, slot in zip(scores[0], slots[0], strict=True)
+            for score, slot in zip(scores, slots, strict=True)
             if slot >= 0
         ]
         return sorted(hits, key=lambda hit: (-round(hit.score, 6), hit.id))
 
     def write(self, path: Path) -> None:
-        """Write one file: the FAISS index as faiss writes it, then the tombstones, the stamps and the trailer."""
-        removed = np.flatnonzero(~self._live).astype("<i8")
-        stamps = self._stamps.astype("<i8")
-        with open(path, "wb") as handle:
-            faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
-            faiss_size = handle.tell()
-            handle.write(removed.tobytes())
-            handle.write(stamps.tobytes())
-            handle.write(
-                b"".join(count.to_bytes(8, "little") for count in (faiss_size, len(removed), len(stamps)))
-                + TRAILER_MAGIC
-            )
+        """Write one file: the FAISS index, then the tombstones, the stamps and the trailer (index_file)."""
+        index_file_write(path, self._index, removed=np.flatnonzero(~self._live), stamps=self._stamps)
 
     @classmethod
     def read(cls, path: Path, version: str, *, mapped: bool = False) -> VectorIndex:
@@ -292,34 +258,13 @@ class VectorIndex:
         Raises IndexUnreadable when it is missing or corrupt.
         """
         try:
-            with open(path, "rb") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                handle.seek(0)
-                if handle.read(len(LEGACY_MAGIC)) == LEGACY_MAGIC:  # tombstones first: FAISS can't map it
-                    count = int.from_bytes(_read_exactly(handle, 8), "little")
-                    removed = np.frombuffer(_read_exactly(handle, 8 * count), dtype="<i8").astype(np.int64)
-                    index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
-                    stamps = None
-                    mapped = False
-                elif (trailer := _trailer_sections(handle, size)) is not None:
-                    removed, stamps = trailer
-                    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
-                else:  # plain FAISS, as versions before tombstones wrote: nothing may follow the index
-                    handle.seek(0)
-                    index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
-                    if handle.tell() != size:
-                        raise ValueError("bytes follow the FAISS index without a valid trailer: a damaged file")
-                    removed = np.zeros(0, dtype=np.int64)
-                    stamps = None
-                    mapped = False
-            if not isinstance(index, faiss.IndexIDMap2) or (len(removed) and removed.max() >= index.ntotal):
-                raise ValueError("not an id-mapped index, or tombstones beyond its vectors")
-            if stamps is not None and len(stamps) != index.ntotal:
-                raise ValueError(f"{len(stamps)} stamps for {index.ntotal} vectors")
+            contents = index_file_read(path, mapped=mapped)
         # faiss reports truncated files as RuntimeError; a short header or a bad count as ValueError
         except (OSError, RuntimeError, ValueError) as exc:
             raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
-        return cls(index.d, index, version, removed, stamps=stamps, mapped=mapped)
+        return cls(
+            contents.index.d, contents.index, version, contents.removed, stamps=contents.stamps, mapped=contents.mapped
+        )
 
     def _writable(self) -> None:
         if self.mapped:
@@ -399,36 +344,6 @@ class VectorIndex:
         return params
 
 
-def _trailer_sections(
-    handle: BinaryIO, size: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64] | None] | None:
-    """The tombstones and stamps (None in a file from before stamps) after the FAISS index.
-
-    None when the file ends without a trailer.
-    """
-    if size < TRAILER_V3_SIZE:
-        return None
-    handle.seek(size - 8)
-    magic = _read_exactly(handle, 8)
-    with_stamps = magic == TRAILER_MAGIC
-    trailer_size = TRAILER_SIZE if with_stamps else TRAILER_V3_SIZE
-    if magic not in (TRAILER_MAGIC, TRAILER_V3_MAGIC) or size < trailer_size:
-        return None
-    handle.seek(size - trailer_size)
-    counts = np.frombuffer(_read_exactly(handle, trailer_size - 8), dtype="<i8").tolist()
-    faiss_size, removed_count, stamp_count = counts if with_stamps else [*counts, 0]
-    if faiss_size + 8 * (removed_count + stamp_count) + trailer_size != size:
-        raise ValueError(
-            f"the trailer's sizes ({faiss_size} + {removed_count} tombstones + {stamp_count} stamps) "
-            f"don't match the file's {size}"
-        )
-    handle.seek(faiss_size)
-    removed = np.frombuffer(_read_exactly(handle, 8 * removed_count), dtype="<i8").astype(np.int64)
-    if not with_stamps:
-        return removed, None
-    return removed, np.frombuffer(_read_exactly(handle, 8 * stamp_count), dtype="<i8").astype(np.int64)
-
-
 def _stamps_or_unknown(stamps: NDArray[np.int64] | None, count: int) -> NDArray[np.int64]:
     if stamps is None:
         return np.full(count, UNKNOWN_STAMP, dtype=np.int64)
@@ -436,10 +351,3 @@ def _stamps_or_unknown(stamps: NDArray[np.int64] | None, count: int) -> NDArray[
     if stamps.shape != (count,):
         raise ValueError(f"expected {count} stamps, got shape {stamps.shape}")
     return stamps
-
-
-def _read_exactly(handle: BinaryIO, size: int) -> bytes:
-    data = handle.read(size)
-    if len(data) != size:
-        raise ValueError(f"file ends {size - len(data)} bytes early")
-    return data

@@ -9,7 +9,8 @@ import faiss
 import numpy as np
 import pytest
 
-from recognition.index import TRAILER_V3_MAGIC, UNKNOWN_STAMP, VectorIndex
+from recognition.index import UNKNOWN_STAMP, VectorIndex
+from recognition.index_file import TRAILER_V3_MAGIC
 from recognition.index_store import SYNC_REQUEST_FILE, SYNC_RUNNING_FILE, IndexStore
 from tests.recognition.index_helpers import found_ids, hnsw_index, unit_vectors
 
