@@ -208,11 +208,9 @@ def _place_best(
         photos = photos.exclude(item_id=exclude_item_id)
     first = list(photos.values_list("pk", flat=True)[: LOOK_SMALL_PLACE_PHOTOS + 1])
     if len(first) <= LOOK_SMALL_PLACE_PHOTOS:
-        pairings = [p for p in _pairings(anchor_tags, first, {}).values() if p.place == place]
-        return sorted(pairings, key=_rank)[:per_place]
+        return sorted(_place_pairings(anchor_tags, first, place), key=_rank)[:per_place]
     found: dict[int, _Pairing] = {}
     batches = 0
-    capped = False
     for level, condition in _score_levels(anchor_tags):
         after = 0
         while len(found) < per_place and batches < LOOK_MAX_BATCHES:
@@ -224,17 +222,17 @@ def _place_best(
             if len(batch) < LOOK_BATCH_PHOTOS:
                 break
             after = batch[-1]
-        if len(found) >= per_place:
+        if len(found) >= per_place or batches >= LOOK_MAX_BATCHES:
             break
-        if batches >= LOOK_MAX_BATCHES:
-            capped = True
-            break
-    if capped and len(found) < per_place:  # the cap cut the walk short: score the place's first photos
-        first = list(photos.values_list("pk", flat=True)[:LOOK_SMALL_PLACE_PHOTOS])
-        for pairing in _pairings(anchor_tags, first, {}).values():
-            if pairing.place == place and pairing.item_id not in found:
-                found[pairing.item_id] = pairing
+    if len(found) < per_place and batches >= LOOK_MAX_BATCHES:  # the cap cut the walk short
+        for pairing in _place_pairings(anchor_tags, first[:LOOK_SMALL_PLACE_PHOTOS], place):
+            found.setdefault(pairing.item_id, pairing)
     return sorted(found.values(), key=_rank)[:per_place]
+
+
+def _place_pairings(anchor_tags: dict[str, str], photo_ids: list[int], place: str) -> list[_Pairing]:
+    """Each item's best pairing for `place` among `photo_ids`, every photo scored one by one."""
+    return [p for p in _pairings(anchor_tags, photo_ids, {}).values() if p.place == place]
 
 
 def _rank(pairing: _Pairing) -> tuple[float, int]:
