@@ -155,18 +155,21 @@ def photo_tags_best(*, photo: Photo) -> dict[str, Tag]:
     best: dict[str, Tag] = {}
     for tag in photo.tags.all():
         current = best.get(tag.attribute)
-        rank = (tag.source == Tag.Source.HAND, tag.score)
-        if current is None or rank > (current.source == Tag.Source.HAND, current.score):
+        if current is None or _tag_rank(tag.source, tag.score) > _tag_rank(current.source, current.score):
             best[tag.attribute] = tag
     return best
 
 
+def _tag_rank(source: str, score: float) -> tuple[bool, float]:
+    """How tags of one attribute compare: hand-set first, then the higher score."""
+    return source == Tag.Source.HAND, score
+
+
 def _keep_best(best: dict[str, tuple[bool, float, str]], attribute: str, value: str, score: float, source: str) -> None:
     """Keep `value` as the attribute's best tag if it ranks above the current one (rows come oldest first)."""
-    rank = (source == Tag.Source.HAND, score, value)
     current = best.get(attribute)
-    if current is None or rank[:2] > current[:2]:
-        best[attribute] = rank
+    if current is None or _tag_rank(source, score) > current[:2]:
+        best[attribute] = (*_tag_rank(source, score), value)
 
 
 def tagging_counts() -> dict[str, int]:
