@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from catalog.errors import value_echoed
 from catalog.models import Item, Look, Photo, Tag
 from catalog.selectors import tagging_counts
 from catalog.services.index import index_rebuild_queue
@@ -19,9 +20,6 @@ from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
 from recognition.errors import RecognitionError
 from recognition.labels import ATTRIBUTES, LABEL_SETS
-
-# How much of a refused value an error repeats, so a pasted paragraph does not fill the page.
-_MAX_ECHO_CHARS = 40
 
 
 def _thumbnail(photo: Photo) -> str:
@@ -90,8 +88,9 @@ class TagForm(forms.ModelForm):
             if normalised in labels:
                 data["value"] = normalised
             else:
-                shown = value if len(value) <= _MAX_ECHO_CHARS else value[:_MAX_ECHO_CHARS] + "..."
-                self.add_error("value", f"{shown!r} is not a {attribute} label; choose one of: {', '.join(labels)}.")
+                self.add_error(
+                    "value", f"{value_echoed(value)!r} is not a {attribute} label; choose one of: {', '.join(labels)}."
+                )
         return data
 
 

@@ -29,7 +29,7 @@ from django.core.files import File
 from django.core.validators import URLValidator
 from django.db import transaction
 
-from catalog.errors import ImportSourceInvalid
+from catalog.errors import ImportSourceInvalid, value_echoed
 from catalog.models import Item, Photo, Tag
 from catalog.services.items import photos_queue_tagging
 from recognition.errors import ImageTooLarge, InvalidImage
@@ -47,8 +47,6 @@ PRICE_STEP = Decimal("0.01")  # Item.price has 2 decimal places
 _SHOP_URL_VALIDATOR = URLValidator(
     schemes=["http", "https"], message="Enter an http:// or https:// URL, such as https://shop.example/item."
 )
-# How much of a refused value a message repeats, so a stray megabyte cell does not flood the terminal.
-_MAX_ECHO_CHARS = 40
 
 
 @dataclass
@@ -127,8 +125,7 @@ def _details_clean(row: dict[str, str], *, where: str) -> ItemDetails:
         try:
             values[column] = _detail_clean(column, raw)
         except ValidationError as exc:
-            shown = raw if len(raw) <= _MAX_ECHO_CHARS else raw[:_MAX_ECHO_CHARS] + "..."
-            return ItemDetails({}, f"{where}: {column} {shown!r} refused: {' '.join(exc.messages)}")
+            return ItemDetails({}, f"{where}: {column} {value_echoed(raw)!r} refused: {' '.join(exc.messages)}")
     return ItemDetails(values)
 
 
