@@ -27,10 +27,13 @@ from recognition.services import upload_decode
 logger = logging.getLogger(__name__)
 
 
+def _wants_panel(request: HttpRequest) -> bool:
+    """Whether search.js asks (X-Requested-With: fetch) for only the results panel, not the whole page."""
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
 def _results_template(request: HttpRequest) -> str:
-    """The whole page, or only the results panel for search.js (which sends X-Requested-With: fetch)."""
-    partial = request.headers.get("X-Requested-With") == "fetch"
-    return "catalog/_results.html" if partial else "catalog/home.html"
+    return "catalog/_results.html" if _wants_panel(request) else "catalog/home.html"
 
 
 def _upload_too_large(request: HttpRequest, message: str) -> HttpResponse:
@@ -43,7 +46,7 @@ def _upload_too_large(request: HttpRequest, message: str) -> HttpResponse:
 
 def _partial_marked(response: HttpResponse, request: HttpRequest) -> HttpResponse:
     # search.js shows a 5xx body only when it is this panel, never a proxy's or Django's error page.
-    if request.headers.get("X-Requested-With") == "fetch":
+    if _wants_panel(request):
         response["X-Results-Partial"] = "1"
     return response
 
