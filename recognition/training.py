@@ -32,18 +32,17 @@ TRAINING_MAX_PIXELS = 80_000_000
 # macOS Finder's "Compress" adds a __MACOSX folder and "._name" resource forks (which keep the image's
 # suffix); neither is a label nor a photo.
 MACOS_METADATA_FOLDER = "__MACOSX"
-MACOS_RESOURCE_FORK_PREFIX = "._"
 
 
 def is_metadata_name(name: str) -> bool:
-    """Whether a file or folder name is hidden or macOS archive metadata, never training data."""
+    """Whether a file or folder name is hidden (a "._" resource fork too) or macOS archive metadata."""
     return name.startswith(".") or name == MACOS_METADATA_FOLDER
 
 
 def _is_metadata_member(filename: str) -> bool:
-    """Whether a zip member lies in a __MACOSX folder or is a "._" resource fork."""
-    parts = filename.replace("\\", "/").split("/")
-    return MACOS_METADATA_FOLDER in parts[:-1] or parts[-1].startswith(MACOS_RESOURCE_FORK_PREFIX)
+    """Whether a zip member, or a folder it lies in, is named as `is_metadata_name` skips on disk."""
+    parts = [part for part in filename.replace("\\", "/").split("/") if part not in ("", ".")]
+    return any(is_metadata_name(part) for part in parts)
 
 
 @dataclass(frozen=True)
