@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, value_echoed
 from catalog.forms import PhotoSearchForm
 from catalog.models import Item
 from catalog.presenters import hit_as_dict, look_as_dict, predictions_shown, refine_choices
@@ -95,7 +95,7 @@ def _home(request: HttpRequest, template: str) -> HttpResponse:
 def _refine(request: HttpRequest, template: str) -> HttpResponse:
     """"The same, but ...": rerun the search of a signed query token with tag filters."""
     filters = {a: request.POST[a] for a in LABEL_SETS if request.POST.get(a)}  # "" is "any"
-    unknown = [f"{a} “{value[:40]}”" for a, value in filters.items() if value not in LABEL_SETS[a].labels]
+    unknown = [f"{a} “{value_echoed(value)}”" for a, value in filters.items() if value not in LABEL_SETS[a].labels]
     if unknown:
         # The form offers only known labels; silently dropping one would show unfiltered results
         # as if they were filtered.

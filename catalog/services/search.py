@@ -97,6 +97,9 @@ def search_by_embedding(
 
     limit = min(limit or settings.SEARCH_RESULTS, MAX_RESULTS)
     weights = weights or RankingWeights.from_settings()
+    # "Why it matched" names what the item shares with the photo, not the shopper's own filter,
+    # which every result holds by construction.
+    explained = {a: ranked for a, ranked in predictions.items() if a not in (filters or {})}
     if filters:
         visual_by_photo = _filtered_nearest(embedding, filters)
         candidates = candidate_photos(photo_ids=list(visual_by_photo))
@@ -134,7 +137,7 @@ def search_by_embedding(
                 visual=candidate.visual,
                 tags=candidate.tags,
                 tag_scores=row.tag_scores,
-                why=match_explain(visual=candidate.visual, predictions=predictions, item_tags=candidate.tags),
+                why=match_explain(visual=candidate.visual, predictions=explained, item_tags=candidate.tags),
             )
         )
     return hits

@@ -57,6 +57,13 @@ def test_a_refine_value_the_form_never_offers_is_a_400_naming_it_not_unfiltered_
     assert "Similar items" not in response.content.decode()
 
 
+def test_a_long_unknown_refine_value_is_repeated_cut_and_marked_as_cut(client):
+    token = query_token_make(np.ones(EMBEDDING_DIM, dtype=np.float32), {"type": [Prediction("shoes", 0.9)]})
+    response = client.post("/", {"query": token, "colour": "tartan" * 20})
+    assert response.status_code == 400
+    assert f"colour “{('tartan' * 20)[:40]}...”" in response.content.decode()
+
+
 def test_every_result_links_to_an_item_page_with_shop_link_similar_items_and_a_look(client, tagged_catalog):
     shoe = demo_photos(per_type=3)[6 * 3 + 2]
     page = client.post("/", {"image": upload(shoe)}).content.decode()

@@ -8,6 +8,7 @@ import pytest
 from catalog.models import Item, Tag
 from catalog.services.index import index_sync
 from catalog.services.search import search_by_embedding
+from recognition.recognizers import Prediction
 from recognition.services import EMBEDDING_DIM
 from tests.catalog.embedded_photos import embedded_photo, unit
 
@@ -90,3 +91,18 @@ def test_photos_whose_red_is_only_a_weak_second_guess_take_no_candidate_place_fr
 
     # then: the four red items, and no orange one
     assert sorted(hit.item.name for hit in hits) == ["red 0", "red 1", "red 2", "red 3"]
+
+
+def test_why_it_matched_names_what_the_item_shares_with_the_photo_not_the_shoppers_own_filter():
+    # given: a red dress, and a photo seen as a blue dress refined to red
+    query = unit(RNG.standard_normal(EMBEDDING_DIM))
+    dress = photo("red dress", query, "red")
+    Tag.objects.create(photo=dress.photos.get(), attribute="type", value="dress", score=0.9, source=Tag.Source.MODEL)
+    index_sync()
+    seen = {"type": [Prediction("dress", 0.8)], "colour": [Prediction("blue", 0.7)]}
+
+    # when
+    hits = search_by_embedding(embedding=query, predictions=seen, filters={"colour": "red"}, limit=12)
+
+    # then: the type is shared with the photo; red is only what the shopper asked for
+    assert hits[0].why == "same type: dress · 1.00 visual"
