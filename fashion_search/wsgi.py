@@ -41,6 +41,7 @@ def warm_up() -> None:
 
     from catalog.services.search import search_by_image
     from recognition.errors import RecognitionError
+    from recognition.services import heads_on_another_backbone
 
     started = time.perf_counter()
     try:
@@ -54,6 +55,8 @@ def warm_up() -> None:
             if not connection.in_atomic_block:  # a test's transaction, never a server's
                 connection.close()
     logger.info("warmed up (backbone, heads, index) in %.1fs", time.perf_counter() - started)
+    for stale in heads_on_another_backbone():
+        logger.warning("recognizer %s: its predictions are meaningless until it is trained again", stale)
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

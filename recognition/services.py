@@ -17,7 +17,7 @@ from recognition.recognizers import Head, Prediction, head_cached, head_features
 from recognition.versions import recognizers_live_dirs
 
 if TYPE_CHECKING:
-    from recognition.backbone import Embedder
+    from recognition.backbone import BackboneConfig, Embedder
 
 # Same as recognition.backbone.EMBEDDING_DIM; kept here so that importing this module (admin,
 # URLs, migrations) does not import torch.
@@ -32,17 +32,28 @@ def backbone_get() -> Embedder:
 
     torch is imported on first use only where it runs (or once, to export the ONNX file).
     """
-    from recognition.backbone import BackboneConfig, get_backbone
+    from recognition.backbone import get_backbone
+
+    return get_backbone(_backbone_config())
+
+
+def backbone_version_configured() -> str:
+    """The version of the backbone that settings select, without loading it: what a live head must match."""
+    from recognition.backbone import backbone_version
+
+    return backbone_version(_backbone_config())
+
+
+def _backbone_config() -> BackboneConfig:
+    from recognition.backbone import BackboneConfig
 
     tuned = settings.BACKBONE_TUNED_WEIGHTS
-    return get_backbone(
-        BackboneConfig(
-            device=settings.RECOGNITION_DEVICE,
-            threads=settings.RECOGNITION_THREADS,
-            tuned_weights=tuned if tuned.exists() else None,
-            runtime=settings.RECOGNITION_RUNTIME,
-            cache_dir=settings.MODEL_CACHE_DIR,
-        )
+    return BackboneConfig(
+        device=settings.RECOGNITION_DEVICE,
+        threads=settings.RECOGNITION_THREADS,
+        tuned_weights=tuned if tuned.exists() else None,
+        runtime=settings.RECOGNITION_RUNTIME,
+        cache_dir=settings.MODEL_CACHE_DIR,
     )
 
 
@@ -113,6 +124,20 @@ def images_recognize(
         ):
             photo_results[name] = candidates
     return results
+
+
+def heads_on_another_backbone() -> list[str]:
+    """Live recognizers whose head was trained on another backbone than the running one.
+
+    Such a head still answers, with meaningless scores, e.g. after `train_recognizer --fine-tune`
+    replaced the backbone and the other heads were not trained again; the web process warns at start.
+    """
+    running = backbone_version_configured()
+    return [
+        f"{name} (trained on {head.backbone_version}, running {running})"
+        for name, head in _heads_live(sorted(recognizers_live_dirs()))
+        if head.backbone_version != running
+    ]
 
 
 def _heads_live(names: list[str]) -> list[tuple[str, Head]]:

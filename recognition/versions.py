@@ -1,7 +1,8 @@
 """Recognizer versions: train, evaluate on held-out photos, make live, roll back.
 
 A new version is never made live silently: `version_make_live` refuses one that scores worse
-than the live version on its own held-out photos, unless the caller says so explicitly.
+than the live version on its own held-out photos, or learned fewer labels, unless the caller says so
+explicitly; and one trained on another backbone than the running one, always.
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from recognition.errors import InvalidDataset, RecognitionError
+from recognition.errors import InvalidDataset, ModelNotReady, RecognitionError
 from recognition.labels import LABEL_SETS
 from recognition.models import RecognizerVersion
 from recognition.recognizers import (
     BUILTIN_ARTIFACTS_DIR,
     FEATURES_EMBEDDING,
+    Head,
     available_recognizers,
+    load_head,
     load_metrics,
     save_head,
 )
@@ -46,6 +50,18 @@ PROGRESS_STEP = 0.02
 
 class WorseThanLive(RecognitionError):
     code = "worse_than_live"
+
+
+class FewerLabelsThanLive(RecognitionError):
+    """Its held-out score covers only its own labels: a version trained on two of ten types scores 1.0."""
+
+    code = "fewer_labels_than_live"
+
+
+class TrainedOnAnotherBackbone(RecognitionError):
+    """A head reads the embedding of the backbone it was trained on; on any other its scores mean nothing."""
+
+    code = "trained_on_another_backbone"
 
 
 def recognizers_live_dirs() -> dict[str, Path]:
@@ -153,10 +169,11 @@ def _train_into(version: RecognizerVersion, workspace: Path) -> None:
         raise InvalidDataset(f"None of the {len(train.files)} training photos could be read as an image.")
     if not len(held_inputs):
         raise InvalidDataset(f"None of the {len(held_out.files)} held-out photos could be read as an image.")
+    train_targets = targets_embedded(train, train_skipped)
     head = train_head(
         version.name,
         train_inputs,
-        targets_embedded(train, train_skipped),
+        train_targets,
         dataset.labels,
         backbone_version=backbone.version,
         features=features,
@@ -166,6 +183,12 @@ def _train_into(version: RecognizerVersion, workspace: Path) -> None:
     directory = settings.RECOGNIZER_DIR / version.name / f"v{version.version}"
     metrics = {
         "train_samples": len(train.files) - len(train_skipped),
+        "train_counts": {
+            label: int(count)
+            for label, count in zip(
+                dataset.labels, np.bincount(train_targets, minlength=len(dataset.labels)), strict=True
+            )
+        },
         "source": version.source,
         "evaluation": results,
     }
@@ -203,15 +226,20 @@ def _failure_reason(exc: Exception, workspace: Path) -> str:
 def version_make_live(*, version: RecognizerVersion, allow_worse: bool = False) -> RecognizerVersion:
     """Make `version` the live one of its name.
 
-    Raises WorseThanLive when the live version scored better on held-out photos, unless
-    `allow_worse`: a worse model is only ever put live on purpose.
+    Raises WorseThanLive when the live version scored better on held-out photos, and FewerLabelsThanLive
+    when it lacks some of the live version's labels, unless `allow_worse`: a worse model is only ever
+    put live on purpose. Raises TrainedOnAnotherBackbone whatever the caller says.
     """
     if version.status != RecognizerVersion.Status.READY:
         raise RecognitionError(f"{version} is {version.status}, not ready.")
+    head = load_head(Path(version.directory))
+    _require_running_backbone(version, head)
     with transaction.atomic():
         live = RecognizerVersion.objects.select_for_update().filter(name=version.name, is_live=True).first()
         if live is not None and live.pk == version.pk:
             return version
+        if not allow_worse:
+            _require_live_labels(version, head)
         if live is not None and not allow_worse and (live.top1 or 0.0) > (version.top1 or 0.0):
             raise WorseThanLive(
                 f"{version} scores {version.top1 or 0:.3f} top-1, below the live {live} at {live.top1:.3f}; "
@@ -222,6 +250,52 @@ def version_make_live(*, version: RecognizerVersion, allow_worse: bool = False) 
     version.refresh_from_db()
     logger.info("%s is live", version)
     return version
+
+
+def _require_running_backbone(version: RecognizerVersion, head: Head) -> None:
+    """Never overridable: a head on another backbone's embedding predicts noise, however well it once scored."""
+    from recognition.services import backbone_version_configured
+
+    running = backbone_version_configured()
+    if head.backbone_version != running:
+        raise TrainedOnAnotherBackbone(
+            f"{version} was trained on the backbone {head.backbone_version}, but the site runs {running}; "
+            "train it again on the current backbone."
+        )
+
+
+def _require_live_labels(version: RecognizerVersion, head: Head) -> None:
+    """A version must have learned every label the live one did, or the shop silently loses those labels."""
+    live_directory = recognizers_live_dirs().get(version.name)
+    if live_directory is None or live_directory == Path(version.directory):
+        return
+    try:
+        live_labels = labels_learned(load_head(live_directory), load_metrics(live_directory))
+    except ModelNotReady:
+        return  # the live head is gone: nothing is lost by replacing it
+    learned = set(labels_learned(head, version.metrics))
+    missing = [label for label in live_labels if label not in learned]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise FewerLabelsThanLive(
+            f"{version} learned {len(live_labels) - len(missing)} of the live version's {len(live_labels)} labels "
+            f"(missing: {shown}), and its score covers only those; make it live explicitly if you mean to."
+        )
+
+
+def labels_learned(head: Head, metrics: dict) -> list[str]:
+    """The labels a head saw photos of, in its order.
+
+    A head trained for a known label set has a row for every label, learned or not; the photos per
+    label are in its metrics (training counts, else held-out support), and a head without either
+    counts as knowing all its labels.
+    """
+    seen: set[str] = {label for label, count in metrics.get("train_counts", {}).items() if count}
+    per_class = metrics.get("evaluation", {}).get("per_class", {})
+    seen |= {label for label, scores in per_class.items() if scores.get("support")}
+    if not metrics.get("train_counts") and not per_class:
+        return list(head.labels)
+    return [label for label in head.labels if label in seen]
 
 
 def version_roll_back(*, name: str) -> RecognizerVersion:

@@ -21,9 +21,7 @@ def wsgi_module(settings):
 
 
 @pytest.mark.django_db
-def test_warm_up_loads_backbone_heads_and_index_so_the_first_search_loads_nothing(
-    wsgi_module, tagged_catalog, caplog
-):
+def test_warm_up_loads_backbone_heads_and_index_so_the_first_search_loads_nothing(wsgi_module, tagged_catalog, caplog):
     # given: a process that has warmed up
     with caplog.at_level(logging.INFO):
         wsgi_module.warm_up()
@@ -76,3 +74,38 @@ def test_a_web_process_collects_young_garbage_less_often_after_freezing_start_up
     finally:
         gc.unfreeze()
         gc.set_threshold(*previous)
+
+
+@pytest.mark.django_db
+def test_warm_up_warns_of_a_live_head_trained_on_another_backbone(wsgi_module, tmp_path, caplog):
+    from dataclasses import replace
+
+    from recognition.models import RecognizerVersion
+    from recognition.recognizers import BUILTIN_ARTIFACTS_DIR, load_head, save_head
+
+    # given: the shipped heads, all trained on the shipped backbone
+    with caplog.at_level(logging.WARNING):
+        wsgi_module.warm_up()
+    assert not [r for r in caplog.records if "trained on" in r.getMessage()]
+    caplog.clear()
+
+    # and a pattern version made live before the backbone was replaced
+    stale = replace(load_head(BUILTIN_ARTIFACTS_DIR / "pattern"), backbone_version="efficientnet-lite0:before")
+    save_head(stale, tmp_path / "pattern")
+    RecognizerVersion.objects.create(
+        name="pattern",
+        version=9,
+        status=RecognizerVersion.Status.READY,
+        directory=str(tmp_path / "pattern"),
+        is_live=True,
+    )
+
+    # when the web process starts, then it names that head and why its predictions cannot be trusted
+    with caplog.at_level(logging.WARNING):
+        wsgi_module.warm_up()
+    warnings = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "recognizer pattern (trained on efficientnet-lite0:before, running efficientnet-lite0:"
+    )
+    assert "meaningless" in warnings[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -13,9 +15,12 @@ from catalog.models import Photo
 from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
 from recognition.models import RecognizerVersion
+from recognition.recognizers import load_head, save_head
 from recognition.reports import confusion_svg
 from recognition.services import recognizers_live
 from recognition.versions import (
+    FewerLabelsThanLive,
+    TrainedOnAnotherBackbone,
     WorseThanLive,
     version_create,
     version_make_live,
@@ -87,6 +92,48 @@ def test_a_worse_version_is_not_made_live_silently_and_rollback_restores_the_pre
     version_make_live(version=worse, allow_worse=True)
     assert RecognizerVersion.objects.get(name="type", is_live=True) == worse
     assert version_roll_back(name="type") == builtin
+    assert RecognizerVersion.objects.get(name="type", is_live=True) == builtin
+
+
+def test_a_version_that_knows_fewer_labels_than_the_live_one_is_not_made_live_silently(committed):
+    # given the shipped type recognizer live, and a type version trained on hats and shoes only,
+    # which scores perfectly on its own held-out hats and shoes
+    versions_register_builtin()
+    builtin = RecognizerVersion.objects.get(name="type", is_live=True)
+    with committed():
+        narrow = version_create(name="type", source=RecognizerVersion.Source.ZIP, upload=hats_and_shoes_zip())
+    narrow.refresh_from_db()
+    assert narrow.status == RecognizerVersion.Status.READY, narrow.failure_reason
+
+    # when it is made live, it is refused, naming what the shop would lose
+    with pytest.raises(FewerLabelsThanLive, match=r"learned 2 of the live version's 10 labels \(missing: .*dress"):
+        version_make_live(version=narrow)
+    assert RecognizerVersion.objects.get(name="type", is_live=True) == builtin
+
+    # and only an explicit choice puts it live
+    version_make_live(version=narrow, allow_worse=True)
+    assert RecognizerVersion.objects.get(name="type", is_live=True) == narrow
+
+
+def test_a_version_trained_on_another_backbone_is_never_made_live(tmp_path):
+    # given a ready version whose head was trained on another backbone's embedding
+    versions_register_builtin()
+    builtin = RecognizerVersion.objects.get(name="type", is_live=True)
+    shipped = load_head(Path(builtin.directory))
+    save_head(replace(shipped, backbone_version="efficientnet-lite0:other"), tmp_path / "old")
+    stale = RecognizerVersion.objects.create(
+        name="type",
+        version=builtin.version + 1,
+        status=RecognizerVersion.Status.READY,
+        directory=str(tmp_path / "old"),
+        metrics={"evaluation": {"top1": 0.99}},
+    )
+
+    # when it is made live, even explicitly, it is refused with the reason
+    with pytest.raises(TrainedOnAnotherBackbone, match="trained on the backbone efficientnet-lite0:other"):
+        version_make_live(version=stale, allow_worse=True)
+
+    # then the shipped version stays live
     assert RecognizerVersion.objects.get(name="type", is_live=True) == builtin
 
 
