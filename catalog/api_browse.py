@@ -15,7 +15,7 @@ from catalog.models import Item
 from catalog.presenters import hit_as_dict, item_as_dict, look_as_dict
 from catalog.services.coordination import item_tags, look_suggest
 from catalog.services.search import MAX_RESULTS, search_similar_to_item
-from catalog.services.text_search import search_by_text
+from catalog.services.text_search import MAX_OFFSET, search_by_text
 from catalog.shopper_uploads import shopper_photo_keep
 from recognition.services import image_embed, image_recognize, recognizer_names_resolve, upload_decode
 
@@ -57,6 +57,7 @@ class ResultsOut(Schema):
 class TextSearchOut(Schema):
     understood: dict[str, str] = Field(description="words of the query read as tag filters")
     results: list[ResultOut]
+    more: bool = Field(description="whether more items match: ask again with offset + limit")
 
 
 class LimitParams(Schema):
@@ -66,6 +67,7 @@ class LimitParams(Schema):
 class TextSearchParams(Schema):
     q: str = Field(..., min_length=1, max_length=200, description='words such as "red striped shirt"')
     limit: int = Field(12, ge=1, le=MAX_RESULTS)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="how many matching items to skip")
 
 
 NOT_FOUND = {404: ErrorOut, 400: ErrorOut, 429: ErrorOut}
@@ -112,5 +114,5 @@ def photo_look(request: HttpRequest, image: File[UploadedFile]):
 
 @router.get("/search/text", response={200: TextSearchOut, 400: ErrorOut, 429: ErrorOut}, summary="Search by words")
 def text_search(request: HttpRequest, params: Query[TextSearchParams]):
-    understood, hits = search_by_text(query=params.q, limit=params.limit)
-    return {"understood": understood, "results": [hit_as_dict(hit) for hit in hits]}
+    found = search_by_text(query=params.q, limit=params.limit, offset=params.offset)
+    return {"understood": found.understood, "results": [hit_as_dict(hit) for hit in found.hits], "more": found.more}

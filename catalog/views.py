@@ -15,8 +15,8 @@ from catalog.models import Item
 from catalog.presenters import hit_as_dict, look_as_dict, predictions_shown, refine_choices
 from catalog.query_tokens import query_token_make, query_token_read
 from catalog.services.coordination import item_tags, look_suggest
-from catalog.services.search import search_by_embedding, search_by_image, search_similar_to_item
-from catalog.services.text_search import search_by_text
+from catalog.services.search import MAX_RESULTS, search_by_embedding, search_by_image, search_similar_to_item
+from catalog.services.text_search import MAX_OFFSET, search_by_text
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.ratelimit import UPLOADS, rate_limit_hit
 from fashion_search.upload_limits import upload_too_large_answer
@@ -143,8 +143,21 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET"])
 def text_search(request: HttpRequest) -> HttpResponse:
-    """Search by words ("red striped shirt") without a photo."""
+    """Search by words ("red striped shirt") without a photo, a page of SEARCH_RESULTS items at a time."""
     query = request.GET.get("q", "").strip()[:200]
-    filters, hits = search_by_text(query=query) if query else ({}, [])
-    context = {"query": query, "understood": filters, "results": [hit_as_dict(hit) for hit in hits]}
+    page, per_page = request.GET.get("page", "1"), min(settings.SEARCH_RESULTS, MAX_RESULTS)
+    last_page = MAX_OFFSET // per_page + 1
+    if not (page.isascii() and page.isdigit() and 1 <= int(page) <= last_page):
+        error = f"There is no page “{value_echoed(page)}”: a page is a whole number from 1 to {last_page}."
+        return render(request, "catalog/text_search.html", {"query": query, "error": error}, status=400)
+    page_number = int(page)
+    found = search_by_text(query=query, limit=per_page, offset=(page_number - 1) * per_page) if query else None
+    context = {
+        "query": query,
+        "understood": found.understood if found else {},
+        "results": [hit_as_dict(hit) for hit in found.hits] if found else [],
+        "first_shown": (page_number - 1) * per_page + 1,
+        "previous_page": page_number - 1 if page_number > 1 else None,
+        "next_page": page_number + 1 if found and found.more else None,
+    }
     return render(request, "catalog/text_search.html", context)

@@ -7,6 +7,7 @@ in the item's name, brand or description.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import reduce
 from operator import and_, or_
 
@@ -22,6 +23,9 @@ from catalog.selectors import (
 )
 from catalog.services.search import MAX_RESULTS, SearchHit
 from recognition.labels import LABEL_SETS
+
+# How far into the matches a search may ask: past this, it is a crawler walking the catalog, not a shopper.
+MAX_OFFSET = 10_000
 
 # Everyday words for our labels; each label's own name and display name are understood too.
 SYNONYMS: dict[str, tuple[str, str]] = {
@@ -84,28 +88,36 @@ def _vocabulary_match(token: str, vocabulary: dict[str, tuple[str, str]]) -> tup
     return None
 
 
-def search_by_text(*, query: str, limit: int = 12) -> tuple[dict[str, str], list[SearchHit]]:
+@dataclass(frozen=True)
+class TextSearchPage:
+    understood: dict[str, str]  # the query's words read as tag filters, so a page can show them
+    hits: list[SearchHit]
+    more: bool  # whether items beyond this page match too
+
+
+def search_by_text(*, query: str, limit: int = 12, offset: int = 0) -> TextSearchPage:
     """Items whose tags match the query's tag words and whose text contains its other words.
 
-    Items are ranked by the confidence of their matching tags, then by name. Both conditions are
-    applied in the database, so every matching item of the catalog can be found, whatever its name.
-    Returns the parsed filters too, so a page can show what was understood.
+    Items are ranked by the confidence of their matching tags, then by name; `offset` skips that many.
+    Both conditions are applied in the database, so every matching item of the catalog can be found,
+    whatever its name.
     """
     filters, words = query_parse(query)
     limit = min(limit, MAX_RESULTS)
     if not filters and not words:
-        return filters, []
+        return TextSearchPage(filters, [], more=False)
     photos = photos_tagged_query(filters=filters)
     if words:
         fields = ("item__name", "item__brand", "item__description")
         text = (reduce(or_, (Q(**{f"{field}__icontains": w}) for field in fields)) for w in words)
         photos = photos.filter(reduce(and_, text))
-    page = _best_photo_per_item(photos=photos, filters=filters, limit=limit)
+    page = _best_photo_per_item(photos=photos, filters=filters, start=offset, stop=offset + limit + 1)
+    more, page = len(page) > limit, page[:limit]
     rows = candidate_photos(photo_ids=[photo_id for photo_id, _ in page])
     shown = photos_for_results(photo_ids=list(rows))
     understood = [f"{attr}: {LABEL_SETS[attr].display(value).lower()}" for attr, value in filters.items()]
     understood += [f'"{w}"' for w in words]
-    return filters, [
+    hits = [
         SearchHit(
             item=shown[photo_id].item,
             photo=shown[photo_id],
@@ -118,10 +130,14 @@ def search_by_text(*, query: str, limit: int = 12) -> tuple[dict[str, str], list
         for photo_id, score in page
         if photo_id in rows and photo_id in shown  # deleted between the queries
     ]
+    return TextSearchPage(filters, hits, more=more)
 
 
-def _best_photo_per_item(*, photos: QuerySet[Photo], filters: dict[str, str], limit: int) -> list[tuple[int, float]]:
-    """The first `limit` items' best photos as (photo id, score): highest score, then item name and id.
+def _best_photo_per_item(
+    *, photos: QuerySet[Photo], filters: dict[str, str], start: int, stop: int
+) -> list[tuple[int, float]]:
+    """Items `start` to `stop` (in ranking order) with their best photos as (photo id, score): highest
+    score, then item name and id.
 
     An item's photo is its best-scoring match, the oldest on a tie. Without filters every score is 0,
     so the database orders and cuts the items itself.
@@ -131,7 +147,7 @@ def _best_photo_per_item(*, photos: QuerySet[Photo], filters: dict[str, str], li
             photos.order_by()
             .values("item_id")
             .annotate(photo_id=Min("pk"), name=F("item__name"))
-            .order_by("name", "item_id")[:limit]
+            .order_by("name", "item_id")[start:stop]
         )
         return [(row["photo_id"], 0.0) for row in rows]
     best: dict[int, TagMatch] = {}
@@ -139,5 +155,5 @@ def _best_photo_per_item(*, photos: QuerySet[Photo], filters: dict[str, str], li
         current = best.get(match.item_id)
         if current is None or match.score > current.score:
             best[match.item_id] = match
-    ranked = sorted(best.values(), key=lambda m: (-m.score, m.item_name, m.item_id))[:limit]
+    ranked = sorted(best.values(), key=lambda m: (-m.score, m.item_name, m.item_id))[start:stop]
     return [(match.photo_id, match.score) for match in ranked]

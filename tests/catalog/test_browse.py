@@ -106,3 +106,27 @@ def test_text_search_page_and_api(client, tagged_catalog):
     assert len(body["results"]) == 2
     assert client.get("/search/?q=hat").content.decode().count('type: </span>Hat</span>') == 2
     assert client.get("/api/v1/search/text?q=").status_code == 400
+
+
+def test_text_search_page_links_to_more_results_and_the_api_pages_by_offset(client, tagged_catalog, settings):
+    # given: pages of one item, and the demo catalog's two hats
+    settings.SEARCH_RESULTS = 1
+
+    # when / then: the first page links to the next, the second back, and not beyond
+    first = client.get("/search/?q=hat").content.decode()
+    assert 'href="?q=hat&amp;page=2" rel="next"' in first and 'rel="prev"' not in first
+    second = client.get("/search/?q=hat&page=2").content.decode()
+    assert 'href="?q=hat&amp;page=1" rel="prev"' in second and 'rel="next"' not in second
+    assert first.count('type: </span>Hat</span>') == second.count('type: </span>Hat</span>') == 1
+
+    # and the API says the same with offset and more
+    pages = [client.get(f"/api/v1/search/text?q=hat&limit=1&offset={offset}").json() for offset in (0, 1)]
+    assert [page["more"] for page in pages] == [True, False]
+    assert pages[0]["results"][0]["id"] != pages[1]["results"][0]["id"]
+
+
+@pytest.mark.parametrize("page", ["0", "x", "²", "99999"])
+def test_a_text_search_page_that_is_not_a_page_number_is_a_400_saying_so(client, page):
+    response = client.get("/search/", {"q": "hat", "page": page})
+    assert response.status_code == 400
+    assert "a page is a whole number from 1 to" in response.content.decode()

@@ -38,7 +38,8 @@ def test_text_search_finds_items_by_tags_and_name():
     wanted = _item("Lumen stripe", type="shirt", colour="red", pattern="striped")
     _item("Lumen plain", type="shirt", colour="red", pattern="plain")
     _item("Other stripe", type="shirt", colour="red", pattern="striped")
-    understood, hits = search_by_text(query="red striped shirt lumen")
+    page = search_by_text(query="red striped shirt lumen")
+    understood, hits = page.understood, page.hits
     assert understood == {"colour": "red", "pattern": "striped", "type": "shirt"}
     assert [hit.item for hit in hits] == [wanted]
     assert "colour: red" in hits[0].why
@@ -52,8 +53,8 @@ def test_a_tag_word_finds_matching_items_anywhere_in_the_alphabet():
     zeta = _item("Zeta tee", type="t-shirt", colour="red")
 
     # when / then
-    assert [hit.item for hit in search_by_text(query="red")[1]] == [zeta]
-    assert [hit.item for hit in search_by_text(query="red tee")[1]] == [zeta]
+    assert [hit.item for hit in search_by_text(query="red").hits] == [zeta]
+    assert [hit.item for hit in search_by_text(query="red tee").hits] == [zeta]
 
 
 @pytest.mark.django_db
@@ -66,7 +67,7 @@ def test_tag_words_rank_by_the_best_tag_score_then_name_and_ignore_tags_that_are
     Tag.objects.create(photo=not_best.photos.get(), attribute="colour", value="red", score=0.3, source=Tag.Source.MODEL)
 
     # when
-    hits = search_by_text(query="red")[1]
+    hits = search_by_text(query="red").hits
 
     # then
     assert [hit.item for hit in hits] == [high_a, high_b, low]
@@ -84,8 +85,25 @@ def test_free_words_alone_list_matching_items_by_name_with_their_first_photo(dja
 
     # when: a query of free words only, in a bounded number of queries
     with django_assert_max_num_queries(4):
-        hits = search_by_text(query="lumen")[1]
+        hits = search_by_text(query="lumen").hits
 
     # then
     assert [hit.item for hit in hits] == [first, later]
     assert hits[0].photo == first.photos.order_by("pk").first()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["red", "lumen"], ids=["tag word", "free word"])
+def test_text_search_pages_through_every_match_and_says_when_there_are_more(query):
+    # given: seven matching items
+    names = [f"Lumen {letter}" for letter in "abcdefg"]
+    for name in names:
+        _item(name, colour="red")
+    _item("Other", colour="blue")
+
+    # when: read three at a time
+    pages = [search_by_text(query=query, limit=3, offset=offset) for offset in (0, 3, 6)]
+
+    # then: each item once, in order, and only the last page says there are no more
+    assert [hit.item.name for page in pages for hit in page.hits] == names
+    assert [page.more for page in pages] == [True, True, False]
