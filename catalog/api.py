@@ -16,7 +16,7 @@ from ninja import Field, File, NinjaAPI, Query, Schema
 from ninja.errors import ValidationError
 from ninja.files import UploadedFile
 
-from catalog.api_schemas import ErrorOut, ResultOut
+from catalog.api_schemas import ErrorOut, ResultOut, WholeNumber
 from catalog.presenters import hit_as_dict
 from catalog.services.search import MAX_RESULTS, search_by_image
 from catalog.shopper_uploads import shopper_photo_keep
@@ -68,7 +68,7 @@ class RecognizeParams(Schema):
 
 
 class SearchParams(Schema):
-    limit: int = Field(12, ge=1, le=MAX_RESULTS, description="how many items to return")
+    limit: WholeNumber = Field(12, ge=1, le=MAX_RESULTS, description="how many items to return")
     type: Literal[TYPE.labels] | None = Field(None, description="only items of this type")  # type: ignore[valid-type]
     pattern: Literal[PATTERN.labels] | None = Field(None, description="only items with this pattern")  # type: ignore[valid-type]
     colour: Literal[COLOUR.labels] | None = Field(None, description="only items of this colour")  # type: ignore[valid-type]
@@ -89,8 +89,9 @@ def _error_docs(bad_request: str) -> dict:
     return {
         "responses": {
             400: {"description": bad_request},
-            413: {"description": "`image_too_large`: the file is over MAX_UPLOAD_BYTES or the photo over "
-                  "MAX_IMAGE_PIXELS"},
+            413: {
+                "description": "`image_too_large`: the file is over MAX_UPLOAD_BYTES or the photo over MAX_IMAGE_PIXELS"
+            },
             429: {
                 "description": "`rate_limited`: this client sent too many requests; try again after Retry-After",
                 "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
@@ -101,6 +102,8 @@ def _error_docs(bad_request: str) -> dict:
             },
         }
     }
+
+
 _STATUS_BY_ERROR = {ImageTooLarge: 413}
 
 

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, File, Query, Router, Schema
 from ninja.files import UploadedFile
 
-from catalog.api_schemas import ErrorOut, ItemFieldsOut, ResultOut
+from catalog.api_schemas import ErrorOut, ItemFieldsOut, ResultOut, WholeNumber
 from catalog.models import Item
 from catalog.presenters import hit_as_dict, item_as_dict, look_as_dict
 from catalog.services.coordination import item_tags, look_suggest
@@ -61,13 +61,13 @@ class TextSearchOut(Schema):
 
 
 class LimitParams(Schema):
-    limit: int = Field(12, ge=1, le=MAX_RESULTS)
+    limit: WholeNumber = Field(12, ge=1, le=MAX_RESULTS)
 
 
 class TextSearchParams(Schema):
     q: str = Field(..., min_length=1, max_length=200, description='words such as "red striped shirt"')
-    limit: int = Field(12, ge=1, le=MAX_RESULTS)
-    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="how many matching items to skip")
+    limit: WholeNumber = Field(12, ge=1, le=MAX_RESULTS)
+    offset: WholeNumber = Field(0, ge=0, le=MAX_OFFSET, description="how many matching items to skip")
 
 
 NOT_FOUND = {404: ErrorOut, 400: ErrorOut, 429: ErrorOut}
@@ -78,19 +78,19 @@ def _item(pk: int) -> Item:
 
 
 @router.get("/items/{item_id}", response={200: ItemOut, **NOT_FOUND}, summary="An item of the catalog")
-def item_detail(request: HttpRequest, item_id: int):
+def item_detail(request: HttpRequest, item_id: WholeNumber):
     item = _item(item_id)
     return item_as_dict(item, tags=item_tags(item=item))
 
 
 @router.get("/items/{item_id}/similar", response={200: ResultsOut, **NOT_FOUND}, summary="Items that look alike")
-def item_similar(request: HttpRequest, item_id: int, params: Query[LimitParams]):
+def item_similar(request: HttpRequest, item_id: WholeNumber, params: Query[LimitParams]):
     hits = search_similar_to_item(item=_item(item_id), limit=params.limit)
     return {"results": [hit_as_dict(hit) for hit in hits]}
 
 
 @router.get("/items/{item_id}/look", response={200: LookOut, **NOT_FOUND}, summary="Complete the look of an item")
-def item_look(request: HttpRequest, item_id: int):
+def item_look(request: HttpRequest, item_id: WholeNumber):
     item = _item(item_id)
     tags = item_tags(item=item)
     return {"tags": tags, "groups": look_as_dict(look_suggest(anchor_tags=tags, anchor_item=item))}

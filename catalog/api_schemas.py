@@ -1,8 +1,23 @@
-"""Response schemas shared by the API modules (catalog/api.py and catalog/api_browse.py)."""
+"""Schemas shared by the API modules (catalog/api.py and catalog/api_browse.py)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from ninja import Field, Schema
+from pydantic import BeforeValidator
+
+
+def _ascii_digits(value: object) -> object:
+    """Pydantic reads "5\x85" (a trailing Unicode space), " 5", "5_0" and "+5" as numbers; a number in a
+    URL is plain digits, so anything else is refused rather than quietly read as another value."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("expected a whole number written with the digits 0-9 only")
+    return value
+
+
+# A whole number from a path or a query string.
+WholeNumber = Annotated[int, BeforeValidator(_ascii_digits)]
 
 
 class ErrorOut(Schema):

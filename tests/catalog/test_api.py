@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -81,3 +83,22 @@ def test_search_limit_out_of_range_is_a_400(client):
     response = client.post("/api/v1/search?limit=0", {"image": upload(data=jpeg_bytes())})
     assert response.status_code == 400
     assert "limit" in response.json()["reason"]
+
+
+@pytest.mark.parametrize(
+    "number", ["4\x85", " 4", "4_0", "+4", "٤"], ids=["unicode space", "space", "underscore", "plus", "arabic digit"]
+)
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/api/v1/items/{}", "item_id"),
+        ("/api/v1/items/1/similar?limit={}", "limit"),
+        ("/api/v1/search/text?q=hat&offset={}", "offset"),
+    ],
+)
+def test_a_number_in_a_url_that_is_not_plain_digits_is_a_400_not_read_as_another_number(client, url, name, number):
+    # Pydantic alone reads each of these as 4 or 40; an API fuzzer sent "4\x85" and got item 4's look.
+    response = client.get(url.format(quote(number)))
+    assert response.status_code == 400
+    reason = response.json()["reason"]
+    assert f".{name}: " in reason and "a whole number written with the digits 0-9 only" in reason
