@@ -46,6 +46,7 @@ def warm_up() -> None:
     started = time.perf_counter()
     try:
         search_by_image(image=Image.new("RGB", (224, 224), "grey"))
+        stale_heads = heads_on_another_backbone()
     except (RecognitionError, DatabaseError, OSError) as exc:
         logger.warning("warm-up failed; models load on the first request instead: %s", exc)
         return
@@ -55,7 +56,7 @@ def warm_up() -> None:
             if not connection.in_atomic_block:  # a test's transaction, never a server's
                 connection.close()
     logger.info("warmed up (backbone, heads, index) in %.1fs", time.perf_counter() - started)
-    for stale in heads_on_another_backbone():
+    for stale in stale_heads:
         logger.warning("recognizer %s: its predictions are meaningless until it is trained again", stale)
 
 

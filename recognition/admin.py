@@ -84,7 +84,7 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
     def make_live(self, request: HttpRequest, queryset) -> None:
         self._make_live(request, queryset, allow_worse=False)
 
-    @admin.action(description="Make live even if it scores worse or knows fewer labels")
+    @admin.action(description="Make live even if it scores worse or learned fewer labels")
     def make_live_even_if_worse(self, request: HttpRequest, queryset) -> None:
         self._make_live(request, queryset, allow_worse=True)
 
