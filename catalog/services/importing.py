@@ -26,7 +26,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.validators import URLValidator
+from django.core.validators import ProhibitNullCharactersValidator, URLValidator
 from django.db import transaction
 
 from catalog.errors import ImportSourceInvalid, value_echoed
@@ -43,6 +43,9 @@ IMPORT_MAX_PIXELS = 80_000_000
 DETAIL_COLUMNS = ("name", "brand", "price", "currency", "shop_url", "description")
 DEFAULT_CURRENCY = "EUR"
 PRICE_STEP = Decimal("0.01")  # Item.price has 2 decimal places
+NAME_MAX_CHARS = Item._meta.get_field("name").max_length
+IMPORT_KEY_MAX_CHARS = Item._meta.get_field("import_key").max_length
+_NO_NULL_CHARACTERS = ProhibitNullCharactersValidator()
 # The model's URLField also takes ftp://; a shop page a shopper is sent to must be a web page.
 _SHOP_URL_VALIDATOR = URLValidator(
     schemes=["http", "https"], message="Enter an http:// or https:// URL, such as https://shop.example/item."
@@ -130,6 +133,7 @@ def _details_clean(row: dict[str, str], *, where: str) -> ItemDetails:
 
 
 def _detail_clean(column: str, raw: str) -> object:
+    _NO_NULL_CHARACTERS(raw)  # the model fields' own validation lets them through; PostgreSQL refuses them
     if column == "currency":
         raw = raw.upper()
         if not (len(raw) == 3 and raw.isascii() and raw.isalpha()):
@@ -176,6 +180,8 @@ def catalog_import(
 def _import_one(
     *, path: Path, relative: str, details: dict[str, object], dry_run: bool, report: ImportReport
 ) -> None:
+    if len(relative) > IMPORT_KEY_MAX_CHARS:
+        raise ImportSourceInvalid(f"its path is {len(relative)} characters long; at most {IMPORT_KEY_MAX_CHARS} fit.")
     data = path.read_bytes()
     decode_image(data, max_bytes=IMPORT_MAX_BYTES, max_pixels=IMPORT_MAX_PIXELS)  # refuse unreadable files
     existing = Item.objects.filter(import_key=relative).first()
@@ -207,7 +213,9 @@ def _import_one(
 def _item_create(*, path: Path, relative: str, details: dict[str, object]) -> None:
     """Create the item and its photo, with the folder's name as the photo's hand-set type."""
     type_label = path.parent.name
-    fields = {"name": f"{TYPE.display(type_label)} {path.stem[:8]}", "currency": DEFAULT_CURRENCY} | details
+    # A long folder name must not make the default name longer than the field holds.
+    default_name = f"{TYPE.display(type_label)[:NAME_MAX_CHARS - 9]} {path.stem[:8]}"
+    fields = {"name": default_name, "currency": DEFAULT_CURRENCY} | details
     with transaction.atomic():
         item = Item.objects.create(import_key=relative, imported_details=_details_as_text(details), **fields)
         photo = Photo(item=item)

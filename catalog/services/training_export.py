@@ -9,8 +9,10 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from catalog.errors import value_echoed
 from catalog.models import Tag
 from recognition.errors import InvalidDataset
+from recognition.labels import LABEL_SETS
 from recognition.models import RecognizerVersion
 from recognition.versions import version_create
 
@@ -35,6 +37,10 @@ def hand_tags_export(*, attribute: str, directory: Path) -> dict[str, int]:
 
 def recognizer_train_from_hand_tags(*, attribute: str) -> RecognizerVersion:
     """Queue a new version of `attribute`'s recognizer trained on the catalog's hand-set tags."""
+    if attribute not in LABEL_SETS:  # also keeps the value out of the export folder's path
+        raise InvalidDataset(
+            f"There is no attribute “{value_echoed(attribute)}” to train; choose one of {', '.join(LABEL_SETS)}."
+        )
     directory = settings.RECOGNIZER_DIR / "exports" / f"{attribute}-{timezone.now():%Y%m%d-%H%M%S}"
     counts = hand_tags_export(attribute=attribute, directory=directory)
     if len(counts) < 2:

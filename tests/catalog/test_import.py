@@ -246,6 +246,8 @@ def test_a_dry_run_counts_what_the_real_run_then_does(demo_subset, tmp_path, run
         ("shop_url", "javascript:alert(1)", "http:// or https:// URL"),
         ("shop_url", "ftp://shop.example/coat", "http:// or https:// URL"),
         ("currency", "EURO", "three-letter currency code"),
+        ("brand", "Bad\x00Brand", "Null characters are not allowed"),  # PostgreSQL cannot store them
+        ("description", "Soft\x00wool", "Null characters are not allowed"),
     ],
 )
 def test_a_csv_value_the_item_cannot_hold_skips_that_file_and_names_the_line(
@@ -280,6 +282,25 @@ def test_a_bad_csv_value_for_a_new_file_creates_nothing_for_it(demo_subset, tmp_
     assert "19 created, 0 updated, 0 unchanged, 1 skipped" in out
     assert "line 2: price '1e20' refused" in err
     assert not Item.objects.filter(import_key=relative).exists()
+
+
+def test_a_long_folder_name_gives_a_name_that_fits_and_a_path_too_long_to_remember_is_skipped(
+    demo_subset, tmp_path, run_import
+):
+    # given: a folder named with 250 letters holding a photo whose path fits, and one whose path does not
+    photo = next(demo_subset.glob("*/*.jpg")).read_bytes()
+    root, folder = tmp_path / "catalog", "t" * 250
+    (root / folder).mkdir(parents=True)
+    (root / folder / "short.jpg").write_bytes(photo)
+    (root / folder / f"{'l' * 250}.jpg").write_bytes(photo)
+
+    # when
+    out, err = run_import(str(root))
+
+    # then: the first is imported with a name the field holds, the second skipped with the reason
+    assert "1 created, 0 updated, 0 unchanged, 1 skipped" in out
+    assert len(Item.objects.get().name) <= 200
+    assert "its path is 505 characters long; at most 500 fit" in err
 
 
 def test_currency_is_stored_in_capitals(demo_subset, tmp_path, run_import):

@@ -149,6 +149,14 @@ def test_hand_set_catalog_tags_are_training_data(tagged_catalog, committed):
     assert version.metrics["train_samples"] + version.metrics["evaluation"]["samples"] == 20
 
 
+@pytest.mark.parametrize("attribute", ["zzz", "../../x", "/tmp/x", "\x00"])
+def test_training_from_hand_set_tags_of_an_attribute_that_does_not_exist_says_so(admin_client, attribute):
+    response = admin_client.post("/admin/catalog/photo/train-from-hand-tags/", {"attribute": attribute}, follow=True)
+    assert response.status_code == 200
+    assert "to train; choose one of type, pattern, colour, style" in response.content.decode()
+    assert not RecognizerVersion.objects.exists()
+
+
 def test_admin_shows_metrics_and_the_confusion_matrix_picture(admin_client):
     versions_register_builtin()
     version = RecognizerVersion.objects.get(name="type")
