@@ -52,6 +52,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     # Before CSRF, which would otherwise be the first to read an oversized body and answer a bare 400.
     "fashion_search.upload_limits.UploadLimitMiddleware",
+    "fashion_search.admin_input.AdminInputMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from recognition.errors import RecognitionError
+from recognition.forms import RecognizerVersionAddForm
 from recognition.models import RecognizerVersion
 from recognition.reports import confusion_svg
 from recognition.versions import version_create, version_make_live, version_roll_back
@@ -24,6 +25,11 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
         if obj is None:
             return ("name", "source", "upload", "data_dir")
         return ("name", "source", "status", "progress_shown", "failure_reason", "is_live", "made_live_at", "report")
+
+    def get_form(self, request: HttpRequest, obj: RecognizerVersion | None = None, **kwargs):
+        if obj is None:
+            kwargs["form"] = RecognizerVersionAddForm
+        return super().get_form(request, obj, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: RecognizerVersion | None = None):
         return self.readonly_fields + (("name", "source") if obj else ())
@@ -89,6 +95,10 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
         self._make_live(request, queryset, allow_worse=True)
 
     def _make_live(self, request: HttpRequest, queryset, *, allow_worse: bool) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        if len(names) != len(set(names)):  # each would be made live in turn, and only the last stay so
+            self.message_user(request, "Select one version per recognizer to make live.", messages.ERROR)
+            return
         for version in queryset:
             try:
                 version_make_live(version=version, allow_worse=allow_worse)
