@@ -251,6 +251,40 @@ def test_the_admin_upload_of_an_unreadable_zip_ends_normally_and_records_the_fai
     assert version.status == RecognizerVersion.Status.FAILED and version.failure_reason
 
 
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"name": "scenes", "source": "zip"}, "Choose the zip to train from"),
+        ({"name": "scenes", "source": "zip", "upload": "not a zip"}, "This file is not a zip archive."),
+        ({"name": "scenes", "source": "folder"}, "Enter the folder&#x27;s full path on the server."),
+        ({"name": "scenes", "source": "folder", "data_dir": "photos"}, "Enter a full path, starting with /."),
+        ({"name": "scenes", "source": "folder", "data_dir": "/no/such/folder"}, "There is no such folder"),
+        ({"name": "scenes", "source": "folder", "data_dir": "/tmp", "upload": "x"}, "A zip is only read when"),
+        ({"name": "scenes", "source": "builtin", "data_dir": "/tmp"}, "Select a valid choice."),
+        ({"name": "scenes", "source": "catalog", "data_dir": "/tmp"}, "Select a valid choice."),
+        ({"name": "fashion", "source": "folder", "data_dir": "/tmp"}, "is reserved"),
+    ],
+    ids=[
+        "zip, none",
+        "zip, not a zip",
+        "folder, none",
+        "folder, relative",
+        "folder, missing",
+        "folder and a zip",
+        "builtin",
+        "catalog",
+        "reserved name",
+    ],
+)
+def test_the_admin_refuses_a_version_that_could_only_fail_in_the_worker(admin_client, fields, error):
+    if "upload" in fields:
+        fields = fields | {"upload": SimpleUploadedFile("x.zip", fields["upload"].encode())}
+    response = admin_client.post("/admin/recognition/recognizerversion/add/", fields)
+    assert response.status_code == 200  # the form again, with the error
+    assert error in response.content.decode()
+    assert not RecognizerVersion.objects.exists()
+
+
 def test_a_zip_made_by_macos_finder_trains_on_its_photos_only(committed):
     def finder_zip(archive: zipfile.ZipFile) -> None:
         for photo in demo_photos(per_type=5):

@@ -1,0 +1,52 @@
+"""The admin's form for a new recognizer version: refuse what could only fail in the worker, up front."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from django import forms
+
+from recognition.models import RecognizerVersion
+
+# `model=fashion` asks the API for every attribute recognizer at once (recognition.services.FASHION).
+RESERVED_NAMES = frozenset({"fashion"})
+# Built-in versions come with the app, and catalog ones from "Train … from hand-set tags".
+SOURCES_OFFERED = (RecognizerVersion.Source.ZIP, RecognizerVersion.Source.FOLDER)
+
+
+class RecognizerVersionAddForm(forms.ModelForm):
+    class Meta:
+        model = RecognizerVersion
+        fields = ("name", "source", "upload", "data_dir")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = [(source.value, source.label) for source in SOURCES_OFFERED]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if name in RESERVED_NAMES:
+            raise forms.ValidationError(f"“{name}” is reserved: the API's model={name} means every attribute.")
+        return name
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        source, upload, data_dir = cleaned.get("source"), cleaned.get("upload"), cleaned.get("data_dir", "")
+        if source == RecognizerVersion.Source.ZIP:
+            if not upload:
+                self.add_error("upload", "Choose the zip to train from (a folder of photos per label).")
+            elif not zipfile.is_zipfile(upload):
+                self.add_error("upload", "This file is not a zip archive.")
+            if data_dir:
+                self.add_error("data_dir", "A folder is only read when the source is a folder on the server.")
+        elif source == RecognizerVersion.Source.FOLDER:
+            if upload:
+                self.add_error("upload", "A zip is only read when the source is an uploaded zip.")
+            if not data_dir:
+                self.add_error("data_dir", "Enter the folder's full path on the server.")
+            elif not Path(data_dir).is_absolute():
+                self.add_error("data_dir", "Enter a full path, starting with /.")
+            elif not Path(data_dir).is_dir():
+                self.add_error("data_dir", "There is no such folder on the server.")
+        return cleaned
