@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from catalog.errors import value_echoed
+from catalog.forms import CatalogPhotoForm
 from catalog.models import Item, Look, Photo, Tag
 from catalog.selectors import tagging_counts
 from catalog.services.index import index_rebuild_queue
@@ -39,6 +40,7 @@ def _tag_list(photo: Photo) -> str:
 
 class PhotoInline(admin.TabularInline):
     model = Photo
+    form = CatalogPhotoForm
     extra = 1
     fields = ("image", "thumbnail", "status", "tag_summary")
     readonly_fields = ("thumbnail", "status", "tag_summary")
@@ -132,6 +134,7 @@ class TagInline(admin.TabularInline):
 
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin):
+    form = CatalogPhotoForm
     list_display = ("id", "thumbnail", "item", "status", "tag_summary", "embedding_model", "tagged_at")
     list_filter = ("status",)
     list_select_related = ("item",)

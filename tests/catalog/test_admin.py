@@ -103,5 +103,60 @@ def test_an_untouched_old_tag_outside_the_labels_does_not_block_saving(admin_cli
 
     assert response.status_code == 302, response.content.decode()[:3000]
     assert list(photo.tags.filter(source="hand").values_list("attribute", "value")) == [
-        ("pattern", "striped"), ("style", "Grunge")
+        ("pattern", "striped"),
+        ("style", "Grunge"),
     ]
+
+
+NO_TAGS = {"tags-TOTAL_FORMS": "0", "tags-INITIAL_FORMS": "0"}
+
+
+def _image_file(name: str, image_format: str, size: tuple[int, int] = (32, 32), mode: str = "RGB", tail: bytes = b""):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, image_format)
+    return SimpleUploadedFile(name, buffer.getvalue() + tail)
+
+
+@pytest.mark.parametrize(
+    ("upload", "reason"),
+    [
+        (lambda: _image_file("a.bmp", "BMP"), "Not a supported image"),
+        (lambda: _image_file("a.jpg", "JPEG", tail=b"%PDF-1.7" + b"\0" * 5000), "bytes after the image data"),
+        (lambda: _image_file("a.png", "PNG", size=(9000, 9000), mode="1"), "the limit is 80000000 pixels"),
+    ],
+    ids=["bmp", "jpeg with a pdf after it", "81 megapixels"],
+)
+def test_a_photo_the_tagger_would_refuse_is_refused_on_the_form_with_its_reason(admin_client, upload, reason):
+    item = Item.objects.create(name="Shirt")
+    response = admin_client.post("/admin/catalog/photo/add/", {"item": item.pk, "image": upload()} | NO_TAGS)
+    assert response.status_code == 200  # the form again
+    assert reason in response.content.decode()
+    assert not Photo.objects.exists()
+
+
+def test_a_photo_added_with_its_item_is_checked_as_well(admin_client):
+    data = {
+        "name": "Shirt",
+        "currency": "EUR",
+        "photos-TOTAL_FORMS": "1",
+        "photos-INITIAL_FORMS": "0",
+        "photos-0-image": _image_file("a.bmp", "BMP"),
+    }
+    response = admin_client.post("/admin/catalog/item/add/", data)
+    assert response.status_code == 200
+    assert "Not a supported image" in response.content.decode()
+    assert not Item.objects.exists()
+
+
+def test_a_readable_photo_is_saved_and_queued_for_tagging(admin_client):
+    item = Item.objects.create(name="Shirt")
+    response = admin_client.post(
+        "/admin/catalog/photo/add/", {"item": item.pk, "image": _image_file("a.jpg", "JPEG")} | NO_TAGS
+    )
+    assert response.status_code == 302
+    assert Photo.objects.get().item == item
