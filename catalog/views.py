@@ -7,7 +7,7 @@ import logging
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from catalog.errors import CatalogError, value_echoed
 from catalog.forms import PhotoSearchForm
@@ -61,14 +61,14 @@ def _recognition_error(request: HttpRequest, template: str, context: dict, exc: 
 
 
 @upload_too_large_answer(_upload_too_large)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     """Upload a photo, see its tags and the most similar items; also serves the JS partial."""
     return _partial_marked(_home(request, _results_template(request)), request)
 
 
 def _home(request: HttpRequest, template: str) -> HttpResponse:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return render(request, "catalog/home.html", {"form": PhotoSearchForm()})
     wait = rate_limit_hit(request, group=UPLOADS, rate=settings.RATE_LIMIT_UPLOADS)
     if wait is not None:
@@ -126,7 +126,7 @@ def _results_context(embedding, predictions, hits, filters: dict[str, str], form
     }
 
 
-@require_http_methods(["GET"])
+@require_safe
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """An item's photos, tags and shop link, with similar items and complete-the-look."""
     item = get_object_or_404(Item.objects.prefetch_related("photos__tags"), pk=pk)
@@ -141,7 +141,7 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "catalog/item.html", context)
 
 
-@require_http_methods(["GET"])
+@require_safe
 def text_search(request: HttpRequest) -> HttpResponse:
     """Search by words ("red striped shirt") without a photo, a page of SEARCH_RESULTS items at a time."""
     query = request.GET.get("q", "").strip()[:200]

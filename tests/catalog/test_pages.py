@@ -75,3 +75,11 @@ def test_a_tag_typed_in_the_admin_is_hand_set_and_replaces_the_models_tags(admin
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert list(photo.tags.filter(attribute="pattern").values_list("value", "source")) == [(model_value, "hand")]
+
+
+@pytest.mark.parametrize("url", ["/", "/search/?q=hat", "/items/{pk}/"])
+def test_pages_answer_head_requests_as_link_checkers_and_monitors_send_them(client, url):
+    item = Item.objects.create(name="Hat")
+    response = client.head(url.format(pk=item.pk))
+    assert response.status_code == 200
+    assert client.put("/").status_code == 405
