@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from numpy.typing import NDArray
 
@@ -12,8 +13,18 @@ from recognition.labels import ATTRIBUTES
 class Item(models.Model):
     name = models.CharField(max_length=200)
     brand = models.CharField(max_length=100, blank=True)
-    price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
-    currency = models.CharField(max_length=3, default="EUR")
+    price = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0, "A price cannot be negative.")],
+    )
+    currency = models.CharField(
+        max_length=3,
+        default="EUR",
+        validators=[RegexValidator(r"^[A-Z]{3}\Z", "Enter a three-letter currency code in capitals, such as EUR.")],
+    )
     shop_url = models.URLField(max_length=500, blank=True, help_text="The product page on the shop.")
     description = models.TextField(blank=True)
     # Natural key of an imported item (its image path relative to the import folder), so that
@@ -75,9 +86,7 @@ class Tag(models.Model):
 
     class Meta:
         ordering = ["attribute", "-score"]
-        constraints = [
-            models.UniqueConstraint(fields=["photo", "attribute", "value"], name="unique_tag_per_photo")
-        ]
+        constraints = [models.UniqueConstraint(fields=["photo", "attribute", "value"], name="unique_tag_per_photo")]
 
     def __str__(self) -> str:
         return f"{self.attribute}: {self.value} ({self.score:.2f}, {self.source})"

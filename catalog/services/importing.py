@@ -135,15 +135,10 @@ def _details_clean(row: dict[str, str], *, where: str) -> ItemDetails:
 def _detail_clean(column: str, raw: str) -> object:
     _NO_NULL_CHARACTERS(raw)  # the model fields' own validation lets them through; PostgreSQL refuses them
     if column == "currency":
-        raw = raw.upper()
-        if not (len(raw) == 3 and raw.isascii() and raw.isalpha()):
-            raise ValidationError("Enter a three-letter currency code such as EUR.")
+        raw = raw.upper()  # the field's own validation takes capitals only
     if column == "shop_url":
         _SHOP_URL_VALIDATOR(raw)
-    value = Item._meta.get_field(column).clean(raw, None)
-    if column == "price" and value < 0:
-        raise ValidationError("A price cannot be negative.")
-    return value
+    return Item._meta.get_field(column).clean(raw, None)  # runs the field's validators too
 
 
 def catalog_import(

@@ -160,3 +160,19 @@ def test_a_readable_photo_is_saved_and_queued_for_tagging(admin_client):
     )
     assert response.status_code == 302
     assert Photo.objects.get().item == item
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("price", "-1", "A price cannot be negative."),
+        ("currency", "eu", "three-letter currency code"),
+        ("currency", "€€€", "three-letter currency code"),
+    ],
+)
+def test_the_admin_refuses_item_values_the_import_refuses(admin_client, field, value, reason):
+    data = {"name": "Shirt", "currency": "EUR", "photos-TOTAL_FORMS": "0", "photos-INITIAL_FORMS": "0"}
+    response = admin_client.post("/admin/catalog/item/add/", data | {field: value})
+    assert response.status_code == 200
+    assert reason in response.content.decode()
+    assert not Item.objects.exists()
