@@ -58,6 +58,8 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    # CSV rows whose `file` names no image under the folder (a typo, another case, a moved file).
+    rows_unused: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def import_details_read(csv_path: Path | None) -> dict[str, ItemDetails]:
     """
     if csv_path is None:
         return {}
+    if csv_path.is_dir():
+        raise ImportSourceInvalid(f"{csv_path} is a folder, not a CSV file.")
     if not csv_path.is_file():
         raise ImportSourceInvalid(f"CSV file {csv_path} does not exist.")
     try:
@@ -108,13 +112,18 @@ def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDeta
         raise ImportSourceInvalid(f"{csv_path} needs a header row with a 'file' column.")
     width = len(reader.fieldnames)
     details: dict[str, ItemDetails] = {}
+    lines: dict[str, int] = {}
     for row in reader:
         where = f"{csv_path} line {reader.line_num}"
         # DictReader fills missing cells with None and gathers extra ones under the key None.
         if None in row or None in row.values():
             cells = width - list(row.values()).count(None) + len(row.get(None) or [])
             raise ImportSourceInvalid(f"{where} has {cells} columns but the header has {width}.")
-        details[row["file"].strip()] = _details_clean(row, where=where)
+        name = row["file"].strip()
+        if name in lines:
+            raise ImportSourceInvalid(f"{where} names {value_echoed(name)!r} again (first on line {lines[name]}).")
+        lines[name] = reader.line_num
+        details[name] = _details_clean(row, where=where)
     return details
 
 
@@ -154,9 +163,12 @@ def catalog_import(
     Unreadable images and files whose CSV row has a bad value are skipped and reported. A dry run
     counts exactly what a real run would do and writes nothing.
     """
-    files = import_files_list(root)[:limit]
+    every_file = import_files_list(root)
+    files = every_file[:limit]
     details = import_details_read(csv_path)
     report = ImportReport()
+    present = {path.relative_to(root).as_posix() for path in every_file}
+    report.rows_unused = [name for name in details if name not in present]
     for path in files:
         relative = path.relative_to(root).as_posix()
         row = details.get(relative, ItemDetails({}))

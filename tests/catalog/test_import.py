@@ -103,7 +103,10 @@ def test_a_rerun_without_csv_keeps_the_merchants_edits(demo_subset, run_import):
     relative = _first_relative(demo_subset)
     item = Item.objects.get(import_key=relative)
     Item.objects.filter(pk=item.pk).update(
-        name="Blue Oxford shirt", brand="Acme", price="49.90", shop_url="https://shop.example/p/1",
+        name="Blue Oxford shirt",
+        brand="Acme",
+        price="49.90",
+        shop_url="https://shop.example/p/1",
         description="Soft cotton.",
     )
     photo = item.photos.get()
@@ -117,7 +120,11 @@ def test_a_rerun_without_csv_keeps_the_merchants_edits(demo_subset, run_import):
     assert "0 created, 0 updated, 20 unchanged" in out
     item.refresh_from_db()
     assert (item.name, item.brand, str(item.price), item.shop_url, item.description) == (
-        "Blue Oxford shirt", "Acme", "49.90", "https://shop.example/p/1", "Soft cotton."
+        "Blue Oxford shirt",
+        "Acme",
+        "49.90",
+        "https://shop.example/p/1",
+        "Soft cotton.",
     )
     assert list(photo.tags.filter(attribute="type").values_list("value", "source")) == [("longsleeve", "hand")]
 
@@ -140,7 +147,10 @@ def test_a_rerun_with_csv_applies_only_the_values_it_holds(demo_subset, tmp_path
     assert "0 created, 1 updated, 19 unchanged" in out
     item.refresh_from_db()
     assert (item.name, item.brand, str(item.price), item.shop_url) == (
-        "Blue Oxford shirt", "Acme", "59.00", "https://shop.example/p/1"
+        "Blue Oxford shirt",
+        "Acme",
+        "59.00",
+        "https://shop.example/p/1",
     )
     assert list(item.photos.get().tags.filter(attribute="type").values_list("value", "source")) == [
         ("longsleeve", "hand")
@@ -258,7 +268,7 @@ def test_a_csv_value_the_item_cannot_hold_skips_that_file_and_names_the_line(
     files = sorted(path.relative_to(demo_subset).as_posix() for path in demo_subset.glob("*/*.jpg"))
     Item.objects.filter(import_key=files[0]).update(price="10.00", shop_url="https://shop.example/a")
     csv_path = tmp_path / "items.csv"
-    csv_path.write_text(f"file,name,{column}\n{files[1]},Fine Coat,\n{files[0]},Bad Coat,\"{value}\"\n")
+    csv_path.write_text(f'file,name,{column}\n{files[1]},Fine Coat,\n{files[0]},Bad Coat,"{value}"\n')
 
     # when
     out, err = run_import(str(demo_subset), "--csv", str(csv_path))
@@ -333,8 +343,12 @@ def test_excel_csv_utf8_with_a_byte_order_mark_just_works(demo_subset, tmp_path,
         ),
         (b"file,name\n{relative},Coat,extra\n", "line 2 has 3 columns but the header has 2"),
         (b"name,price\nCoat,10\n", "needs a header row with a 'file' column"),
+        (
+            b"file,name\n{relative},Coat\nhat/new.jpg,Cap\n{relative},Jacket\n",
+            "line 4 names '.*' again \\(first on line 2\\)",
+        ),
     ],
-    ids=["latin-1", "short-row", "long-row", "no-file-column"],
+    ids=["latin-1", "short-row", "long-row", "no-file-column", "file-twice"],
 )
 def test_an_unreadable_csv_is_a_clean_command_error_and_writes_nothing(
     demo_subset, tmp_path, run_import, content, message
@@ -359,3 +373,27 @@ def test_a_limit_below_one_is_refused(demo_subset, run_import, limit):
     with pytest.raises(CommandError, match="--limit must be at least 1"):
         run_import(str(demo_subset), "--limit", limit)
     assert Item.objects.count() == 0
+
+
+def test_csv_rows_that_name_no_image_are_listed_so_a_typo_is_noticed(demo_subset, tmp_path, run_import):
+    relative = _first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,name\n{relative},Coat\n{relative.upper()},Shouting\n./{relative},Dotted\n")
+
+    out, err = run_import(str(demo_subset), "--csv", str(csv_path))
+
+    assert "20 created" in out
+    assert Item.objects.get(import_key=relative).name == "Coat"
+    assert f"2 CSV row(s) name no image under {demo_subset} and were not used" in err
+    assert f"{relative.upper()}, ./{relative}" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("",), "the folder to import is empty"), (("{root}", "--csv", "{root}"), "is a folder, not a CSV file")],
+    ids=["empty folder argument", "csv is a folder"],
+)
+def test_an_argument_that_names_the_wrong_thing_is_a_clean_command_error(demo_subset, run_import, args, message):
+    with pytest.raises(CommandError, match=message):
+        run_import(*(arg.format(root=demo_subset) for arg in args))
+    assert not Item.objects.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -11,6 +12,13 @@ from catalog.services.importing import catalog_import, import_files_list
 from fashion_search.progress import progress_bar
 
 
+def _folder(text: str) -> Path:
+    """An empty argument would mean the current folder (Path("") is "."); a typo should not import it."""
+    if not text.strip():
+        raise ArgumentTypeError("the folder to import is empty; give its path (. for the current folder)")
+    return Path(text)
+
+
 class Command(BaseCommand):
     help = (
         "Import DIR (a sub-folder per type) into the catalog. Running it again adds new images and applies "
@@ -18,7 +26,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("directory", type=Path)
+        parser.add_argument("directory", type=_folder)
         parser.add_argument(
             "--csv", type=Path, help="UTF-8 CSV with columns file,name,brand,price,currency,shop_url,description",
         )
@@ -47,3 +55,9 @@ class Command(BaseCommand):
         )
         for relative, reason in report.skipped:
             self.stderr.write(f"skipped {relative}: {reason}")
+        if report.rows_unused:
+            shown = ", ".join(report.rows_unused[:10]) + (" ..." if len(report.rows_unused) > 10 else "")
+            self.stderr.write(
+                f"{len(report.rows_unused)} CSV row(s) name no image under {options['directory']} and were "
+                f"not used (file paths are relative to the folder, with / and the exact case): {shown}"
+            )
