@@ -185,3 +185,14 @@ def test_repair_leaves_a_rebuild_to_the_process_already_doing_it(tagged_catalog,
     # then it rebuilds nothing itself and says why
     assert capsys.readouterr().out.strip() == "another process is rebuilding the index; it is published when done"
     assert index_store_get().current_version() == "gone"
+
+
+@pytest.mark.parametrize("command", ["rebuild_index", "repair_index"])
+def test_an_index_folder_that_cannot_be_written_is_a_clean_command_error(settings, tmp_path, command):
+    from django.core.management import CommandError
+
+    settings.INDEX_DIR = tmp_path / "index"
+    settings.INDEX_DIR.write_text("a file where the folder should be")
+
+    with pytest.raises(CommandError, match=f"The index folder {settings.INDEX_DIR} cannot be written: "):
+        call_command(command)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from catalog.models import Photo
 from catalog.services.index import index_rebuild
@@ -14,6 +15,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         total = Photo.objects.filter(status=Photo.Status.TAGGED).count()
-        with progress_bar(total=total, desc="indexing", verbosity=options["verbosity"]) as bar:
-            index = index_rebuild(progress=bar.update)
+        try:
+            with progress_bar(total=total, desc="indexing", verbosity=options["verbosity"]) as bar:
+                index = index_rebuild(progress=bar.update)
+        except OSError as exc:  # INDEX_DIR is a file, or not writable, or the disk is full
+            raise CommandError(
+                f"The index folder {settings.INDEX_DIR} cannot be written: {exc.strerror or exc}."
+            ) from None
         self.stdout.write(f"index rebuilt: {len(index)} photos, {index.kind} search")
