@@ -19,7 +19,7 @@ from catalog.services.search import MAX_RESULTS, search_by_embedding, search_by_
 from catalog.services.text_search import MAX_OFFSET, search_by_text
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.ratelimit import UPLOADS, rate_limit_hit
-from fashion_search.upload_limits import upload_too_large_answer
+from fashion_search.upload_limits import upload_refused_answer
 from recognition.errors import RecognitionError
 from recognition.labels import LABEL_SETS
 from recognition.services import upload_decode
@@ -36,10 +36,10 @@ def _results_template(request: HttpRequest) -> str:
     return "catalog/_results.html" if _wants_panel(request) else "catalog/home.html"
 
 
-def _upload_too_large(request: HttpRequest, message: str) -> HttpResponse:
-    """The page's error state for a body refused unread by fashion_search.upload_limits."""
+def _upload_refused(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    """The page's error state for a body refused by fashion_search.upload_limits (too large, unreadable)."""
     return _partial_marked(
-        render(request, _results_template(request), {"form": PhotoSearchForm(), "error": message}, status=413),
+        render(request, _results_template(request), {"form": PhotoSearchForm(), "error": message}, status=status),
         request,
     )
 
@@ -60,7 +60,7 @@ def _recognition_error(request: HttpRequest, template: str, context: dict, exc: 
     return render(request, template, context | {"error": exc.message}, status=status)
 
 
-@upload_too_large_answer(_upload_too_large)
+@upload_refused_answer(_upload_refused)
 @require_http_methods(["GET", "HEAD", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     """Upload a photo, see its tags and the most similar items; also serves the JS partial."""

@@ -7,9 +7,11 @@ page, or a traceback with DEBUG on. This middleware parses the body first, in `p
 (which runs after every middleware's request phase, so `request.user` is known and the limit that
 applies to staff is chosen), and answers 413 naming the limit in MB.
 
-A view marked with `upload_too_large_answer` renders the refusal itself, in its own error style;
-any other page (admin) gets templates/upload_too_large.html. Views exempt from CSRF (the JSON API)
-are left alone: their body is read inside the view, which answers with its own JSON 413.
+A view marked with `upload_refused_answer` renders the refusal itself, in its own error style;
+any other page (admin) gets templates/upload_too_large.html. Such a view also answers a body that
+cannot be parsed as a form (a broken multipart boundary, more fields or files than Django allows)
+with a 400 in its own style instead of Django's bare page. Views exempt from CSRF (the JSON API)
+are left alone: their body is read inside the view, which answers with its own JSON errors.
 """
 
 from __future__ import annotations
@@ -17,23 +19,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 
 from fashion_search.uploads import upload_too_large_message
 
-UploadTooLargeAnswer = Callable[[HttpRequest, str], HttpResponse]
+UploadRefusedAnswer = Callable[[HttpRequest, str, int], HttpResponse]
+
+UNREADABLE_FORM = "The photo could not be read from the request (the form arrived malformed); choose it and send again."
 
 
-def upload_too_large_answer(answer: UploadTooLargeAnswer) -> Callable[[Callable], Callable]:
-    """Mark a view so that an oversized upload to it is answered by `answer(request, message)`.
+def upload_refused_answer(answer: UploadRefusedAnswer) -> Callable[[Callable], Callable]:
+    """Mark a view so that a refused body is answered by `answer(request, message, status)`: 413 for
+    one over the cap, 400 for one that is not a readable form.
 
-    `answer` must return a 413. Apply it outermost, above decorators that wrap the view.
+    Apply it outermost, above decorators that wrap the view.
     """
 
     def mark(view: Callable) -> Callable:
-        view.upload_too_large_answer = answer  # type: ignore[attr-defined]
+        view.upload_refused_answer = answer  # type: ignore[attr-defined]
         return view
 
     return mark
@@ -61,12 +67,15 @@ class UploadLimitMiddleware:
             return self._refuse(request, view_func)
         except UnreadablePostError:
             return None  # the client went away mid-body: CsrfViewMiddleware handles it, as before
+        except (MultiPartParserError, TooManyFieldsSent, TooManyFilesSent):
+            answer = getattr(view_func, "upload_refused_answer", None)
+            return answer(request, UNREADABLE_FORM, 400) if answer else None  # else Django's own 400, as before
         return None
 
     @staticmethod
     def _refuse(request: HttpRequest, view_func: Callable) -> HttpResponse:
         message = upload_too_large_message(request)
-        answer = getattr(view_func, "upload_too_large_answer", None)
+        answer = getattr(view_func, "upload_refused_answer", None)
         if answer is not None:
-            return answer(request, message)
+            return answer(request, message, 413)
         return render(request, "upload_too_large.html", {"error": message}, status=413)

@@ -91,10 +91,28 @@ def test_an_admin_upload_over_the_staff_limit_gets_a_readable_413(admin_client, 
     assert_readable(html)
 
 
-def test_the_api_still_answers_an_oversized_photo_with_json_naming_the_limit_as_the_page_does(
-    client, one_mb_limits
-):
+def test_the_api_still_answers_an_oversized_photo_with_json_naming_the_limit_as_the_page_does(client, one_mb_limits):
     response = client.post("/api/v1/search", {"image": oversized()})
     assert response.status_code == 413
     assert response.json()["error"] == "image_too_large"
     assert response.json()["reason"] == "The photo is too large: photos can be up to 1 MB."
+
+
+MALFORMED_BODIES = {
+    "no boundary": ("multipart/form-data", b'--x\r\nContent-Disposition: form-data; name="image"\r\n\r\nabc\r\n--x--'),
+    "empty boundary": ("multipart/form-data; boundary=", b"abc"),
+    "too many fields": ("application/x-www-form-urlencoded", "&".join(f"f{n}=1" for n in range(1500)).encode()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_BODIES))
+@pytest.mark.parametrize("from_script", [False, True], ids=["plain form", "search.js"])
+def test_a_body_that_is_not_a_readable_form_gets_the_shopper_page_with_a_400_saying_so(client, case, from_script):
+    content_type, body = MALFORMED_BODIES[case]
+    headers = {"X-Requested-With": "fetch"} if from_script else {}
+    response = client.post("/", data=body, content_type=content_type, headers=headers)
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "the form arrived malformed" in html
+    assert_readable(html)
+    assert ('id="search-form"' in html) is not from_script  # the whole page, or only the results panel
