@@ -19,6 +19,7 @@ from catalog.services.index import index_rebuild_queue
 from catalog.services.items import photos_queue_tagging
 from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
+from fashion_search.admin_input import is_row_number
 from recognition.errors import RecognitionError
 from recognition.labels import ATTRIBUTES, LABEL_SETS
 
@@ -67,9 +68,7 @@ class ItemAdmin(admin.ModelAdmin):
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         super().save_formset(request, form, formset, change)
         if formset.model is Photo:
-            new_or_changed = [
-                photo.pk for photo in formset.new_objects + [obj for obj, _ in formset.changed_objects]
-            ]
+            new_or_changed = [photo.pk for photo in formset.new_objects + [obj for obj, _ in formset.changed_objects]]
             photos_queue_tagging(photo_ids=new_or_changed, force=True)
 
 
@@ -195,7 +194,8 @@ class PhotoAdmin(admin.ModelAdmin):
             # Queued, not run here: a rebuild takes minutes at a large catalog (333 s at 1M photos).
             index_rebuild_queue()
             self.message_user(
-                request, "Rebuilding the index in the background; search uses the current one until then.",
+                request,
+                "Rebuilding the index in the background; search uses the current one until then.",
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
@@ -221,6 +221,20 @@ class PhotoAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
 
 
+class RowNumbersChoiceField(forms.ModelMultipleChoiceField):
+    """Refuses a value that cannot be a row number before the query: past 64 bits SQLite raises OverflowError."""
+
+    def _check_values(self, value):
+        for pk in value:
+            if not is_row_number(str(pk)):
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": value_echoed(str(pk))},
+                )
+        return super()._check_values(value)
+
+
 @admin.register(Look)
 class LookAdmin(admin.ModelAdmin):
     """Curated outfits: items that share a look are suggested for each other on "Complete the look"."""
@@ -228,6 +242,11 @@ class LookAdmin(admin.ModelAdmin):
     list_display = ("name", "item_count", "created_at")
     search_fields = ("name", "items__name")
     filter_horizontal = ("items",)
+
+    def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "items":
+            kwargs["form_class"] = RowNumbersChoiceField
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     @admin.display(description="Items")
     def item_count(self, look: Look) -> int:

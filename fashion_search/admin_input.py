@@ -40,7 +40,7 @@ class AdminInputMiddleware:
             return None
         if any("\0" in text for key, values in request.GET.lists() for text in (key, *values)):
             return HttpResponseBadRequest("Null characters are not allowed in the address.", content_type="text/plain")
-        if request.method == "POST" and not all(map(_is_row_number, request.POST.getlist(ACTION_CHECKBOX_NAME))):
+        if request.method == "POST" and not all(map(is_row_number, request.POST.getlist(ACTION_CHECKBOX_NAME))):
             return HttpResponseBadRequest(
                 "The selection holds something other than row numbers; go back, reload the list and select again.",
                 content_type="text/plain",
@@ -48,5 +48,6 @@ class AdminInputMiddleware:
         return None
 
 
-def _is_row_number(value: str) -> bool:
+def is_row_number(value: str) -> bool:
+    """Whether `value` can be a primary key here: ASCII digits that fit a 64-bit integer (SQLite overflows past it)."""
     return value.isascii() and value.isdigit() and int(value) <= LARGEST_ROW_NUMBER

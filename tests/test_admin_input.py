@@ -66,3 +66,14 @@ def test_making_two_versions_of_one_recognizer_live_at_once_is_refused(admin_cli
     )
     assert "Select one version per recognizer to make live." in response.content.decode()
     assert RecognizerVersion.objects.get(name="type", is_live=True) == live
+
+
+@pytest.mark.parametrize("item_id", ["9223372036854775808", "abc"])
+def test_a_look_with_an_item_number_that_cannot_exist_is_a_form_error(admin_client, item_id):
+    from catalog.models import Look
+
+    coat = Item.objects.create(name="Coat")
+    response = admin_client.post("/admin/catalog/look/add/", {"name": "Office", "items": [str(coat.pk), item_id]})
+    assert response.status_code == 200
+    assert "is not a valid value" in response.content.decode()
+    assert not Look.objects.exists()
