@@ -103,9 +103,13 @@ def recognizer_names_resolve(model: str) -> list[str]:
 
 
 def image_recognize(
-    *, image: Image.Image, embedding: NDArray[np.float32], names: list[str]
+    *, image: Image.Image, embedding: NDArray[np.float32], names: list[str] | None = None
 ) -> dict[str, list[Prediction]]:
-    """Every named recognizer's candidates for one image and its embedding, scores descending."""
+    """Every named recognizer's candidates for one image and its embedding, scores descending.
+
+    `names` None: every live attribute recognizer (what model=fashion means), found with the heads in
+    one read of the live versions, a query that a search would otherwise make twice.
+    """
     results = {}
     for name, head in _heads_live(names):
         inputs = head_features(head.features, embedding.reshape(1, -1), [image])
@@ -140,8 +144,10 @@ def heads_on_another_backbone() -> list[str]:
     ]
 
 
-def _heads_live(names: list[str]) -> list[tuple[str, Head]]:
+def _heads_live(names: list[str] | None) -> list[tuple[str, Head]]:
     directories = recognizers_live_dirs()
+    if names is None:
+        names = [name for name in LABEL_SETS if name in directories]
     unknown = [name for name in names if name not in directories]
     if unknown:
         raise UnknownRecognizer(f"Unknown recognizer {unknown[0]!r}.")

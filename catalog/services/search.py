@@ -25,13 +25,7 @@ from catalog.selectors import (
 from catalog.services.ranking import Candidate, RankingWeights, candidates_rank, match_explain
 from recognition.index import IndexHit
 from recognition.recognizers import Prediction
-from recognition.services import (
-    image_embed,
-    image_recognize,
-    index_store_get,
-    recognizer_names_resolve,
-    recognizers_live,
-)
+from recognition.services import image_embed, image_recognize, index_store_get
 
 # Photos fetched from the index per query before grouping by item and re-ranking; fetched again, up to
 # the most, while they hold fewer items than the page asks for (items with many photos of one look).
@@ -69,11 +63,7 @@ def search_by_image(
 ) -> SearchResult:
     """Recognise the photo and find the most similar catalog items (optionally only those matching `filters`)."""
     embedding = image_embed(image)
-    predictions = (
-        image_recognize(image=image, embedding=embedding, names=recognizer_names_resolve("fashion"))
-        if "fashion" in recognizers_live()
-        else {}
-    )
+    predictions = image_recognize(image=image, embedding=embedding)  # every attribute recognizer live
     hits = search_by_embedding(embedding=embedding, predictions=predictions, limit=limit, filters=filters)
     return SearchResult(predictions=predictions, hits=hits, embedding=embedding)
 

@@ -45,3 +45,17 @@ def test_a_catalog_smaller_than_the_page_returns_every_item_once():
     hits = search_by_embedding(embedding=unit(RNG.standard_normal(EMBEDDING_DIM)), predictions={}, limit=50)
 
     assert sorted(hit.item.name for hit in hits) == ["look 0", "look 1", "look 2"]
+
+
+def test_a_photo_search_reads_the_database_in_four_queries(tagged_catalog, django_assert_num_queries):
+    # given a process that has searched once (models and index loaded)
+    from PIL import Image
+
+    from catalog.services.search import search_by_image
+
+    search_by_image(image=Image.new("RGB", (300, 400), "navy"))
+
+    # when / then: the live recognizers, the candidates' items and tags, and the page of results
+    with django_assert_num_queries(4):
+        result = search_by_image(image=Image.new("RGB", (300, 400), "white"), limit=12)
+    assert len(result.hits) == 12 and result.predictions
