@@ -11,8 +11,10 @@ reuses the catalog when it is complete. Media and index live in var/bench-100k/.
 
 Server: gunicorn `fashion_search.wsgi` (its own warm-up, no bench hook), DEBUG off, rate limits off,
 one inference thread per worker. Requests: real validation photos at 448 px on the shorter side (as the
-shopper page sends them) posted to `POST /api/v1/search?limit=12`, first one request at a time, then 4 at a
-time. Prints latency percentiles and each worker's memory. A benchmark: nothing is asserted.
+shopper page sends them) posted to `POST /api/v1/search?limit=12`, and to the shopper page as search.js
+posts them (`POST /`, answered with the results panel: the 12 results and Complete the look), first one
+request at a time, then 4 at a time. Prints latency percentiles and each worker's memory. A benchmark:
+nothing is asserted.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from serving import (  # noqa: E402
     database_create_if_missing,
     gunicorn_start,
     memory_mib,
+    page_headers,
     post_image,
     stop,
 )
@@ -134,11 +137,19 @@ def catalog_open(*, items: int, var_dir: Path, **extra: str) -> tuple[dict[str, 
     return env, catalog_synthesise(items, backbone_get().version, var_dir)
 
 
-def run_requests(url: str, uploads: list[bytes], count: int, concurrency: int) -> tuple[list[float], int, float]:
-    """Latencies (s) of `count` searches sent `concurrency` at a time, how many failed, and requests/s."""
+def run_requests(
+    url: str, uploads: list[bytes], count: int, concurrency: int, headers: dict[str, str] | None = None
+) -> tuple[list[float], int, float]:
+    """Latencies (s) of `count` searches sent `concurrency` at a time, how many failed, and requests/s.
+
+    With `headers` (`page_headers`) they go to the shopper page, which answers its results panel.
+    """
     def one(i: int) -> tuple[float, bool]:
-        status, body, seconds = post_image(url, uploads[i % len(uploads)])
-        ok = status == 200 and bool(json.loads(body).get("results"))
+        status, body, seconds = post_image(url, uploads[i % len(uploads)], headers=headers)
+        if headers:
+            ok = status == 200 and b'id="similar-items"' in body and b'id="look-title"' in body
+        else:
+            ok = status == 200 and bool(json.loads(body).get("results"))
         return seconds, ok
 
     started = time.perf_counter()
@@ -172,11 +183,15 @@ def main(argv: list[str] | None = None) -> int:
         url = f"{base_url}/api/v1/search?limit=12"
         first_status, _, first_s = post_image(url, uploads[0])
         rows = []
-        for concurrency in (1, 4):
-            times, failed, rate = run_requests(url, uploads, args.requests, concurrency)
-            rows.append([f"{concurrency} at a time", f"{len(times)}", f"{failed}",
-                         f"{percentile(times, 50) * 1000:.0f}", f"{percentile(times, 95) * 1000:.0f}",
-                         f"{max(times) * 1000:.0f}", f"{rate:.1f}"])
+        targets = (("API, POST /api/v1/search", url, None),
+                   ("shopper page, POST / (results panel with Complete the look)", f"{base_url}/",
+                    page_headers(base_url)))
+        for what, target, headers in targets:
+            for concurrency in (1, 4):
+                times, failed, rate = run_requests(target, uploads, args.requests, concurrency, headers)
+                rows.append([what, f"{concurrency} at a time", f"{len(times)}", f"{failed}",
+                             f"{percentile(times, 50) * 1000:.0f}", f"{percentile(times, 95) * 1000:.0f}",
+                             f"{max(times) * 1000:.0f}", f"{rate:.1f}"])
         memory = [memory_mib(pid) for pid in children(server.pid)]
     finally:
         stop(server)
@@ -186,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Server start to every worker warmed up: {start_s:.1f}s; first request after start: "
           f"{first_s * 1000:.0f} ms (HTTP {first_status})" + (f"; catalog set-up {setup_s:.0f}s" if setup_s else "")
           + ".\n")
-    print(table(["requests", "sent", "failed", "p50 ms", "p95 ms", "max ms", "requests/s"], rows) + "\n")
+    print(table(["endpoint", "requests", "sent", "failed", "p50 ms", "p95 ms", "max ms", "requests/s"], rows) + "\n")
     print(table(["gunicorn worker", "peak RSS MiB", "RSS MiB after the run", "anonymous RSS MiB"],
                 [[f"worker {i + 1}", f"{m['peak_rss']:.0f}", f"{m['rss']:.0f}", f"{m['anon']:.0f}"]
                  for i, m in enumerate(memory)]))

@@ -117,15 +117,29 @@ def memory_mib(pid: int) -> dict[str, float]:
     return {"peak_rss": fields["VmHWM"], "rss": fields["VmRSS"], "anon": fields["RssAnon"]}
 
 
-def post_image(url: str, data: bytes, filename: str = "photo.jpg", timeout: float = 120) -> tuple[int, bytes, float]:
-    """POST `data` as the multipart field `image`; returns (status, body, seconds)."""
+def page_headers(base_url: str) -> dict[str, str]:
+    """What search.js sends with a photo to the shopper page: the CSRF cookie and token from a GET of the
+    page, and the header that asks for the results panel only."""
+    with urllib.request.urlopen(f"{base_url}/", timeout=60) as response:
+        cookies = response.headers.get_all("Set-Cookie") or []
+    token = next(c.split(";")[0].split("=", 1)[1] for c in cookies if c.startswith("csrftoken="))
+    return {"Cookie": f"csrftoken={token}", "X-CSRFToken": token, "X-Requested-With": "fetch"}
+
+
+def post_image(
+    url: str, data: bytes, filename: str = "photo.jpg", timeout: float = 120, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, float]:
+    """POST `data` as the multipart field `image` (with `headers` besides); returns (status, body, seconds)."""
     boundary = uuid.uuid4().hex
     body = (
         f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\n"
         f"Content-Type: image/jpeg\r\n\r\n"
     ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
     request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"} | (headers or {}),
     )
     started = time.perf_counter()
     try:
