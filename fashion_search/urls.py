@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("items/<int:pk>/", views.item_detail, name="item_detail"),
     path("search/", views.text_search, name="text_search"),
+    path("look/", views.look_panel, name="look_panel"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

@@ -89,6 +89,16 @@
     });
   }
 
+  // Complete the look comes after the similar items, in a request of its own, so they wait for nothing.
+  // If it fails, the section is simply left out: the results are already there.
+  function showLook(slot) {
+    if (!slot) return;
+    fetch(slot.getAttribute("data-src"), { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) { slot.innerHTML = html; })
+      .catch(function () {});
+  }
+
   // Sends one request (a promise of the fetch response) and swaps its answer into the results.
   function show(request) {
     setBusy(true, "Looking at your photo…");
@@ -104,6 +114,7 @@
         // Only the similar items: the "Complete the look" cards below them are results too.
         var found = results.querySelectorAll("#similar-items > .result").length;
         setBusy(false, response.ok ? "Found " + found + " similar item" + (found === 1 ? "" : "s") + "." : "");
+        showLook(results.querySelector("#look-slot[data-src]"));
       });
     }).catch(function () {
       results.innerHTML = '<p class="error" role="alert" id="results-title">Something went wrong sending the photo. ' +

@@ -130,3 +130,26 @@ def test_a_text_search_page_that_is_not_a_page_number_is_a_400_saying_so(client,
     response = client.get("/search/", {"q": "hat", "page": page})
     assert response.status_code == 400
     assert "a page is a whole number from 1 to" in response.content.decode()
+
+
+def test_search_js_gets_the_similar_items_first_and_complete_the_look_from_its_own_address(client, tagged_catalog):
+    # given a photo of shoes sent as search.js sends it
+    shoe = demo_photos(per_type=3)[6 * 3 + 2]
+    panel = client.post("/", {"image": upload(shoe)}, headers={"X-Requested-With": "fetch"}).content.decode()
+
+    # then the panel holds the results and only the address of the look
+    assert 'id="similar-items"' in panel and "Complete the look" not in panel
+    look_url = re.search(r'id="look-slot" data-src="([^"]+)"', panel).group(1).replace("&amp;", "&")
+    assert look_url.startswith("/look/?type=shoes")
+
+    # and that address answers the look, as the plain form's page shows it inline
+    look = client.get(look_url)
+    page = client.post("/", {"image": upload(shoe)}).content.decode()
+    assert look.status_code == 200 and "Complete the look" in look.content.decode()
+    assert "Complete the look" in page and 'id="look-slot"' not in page
+
+
+def test_the_look_of_a_tag_value_that_does_not_exist_is_a_400_naming_it(client):
+    response = client.get("/look/", {"type": "shoes", "colour": "tartan"})
+    assert response.status_code == 400
+    assert response.content.decode() == "There is no colour “tartan”."

@@ -96,6 +96,9 @@ def test_uploading_a_photo_shows_scored_tags_and_ten_results_that_link_to_the_sh
     similar = page.locator("#similar-items > .result").count()
     assert similar >= MIN_RESULTS
     assert page.locator("#busy").inner_text() == f"Found {similar} similar items."
+    # and Complete the look follows below them, fetched after they are shown
+    page.wait_for_selector("#look-slot #look-title")
+    assert page.locator("#look-slot .result").count() >= 1
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "desktop-results.jpg")
 
