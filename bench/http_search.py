@@ -13,8 +13,8 @@ Server: gunicorn `fashion_search.wsgi` (its own warm-up, no bench hook), DEBUG o
 one inference thread per worker. Requests: real validation photos at 448 px on the shorter side (as the
 shopper page sends them) posted to `POST /api/v1/search?limit=12`, and to the shopper page as search.js
 posts them (`POST /`, answered with the results panel and the address of Complete the look, then that
-`GET /look/...`), first one request at a time, then 4 at a time. Prints latency percentiles and each worker's memory. A benchmark:
-nothing is asserted.
+`GET /look/...`), first one request at a time, then 4 at a time. Prints latency percentiles and each
+worker's memory. A benchmark: nothing is asserted.
 """
 
 from __future__ import annotations
