@@ -133,7 +133,8 @@ def _results_context(embedding, predictions, hits, filters: dict[str, str], form
         "filters": filters,
     }
     if _wants_panel(request):
-        return context | {"look_url": f"{reverse('look_panel')}?{urlencode(anchor)}" if anchor else ""}
+        # Without a type there is no body place to complete (look_suggest answers nothing).
+        return context | {"look_url": f"{reverse('look_panel')}?{urlencode(anchor)}" if "type" in anchor else ""}
     return context | {"look": look_as_dict(look_suggest(anchor_tags=anchor))}
 
 
@@ -168,7 +169,7 @@ def text_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     page, per_page = request.GET.get("page", "1"), min(settings.SEARCH_RESULTS, MAX_RESULTS)
     last_page = MAX_OFFSET // per_page + 1
-    if not (page.isascii() and page.isdigit() and 1 <= int(page) <= last_page):
+    if not (page.isascii() and page.isdigit() and len(page) <= 6 and 1 <= int(page) <= last_page):
         error = f"There is no page “{value_echoed(page)}”: a page is a whole number from 1 to {last_page}."
         return render(request, "catalog/text_search.html", {"query": query, "error": error}, status=400)
     page_number = int(page)

@@ -50,4 +50,5 @@ class AdminInputMiddleware:
 
 def is_row_number(value: str) -> bool:
     """Whether `value` can be a primary key here: ASCII digits that fit a 64-bit integer (SQLite overflows past it)."""
-    return value.isascii() and value.isdigit() and int(value) <= LARGEST_ROW_NUMBER
+    # The length first: int() refuses strings of more than 4,300 digits with a ValueError of its own.
+    return value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= LARGEST_ROW_NUMBER

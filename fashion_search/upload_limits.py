@@ -69,7 +69,9 @@ class UploadLimitMiddleware:
             return None  # the client went away mid-body: CsrfViewMiddleware handles it, as before
         except (MultiPartParserError, TooManyFieldsSent, TooManyFilesSent):
             answer = getattr(view_func, "upload_refused_answer", None)
-            return answer(request, UNREADABLE_FORM, 400) if answer else None  # else Django's own 400, as before
+            if answer is None:
+                raise  # Django's own 400, as before: going on would serve the request as an empty form
+            return answer(request, UNREADABLE_FORM, 400)
         return None
 
     @staticmethod

@@ -27,7 +27,7 @@ def test_a_null_character_in_an_admin_address_is_a_400_saying_so(admin_client, u
     assert response.content.decode() == "Null characters are not allowed in the address."
 
 
-@pytest.mark.parametrize("selected", ["abc", "1.5", "\x00", "9223372036854775808", "٣"])
+@pytest.mark.parametrize("selected", ["abc", "1.5", "\x00", "9223372036854775808", "٣", "9" * 5000])
 @pytest.mark.parametrize(
     ("changelist", "action"),
     [("/admin/catalog/item/", "delete_selected"), ("/admin/recognition/recognizerversion/", "roll_back")],
@@ -68,7 +68,7 @@ def test_making_two_versions_of_one_recognizer_live_at_once_is_refused(admin_cli
     assert RecognizerVersion.objects.get(name="type", is_live=True) == live
 
 
-@pytest.mark.parametrize("item_id", ["9223372036854775808", "abc"])
+@pytest.mark.parametrize("item_id", ["9223372036854775808", "9" * 5000])
 def test_a_look_with_an_item_number_that_cannot_exist_is_a_form_error(admin_client, item_id):
     from catalog.models import Look
 
@@ -77,3 +77,15 @@ def test_a_look_with_an_item_number_that_cannot_exist_is_a_form_error(admin_clie
     assert response.status_code == 200
     assert "is not a valid value" in response.content.decode()
     assert not Look.objects.exists()
+
+
+def test_a_malformed_body_to_an_admin_page_is_still_djangos_400_not_an_empty_form(admin_user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/catalog/item/add/", data=b"abc", content_type="multipart/form-data; boundary=", HTTP_X_CSRFTOKEN="x"
+    )
+    assert response.status_code == 400
+    assert not Item.objects.exists()

@@ -90,6 +90,8 @@ def _vocabulary_match(token: str, vocabulary: dict[str, tuple[str, str]]) -> tup
 
 @dataclass(frozen=True)
 class TextSearchPage:
+    """One page of a text search, and whether a further page has more."""
+
     understood: dict[str, str]  # the query's words read as tag filters, so a page can show them
     hits: list[SearchHit]
     more: bool  # whether items beyond this page match too
@@ -112,7 +114,8 @@ def search_by_text(*, query: str, limit: int = 12, offset: int = 0) -> TextSearc
         text = (reduce(or_, (Q(**{f"{field}__icontains": w}) for field in fields)) for w in words)
         photos = photos.filter(reduce(and_, text))
     page = _best_photo_per_item(photos=photos, filters=filters, start=offset, stop=offset + limit + 1)
-    more, page = len(page) > limit, page[:limit]
+    # Past MAX_OFFSET nothing more is served, so nothing more is promised.
+    more, page = len(page) > limit and offset + limit <= MAX_OFFSET, page[:limit]
     rows = candidate_photos(photo_ids=[photo_id for photo_id, _ in page])
     shown = photos_for_results(photo_ids=list(rows))
     understood = [f"{attr}: {LABEL_SETS[attr].display(value).lower()}" for attr, value in filters.items()]

@@ -107,3 +107,15 @@ def test_text_search_pages_through_every_match_and_says_when_there_are_more(quer
     # then: each item once, in order, and only the last page says there are no more
     assert [hit.item.name for page in pages for hit in page.hits] == names
     assert [page.more for page in pages] == [True, True, False]
+
+
+@pytest.mark.django_db
+def test_text_search_promises_no_more_past_the_furthest_offset_it_serves(monkeypatch):
+    # given: four matching items and a furthest offset of 2
+    monkeypatch.setattr("catalog.services.text_search.MAX_OFFSET", 2)
+    for name in ("Lumen a", "Lumen b", "Lumen c", "Lumen d"):
+        _item(name, colour="red")
+
+    # when / then: the page at offset 1 is served, and no page after it is promised
+    assert search_by_text(query="lumen", limit=1, offset=1).more is True  # offset 2 will be served
+    assert search_by_text(query="lumen", limit=1, offset=2).more is False
