@@ -120,6 +120,10 @@ def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDeta
             cells = width - list(row.values()).count(None) + len(row.get(None) or [])
             raise ImportSourceInvalid(f"{where} has {cells} columns but the header has {width}.")
         name = row["file"].strip()
+        if not any((cell or "").strip() for cell in row.values()):
+            continue  # an empty row, as spreadsheets write them (",,,,")
+        if not name:
+            name = f"(line {reader.line_num}: no file)"  # listed with the rows naming no image
         if name in lines:
             raise ImportSourceInvalid(f"{where} names {value_echoed(name)!r} again (first on line {lines[name]}).")
         lines[name] = reader.line_num

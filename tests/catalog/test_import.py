@@ -378,14 +378,16 @@ def test_a_limit_below_one_is_refused(demo_subset, run_import, limit):
 def test_csv_rows_that_name_no_image_are_listed_so_a_typo_is_noticed(demo_subset, tmp_path, run_import):
     relative = _first_relative(demo_subset)
     csv_path = tmp_path / "items.csv"
-    csv_path.write_text(f"file,name\n{relative},Coat\n{relative.upper()},Shouting\n./{relative},Dotted\n")
+    csv_path.write_text(
+        f"file,name\n{relative},Coat\n{relative.upper()},Shouting\n,\n./{relative},Dotted\n,\n,Nameless\n"
+    )
 
     out, err = run_import(str(demo_subset), "--csv", str(csv_path))
 
     assert "20 created" in out
     assert Item.objects.get(import_key=relative).name == "Coat"
-    assert f"2 CSV row(s) name no image under {demo_subset} and were not used" in err
-    assert f"{relative.upper()}, ./{relative}" in err
+    assert f"3 CSV row(s) name no image under {demo_subset} and were not used" in err  # empty rows are no rows
+    assert f"{relative.upper()}, ./{relative}, (line 7: no file)" in err
 
 
 @pytest.mark.parametrize(
