@@ -47,6 +47,6 @@ class RecognizerVersionAddForm(forms.ModelForm):
                 self.add_error("data_dir", "Enter the folder's full path on the server.")
             elif not Path(data_dir).is_absolute():
                 self.add_error("data_dir", "Enter a full path, starting with /.")
-            elif not Path(data_dir).is_dir():
-                self.add_error("data_dir", "There is no such folder on the server.")
+            # Whether the folder exists is for the worker to find out: it may run on another host than
+            # this web process, and it records a failure with the reason.
         return cleaned

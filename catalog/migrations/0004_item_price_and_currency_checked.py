@@ -2,6 +2,12 @@
 
 import django.core.validators
 from django.db import migrations, models
+from django.db.models.functions import Upper
+
+
+def currencies_in_capitals(apps, schema_editor):
+    """The admin took "eur" before these checks; in capitals it passes them, so such an item stays editable."""
+    apps.get_model("catalog", "Item").objects.update(currency=Upper("currency"))
 
 
 class Migration(migrations.Migration):
@@ -11,6 +17,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(currencies_in_capitals, migrations.RunPython.noop),
         migrations.AlterField(
             model_name='item',
             name='currency',
