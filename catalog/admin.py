@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Field, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
@@ -224,7 +225,7 @@ class PhotoAdmin(admin.ModelAdmin):
 class RowNumbersChoiceField(forms.ModelMultipleChoiceField):
     """Refuses a value that cannot be a row number before the query: past 64 bits SQLite raises OverflowError."""
 
-    def _check_values(self, value):
+    def _check_values(self, value: list) -> QuerySet:
         for pk in value:
             if not is_row_number(str(pk)):
                 raise ValidationError(
@@ -243,7 +244,7 @@ class LookAdmin(admin.ModelAdmin):
     search_fields = ("name", "items__name")
     filter_horizontal = ("items",)
 
-    def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
+    def formfield_for_manytomany(self, db_field: Field, request: HttpRequest, **kwargs: object) -> forms.Field:
         if db_field.name == "items":
             kwargs["form_class"] = RowNumbersChoiceField
         return super().formfield_for_manytomany(db_field, request, **kwargs)

@@ -29,7 +29,7 @@ class CatalogPhotoForm(forms.ModelForm):
         model = Photo
         fields = ("item", "image")
 
-    def clean_image(self):
+    def clean_image(self) -> object:
         image = self.cleaned_data.get("image")
         if isinstance(image, UploadedFile):  # a new file; an unchanged one was checked when it came
             try:

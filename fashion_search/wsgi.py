@@ -36,7 +36,7 @@ def warm_up() -> None:
     A failure (no database yet, a model not trained) is logged, not raised: the server still starts,
     and the first request that needs the missing piece reports it the usual way.
     """
-    from django.db import DatabaseError, connections
+    from django.db import DatabaseError
     from PIL import Image
 
     from catalog.services.search import search_by_image
@@ -46,18 +46,30 @@ def warm_up() -> None:
     started = time.perf_counter()
     try:
         search_by_image(image=Image.new("RGB", (224, 224), "grey"))
-        stale_heads = heads_on_another_backbone()
     except (RecognitionError, DatabaseError, OSError) as exc:
         logger.warning("warm-up failed; models load on the first request instead: %s", exc)
         return
     finally:
-        # Requests run on other threads with their own connections; this one would only sit idle.
-        for connection in connections.all(initialized_only=True):
-            if not connection.in_atomic_block:  # a test's transaction, never a server's
-                connection.close()
+        _connections_close()
     logger.info("warmed up (backbone, heads, index) in %.1fs", time.perf_counter() - started)
+    try:
+        stale_heads = heads_on_another_backbone()
+    except (RecognitionError, DatabaseError, OSError) as exc:
+        logger.warning("could not check the live heads' backbone: %s", exc)
+        return
+    finally:
+        _connections_close()
     for stale in stale_heads:
         logger.warning("recognizer %s: its predictions are meaningless until it is trained again", stale)
+
+
+def _connections_close() -> None:
+    """Requests run on other threads with their own connections; this one's would only sit idle."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:  # a test's transaction, never a server's
+            connection.close()
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

@@ -26,7 +26,7 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
             return ("name", "source", "upload", "data_dir")
         return ("name", "source", "status", "progress_shown", "failure_reason", "is_live", "made_live_at", "report")
 
-    def get_form(self, request: HttpRequest, obj: RecognizerVersion | None = None, **kwargs):
+    def get_form(self, request: HttpRequest, obj: RecognizerVersion | None = None, **kwargs: object) -> type:
         if obj is None:
             kwargs["form"] = RecognizerVersionAddForm
         return super().get_form(request, obj, **kwargs)
@@ -86,7 +86,7 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
         picture = mark_safe(confusion_svg(evaluation["labels"], evaluation["confusion"]))
         return format_html("{}<h3>Confusion matrix</h3>{}", table, picture)
 
-    @admin.action(description="Make live (refused if it scores worse than the live version)")
+    @admin.action(description="Make live (refused if it scores worse or learned fewer labels than the live version)")
     def make_live(self, request: HttpRequest, queryset) -> None:
         self._make_live(request, queryset, allow_worse=False)
 

@@ -82,4 +82,8 @@ def test_pages_answer_head_requests_as_link_checkers_and_monitors_send_them(clie
     item = Item.objects.create(name="Hat")
     response = client.head(url.format(pk=item.pk))
     assert response.status_code == 200
+
+
+def test_pages_still_refuse_methods_they_do_not_serve(client):
     assert client.put("/").status_code == 405
+    assert client.post("/search/", {"q": "hat"}).status_code == 405
