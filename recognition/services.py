@@ -17,6 +17,8 @@ from recognition.recognizers import Head, Prediction, head_cached, head_features
 from recognition.versions import recognizers_live_dirs
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from recognition.backbone import BackboneConfig, Embedder
 
 # Same as recognition.backbone.EMBEDDING_DIM; kept here so that importing this module (admin,
@@ -80,7 +82,10 @@ def recognizers_live() -> list[str]:
 
 def attribute_recognizers() -> list[str]:
     """The live recognizers of fashion attributes (type, pattern, colour, style), in label-set order."""
-    live = recognizers_live_dirs()
+    return _attribute_names(recognizers_live_dirs())
+
+
+def _attribute_names(live: dict[str, Path]) -> list[str]:
     return [name for name in LABEL_SETS if name in live]
 
 
@@ -147,7 +152,7 @@ def heads_on_another_backbone() -> list[str]:
 def _heads_live(names: list[str] | None) -> list[tuple[str, Head]]:
     directories = recognizers_live_dirs()
     if names is None:
-        names = [name for name in LABEL_SETS if name in directories]
+        names = _attribute_names(directories)
     unknown = [name for name in names if name not in directories]
     if unknown:
         raise UnknownRecognizer(f"Unknown recognizer {unknown[0]!r}.")
