@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
+from catalog.management.index_folder import index_folder_errors
 from catalog.models import Photo
 from catalog.services.index import index_rebuild
 from fashion_search.progress import progress_bar
@@ -15,11 +15,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         total = Photo.objects.filter(status=Photo.Status.TAGGED).count()
-        try:
-            with progress_bar(total=total, desc="indexing", verbosity=options["verbosity"]) as bar:
-                index = index_rebuild(progress=bar.update)
-        except OSError as exc:  # INDEX_DIR is a file, or not writable, or the disk is full
-            raise CommandError(
-                f"The index folder {settings.INDEX_DIR} cannot be written: {exc.strerror or exc}."
-            ) from None
+        with index_folder_errors(), progress_bar(total=total, desc="indexing", verbosity=options["verbosity"]) as bar:
+            index = index_rebuild(progress=bar.update)
         self.stdout.write(f"index rebuilt: {len(index)} photos, {index.kind} search")

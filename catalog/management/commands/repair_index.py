@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
+from catalog.management.index_folder import index_folder_errors
 from catalog.services.index import index_repair
 
 
@@ -15,12 +15,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        try:
+        with index_folder_errors():
             repair = index_repair()
-        except OSError as exc:  # INDEX_DIR is a file, or not writable, or the disk is full
-            raise CommandError(
-                f"The index folder {settings.INDEX_DIR} cannot be written: {exc.strerror or exc}."
-            ) from None
         if repair.rebuilding_elsewhere:
             self.stdout.write("another process is rebuilding the index; it is published when done")
         elif repair.rebuilt:
