@@ -20,6 +20,7 @@ from catalog.services.coordination import item_tags, look_suggest
 from catalog.services.search import MAX_RESULTS, search_by_embedding, search_by_image, search_similar_to_item
 from catalog.services.text_search import MAX_OFFSET, search_by_text
 from catalog.shopper_uploads import shopper_photo_keep
+from fashion_search.plain_numbers import plain_number
 from fashion_search.ratelimit import UPLOADS, rate_limit_hit
 from fashion_search.upload_limits import upload_refused_answer
 from recognition.errors import RecognitionError
@@ -169,10 +170,10 @@ def text_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     page, per_page = request.GET.get("page", "1"), min(settings.SEARCH_RESULTS, MAX_RESULTS)
     last_page = MAX_OFFSET // per_page + 1
-    if not (page.isascii() and page.isdigit() and len(page) <= 6 and 1 <= int(page) <= last_page):
+    page_number = plain_number(page, max_digits=6)
+    if page_number is None or not 1 <= page_number <= last_page:
         error = f"There is no page “{value_echoed(page)}”: a page is a whole number from 1 to {last_page}."
         return render(request, "catalog/text_search.html", {"query": query, "error": error}, status=400)
-    page_number = int(page)
     found = search_by_text(query=query, limit=per_page, offset=(page_number - 1) * per_page) if query else None
     context = {
         "query": query,

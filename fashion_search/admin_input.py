@@ -18,6 +18,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import reverse
 
+from fashion_search.plain_numbers import plain_number
+
 LARGEST_ROW_NUMBER = 2**63 - 1
 
 
@@ -50,5 +52,5 @@ class AdminInputMiddleware:
 
 def is_row_number(value: str) -> bool:
     """Whether `value` can be a primary key here: ASCII digits that fit a 64-bit integer (SQLite overflows past it)."""
-    # The length first: int() refuses strings of more than 4,300 digits with a ValueError of its own.
-    return value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= LARGEST_ROW_NUMBER
+    number = plain_number(value, max_digits=len(str(LARGEST_ROW_NUMBER)))
+    return number is not None and number <= LARGEST_ROW_NUMBER
