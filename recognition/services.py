@@ -139,9 +139,10 @@ def heads_on_another_backbone() -> list[str]:
     """Live recognizers whose head was trained on another backbone than the running one.
 
     Such a head still answers, with meaningless scores, e.g. after `train_recognizer --fine-tune`
-    replaced the backbone and the other heads were not trained again; the web process warns at start.
+    replaced the backbone and the other heads were not trained again; the web process warns at start,
+    once its backbone is loaded, whose version is then known without hashing the weights again.
     """
-    running = backbone_version_configured()
+    running = backbone_get().version
     return [
         f"{name} (trained on {head.backbone_version}, running {running})"
         for name, head in _heads_live(sorted(recognizers_live_dirs()))
