@@ -99,11 +99,11 @@ def catalog_synthesise(items: int, version: str, var_dir: Path) -> float:
             tags = []
             for photo, i in zip(photos, range(start, end), strict=True):
                 tags.append(Tag(photo=photo, attribute="type", value=str(labels[picks[i]]),
-                                score=float(rng.uniform(0.5, 1.0)), source=Tag.Source.MODEL))
+                                score=float(rng.uniform(0.5, 1.0)), source=Tag.Source.MODEL, is_best=True))
                 for label_set in (PATTERN, COLOUR, STYLE):
                     tags.append(Tag(photo=photo, attribute=label_set.attribute,
                                     value=label_set.labels[rng.integers(len(label_set.labels))],
-                                    score=float(rng.uniform(0.2, 1.0)), source=Tag.Source.MODEL))
+                                    score=float(rng.uniform(0.2, 1.0)), source=Tag.Source.MODEL, is_best=True))
             Tag.objects.bulk_create(tags)
         print(f"  {end:,} items", file=sys.stderr, flush=True)
     if connection.vendor == "postgresql":

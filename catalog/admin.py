@@ -16,6 +16,7 @@ from catalog.errors import value_echoed
 from catalog.forms import CatalogPhotoForm
 from catalog.models import Item, Look, Photo, Tag
 from catalog.selectors import tagging_counts
+from catalog.services.best_tags import tags_best_mark
 from catalog.services.index import index_rebuild_queue
 from catalog.services.items import photos_queue_tagging
 from catalog.services.tagging import photo_tag_set_by_hand
@@ -168,6 +169,8 @@ class PhotoAdmin(admin.ModelAdmin):
             if tag.pk is not None:
                 Tag.objects.filter(pk=tag.pk).delete()  # an edited tag is replaced by the merchant's
             photo_tag_set_by_hand(photo=tag.photo, attribute=tag.attribute, value=tag.value)
+        if formset.deleted_objects:
+            tags_best_mark(photo_ids=[form.instance.pk])
 
     @admin.action(description="Re-tag selected photos")
     def retag_selected(self, request: HttpRequest, queryset) -> None:

@@ -83,14 +83,23 @@ class Tag(models.Model):
     score = models.FloatField(default=1.0)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.HAND)
     model_version = models.CharField(max_length=100, blank=True)
+    # Whether this is the tag its photo shows for the attribute (`catalog.selectors.photo_tags_best`), kept
+    # by every writer of tags through `catalog.services.best_tags.tags_best_mark`, so that "photos whose
+    # colour is red" is one index read instead of every red photo's colour tags compared in Python.
+    is_best = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["attribute", "-score"]
         constraints = [models.UniqueConstraint(fields=["photo", "attribute", "value"], name="unique_tag_per_photo")]
-        # "Photos with a colour tag among these values" (Complete the look, refine, text search) reads this
-        # index instead of scanning every tag: Complete the look at 100k photos went from 140-230 ms to
-        # 40-100 ms (bench/README.md, "Complete the look at 100k photos").
-        indexes = [models.Index(fields=["attribute", "value", "photo"], name="tag_attribute_value_photo")]
+        # "Photos with a colour tag among these values" reads these indexes instead of scanning every tag:
+        # Complete the look at 100k photos went from 140-230 ms to 40-100 ms with the first
+        # (bench/README.md, "Complete the look at 100k photos"); refine and text search read the second.
+        indexes = [
+            models.Index(fields=["attribute", "value", "photo"], name="tag_attribute_value_photo"),
+            models.Index(
+                fields=["attribute", "value", "photo"], condition=models.Q(is_best=True), name="tag_best_value_photo"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.attribute}: {self.value} ({self.score:.2f}, {self.source})"

@@ -56,10 +56,10 @@ LOOK_BATCH_PHOTOS = 50
 # A place with at most this many photos (hats in a catalog of shirts) has each scored: reading its
 # score levels one by one would walk the whole catalog once per level.
 LOOK_SMALL_PLACE_PHOTOS = 1000
-# The most batches read for one place, all levels together: a level whose query matches many photos
-# only through a weak second tag (black as a 0.1 guess on blue shoes) would otherwise be read to the
-# end of the catalog. Past it, the place is filled from its first photos, scored one by one, so in
-# that case a better item further on can be missed: bounded cost over exactness, for one widget.
+# The most batches read for one place, all levels together. Levels are read from best tags, so most
+# places fill from their first batch; the cap bounds a walk through many photos of a few items (an
+# item counts once). Past it, the place is filled from its first photos, scored one by one, so in that
+# case a better item further on can be missed: bounded cost over exactness, for one widget.
 LOOK_MAX_BATCHES = 10
 # Stands for any value outside a label set (a merchant's own) when asking the rules what it earns.
 UNLISTED_VALUE = "\0unlisted"
@@ -200,23 +200,23 @@ def _place_best(
 ) -> list[_Pairing]:
     """The `per_place` best items for `place` by the rules without curated looks, ties to the older photo.
 
-    A place with few photos (up to LOOK_SMALL_PLACE_PHOTOS, bounded by its type tags, counted from
-    their index alone) has each of them scored. Otherwise score levels (`levels`, built once a look)
+    A place with few photos (up to LOOK_SMALL_PLACE_PHOTOS, counted from the best type tags' index
+    alone) has each of them scored. Otherwise score levels (`levels`, built once a look)
     are few (colour and style points add up to at most nine sums), so each level's photos are read in
     id order, LOOK_BATCH_PHOTOS at a time, until enough items are found; the database walks its status
-    index in id order and stops there, instead of sorting the catalog. A level's query matches any
-    stored tag and the photo's best tags then decide; an item's best photo is met at its own level
-    first, as levels are read best first. At most LOOK_MAX_BATCHES batches are read, so a level that
-    few photos reach by their best tags costs a bounded number of queries, not the catalog;
-    if that leaves the place short, its first LOOK_SMALL_PLACE_PHOTOS photos are scored to fill it.
+    index in id order and stops there, instead of sorting the catalog. A level's query reads best tags
+    (`Tag.is_best`), as the rules score them; an item's best photo is met at its own level first, as
+    levels are read best first. At most LOOK_MAX_BATCHES batches are read, so many photos of a few
+    items cost a bounded number of queries, not the catalog; if that leaves the place short, its first
+    LOOK_SMALL_PLACE_PHOTOS photos are scored to fill it.
     """
     types = [type_ for type_, type_place in BODY_PLACE.items() if type_place == place]
     photos = photos_tagged_query(filters={}).filter(_has_tag("type", types)).order_by("pk")
     if exclude_item_id is not None:
         photos = photos.exclude(item_id=exclude_item_id)
     first_photos = photos.values_list("pk", flat=True)[:LOOK_SMALL_PLACE_PHOTOS]
-    # Counting the place's type tags reads only the tag index; there are at least as many as photos.
-    type_tags = Tag.objects.filter(attribute="type", value__in=types).order_by().values("pk")
+    # Counting the place's best type tags reads only their index: one a photo, untagged ones included.
+    type_tags = Tag.objects.filter(is_best=True, attribute="type", value__in=types).order_by().values("pk")
     if type_tags[: LOOK_SMALL_PLACE_PHOTOS + 1].count() <= LOOK_SMALL_PLACE_PHOTOS:
         return sorted(_place_pairings(anchor_tags, list(first_photos), place), key=_rank)[:per_place]
     found: dict[int, _Pairing] = {}
@@ -250,7 +250,7 @@ def _rank(pairing: _Pairing) -> tuple[float, int]:
 
 
 def _score_levels(anchor_tags: dict[str, str]) -> list[tuple[float, Q]]:
-    """Each score the colour and style rules can give, best first, with the photos (any tag) that may get it."""
+    """Each score the colour and style rules can give, best first, with the photos (by best tags) that get it."""
     colours = _points_conditions("colour", anchor_tags.get("colour"), _colour_points)
     styles = _points_conditions("style", anchor_tags.get("style"), lambda a, o: styles_go_together(a, o)[0])
     levels: dict[float, Q] = {}
@@ -272,7 +272,7 @@ def _colour_points(anchor: str | None, other: str | None) -> float | None:
 def _points_conditions(
     attribute: str, anchor: str | None, points: Callable[[str | None, str | None], float | None]
 ) -> dict[float, Q]:
-    """The photos (any stored tag) that may earn each number of points for `attribute` beside `anchor`.
+    """The photos (by best tags) that earn each number of points for `attribute` beside `anchor`.
 
     Values outside the label set (a merchant's own) earn what any unlisted value earns, so that group
     is written as "a tag outside the other groups' values"; a photo without the attribute earns
@@ -300,8 +300,8 @@ def _points_conditions(
 
 
 def _has_tag(attribute: str, values: list[str], *, outside: bool = False) -> Q:
-    """Photos with a stored tag of `attribute` among `values` (or, `outside`, not among them)."""
-    tags = Tag.objects.filter(photo_id=OuterRef("pk"), attribute=attribute)
+    """Photos whose best tag of `attribute` is among `values` (or, `outside`, not among them)."""
+    tags = Tag.objects.filter(photo_id=OuterRef("pk"), attribute=attribute, is_best=True)
     return Q(Exists(tags.exclude(value__in=values) if outside else tags.filter(value__in=values)))
 
 

@@ -31,6 +31,7 @@ from django.db import transaction
 
 from catalog.errors import ImportSourceInvalid, value_echoed
 from catalog.models import Item, Photo, Tag
+from catalog.services.best_tags import tags_best_mark
 from catalog.services.items import photos_queue_tagging
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import IMAGE_SUFFIXES, decode_image
@@ -234,6 +235,7 @@ def _item_create(*, path: Path, relative: str, details: dict[str, object]) -> No
             photo.image.save(path.name, File(handle), save=True)
         if type_label in TYPE.labels:
             Tag.objects.create(photo=photo, attribute="type", value=type_label, source=Tag.Source.HAND, score=1.0)
+            tags_best_mark(photo_ids=[photo.pk])
         photos_queue_tagging(photo_ids=[photo.pk])
 
 

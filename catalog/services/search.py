@@ -17,7 +17,6 @@ from catalog.selectors import (
     CandidatePhoto,
     candidate_photos,
     photo_tags_best,
-    photos_best_tags_match,
     photos_for_results,
     photos_nearest,
     photos_tagged_query,
@@ -172,8 +171,7 @@ def _filtered_nearest(embedding: NDArray[np.float32], filters: dict[str, str]) -
     """
     # Matched on each photo's best tag, as the ranking then keeps them: a photo whose red is only a weak
     # second guess must not take one of the candidate places from a red one.
-    matches = photos_best_tags_match(photos=photos_tagged_query(filters=filters), filters=filters)
-    photo_ids = [match.photo_id for match in matches]
+    photo_ids = list(photos_tagged_query(filters=filters).values_list("pk", flat=True))
     if len(photo_ids) <= FILTER_SCAN_MAX_PHOTOS:
         return photos_nearest(embedding=embedding, photo_ids=photo_ids, k=FILTER_CANDIDATE_PHOTOS)
     hits = index_store_get().load().search_among(embedding, FILTER_CANDIDATE_PHOTOS, np.array(photo_ids))

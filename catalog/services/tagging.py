@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Photo, Tag
+from catalog.services.best_tags import tags_best_mark
 from catalog.services.index import index_sync_soon
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import decode_image, model_draft_size
@@ -83,7 +84,7 @@ def photo_tags_apply(*, photo: Photo, predictions: dict[str, list[Prediction]]) 
 
 
 def photos_tags_apply(predictions: dict[int, dict[str, list[Prediction]]]) -> None:
-    """`photo_tags_apply` for many photos (photo id to predictions) in three queries, whatever their number.
+    """`photo_tags_apply` for many photos (photo id to predictions) in a few queries, whatever their number.
 
     Callers hold the photos' rows locked in a transaction, as bulk tagging writes a batch at a time.
     """
@@ -117,6 +118,7 @@ def photos_tags_apply(predictions: dict[int, dict[str, list[Prediction]]]) -> No
             replaced |= Q(photo_id__in=photo_ids, attribute__in=attributes)
         Tag.objects.filter(replaced, source=Tag.Source.MODEL).delete()
     Tag.objects.bulk_create(new_tags)
+    tags_best_mark(photo_ids=predictions)
 
 
 def photo_tag_set_by_hand(*, photo: Photo, attribute: str, value: str) -> Tag:
@@ -131,4 +133,6 @@ def photo_tag_set_by_hand(*, photo: Photo, attribute: str, value: str) -> Tag:
         tag, _ = Tag.objects.update_or_create(
             photo=photo, attribute=attribute, value=value, defaults={"source": Tag.Source.HAND, "score": 1.0}
         )
+        tags_best_mark(photo_ids=[photo.pk])
+    tag.refresh_from_db(fields=["is_best"])
     return tag

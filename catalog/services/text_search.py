@@ -11,16 +11,10 @@ from dataclasses import dataclass
 from functools import reduce
 from operator import and_, or_
 
-from django.db.models import F, Min, Q, QuerySet
+from django.db.models import F, Max, Min, Q, QuerySet
 
 from catalog.models import Photo
-from catalog.selectors import (
-    TagMatch,
-    candidate_photos,
-    photos_best_tags_match,
-    photos_for_results,
-    photos_tagged_query,
-)
+from catalog.selectors import candidate_photos, photos_best_tags_scored, photos_for_results, photos_tagged_query
 from catalog.services.search import MAX_RESULTS, SearchHit
 from recognition.labels import LABEL_SETS
 
@@ -108,7 +102,7 @@ def search_by_text(*, query: str, limit: int = 12, offset: int = 0) -> TextSearc
     limit = min(limit, MAX_RESULTS)
     if not filters and not words:
         return TextSearchPage(filters, [], more=False)
-    photos = photos_tagged_query(filters=filters)
+    photos = photos_tagged_query(filters={})  # the filters are matched by `_best_photo_per_item`
     if words:
         fields = ("item__name", "item__brand", "item__description")
         text = (reduce(or_, (Q(**{f"{field}__icontains": w}) for field in fields)) for w in words)
@@ -142,8 +136,9 @@ def _best_photo_per_item(
     """Items `start` to `stop` (in ranking order) with their best photos as (photo id, score): highest
     score, then item name and id.
 
-    An item's photo is its best-scoring match, the oldest on a tie. Without filters every score is 0,
-    so the database orders and cuts the items itself.
+    An item's photo is its best-scoring match, the oldest on a tie. The database groups, orders and
+    cuts the items (every match of the catalog, 20k at 100k photos for a common style); only the
+    page's items have their photos read back.
     """
     if not filters:
         rows = (
@@ -153,10 +148,17 @@ def _best_photo_per_item(
             .order_by("name", "item_id")[start:stop]
         )
         return [(row["photo_id"], 0.0) for row in rows]
-    best: dict[int, TagMatch] = {}
-    for match in sorted(photos_best_tags_match(photos=photos, filters=filters), key=lambda m: m.photo_id):
-        current = best.get(match.item_id)
-        if current is None or match.score > current.score:
-            best[match.item_id] = match
-    ranked = sorted(best.values(), key=lambda m: (-m.score, m.item_name, m.item_id))[start:stop]
-    return [(match.photo_id, match.score) for match in ranked]
+    matches = photos_best_tags_scored(photos=photos, filters=filters).order_by()
+    items = list(
+        matches.values("item_id")
+        .annotate(score=Max("match_score"), name=F("item__name"))
+        .order_by("-score", "name", "item_id")
+        .values_list("item_id", "score")[start:stop]
+    )
+    best: dict[int, tuple[float, int]] = {}
+    for photo_id, item_id, score in matches.filter(item_id__in=[item_id for item_id, _ in items]).values_list(
+        "pk", "item_id", "match_score"
+    ):
+        if item_id not in best or (-score, photo_id) < (-best[item_id][0], best[item_id][1]):
+            best[item_id] = (score, photo_id)
+    return [(best[item_id][1], best[item_id][0]) for item_id, _ in items if item_id in best]

@@ -6,6 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from catalog.models import Item, Photo, Tag
+from catalog.services.best_tags import tags_best_mark
 from tests.conftest import jpeg_bytes
 
 pytestmark = pytest.mark.django_db
@@ -19,11 +20,14 @@ def photo() -> Photo:
     photo.image.save("shirt.jpg", ContentFile(jpeg_bytes()), save=True)
     for value, score in (("blue", 0.5), ("red", 0.4)):
         Tag.objects.create(photo=photo, attribute="colour", value=value, score=score, source=Tag.Source.MODEL)
+    tags_best_mark(photo_ids=[photo.pk])  # as tagging leaves them
     return photo
 
 
-def _post_tags(admin_client, photo: Photo, *, edits: dict[int, str], new: list[tuple[str, str]] = ()):
-    """Post the photo's change form as the browser does: every existing tag row, edited or not, plus new rows."""
+def _post_tags(
+    admin_client, photo: Photo, *, edits: dict[int, str], new: list[tuple[str, str]] = (), deleted: tuple[int, ...] = ()
+):
+    """Post the photo's change form as the browser does: every tag row, edited, deleted or not, plus new rows."""
     tags = list(photo.tags.all())
     data = {
         "item": photo.item_id,
@@ -36,7 +40,7 @@ def _post_tags(admin_client, photo: Photo, *, edits: dict[int, str], new: list[t
             f"tags-{index}-photo": photo.pk,
             f"tags-{index}-attribute": tag.attribute,
             f"tags-{index}-value": edits.get(tag.pk, tag.value),
-        }
+        } | ({f"tags-{index}-DELETE": "on"} if tag.pk in deleted else {})
     for index, (attribute, value) in enumerate(new, start=len(tags)):
         data |= {f"tags-{index}-photo": photo.pk, f"tags-{index}-attribute": attribute, f"tags-{index}-value": value}
     return admin_client.post(f"/admin/catalog/photo/{photo.pk}/change/", data)
@@ -61,6 +65,15 @@ def test_adding_a_hand_set_row_with_a_model_candidates_value_replaces_the_candid
 
     assert response.status_code == 302, response.content.decode()[:3000]
     assert _colour_tags(photo) == [("red", "hand")]
+
+
+def test_deleting_the_shown_tag_marks_the_next_candidate_as_the_photos_colour(admin_client, photo):
+    # when: the merchant deletes the blue row, the model's best guess
+    response = _post_tags(admin_client, photo, edits={}, deleted=(photo.tags.get(value="blue").pk,))
+
+    # then: red is left, and a refine by red finds the photo
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert list(photo.tags.filter(is_best=True).values_list("value", flat=True)) == ["red"]
 
 
 def test_a_hand_set_value_is_normalised_to_the_label(admin_client, photo):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import Item, Look, Photo, Tag
+from catalog.services.best_tags import tags_best_mark
 from catalog.services.coordination import colours_go_together, look_suggest, pairing_score, styles_go_together
 
 
@@ -45,6 +46,7 @@ def _item(name: str, **tags: str) -> Item:
     photo = Photo.objects.create(item=item, image="photos/x.jpg", status=Photo.Status.TAGGED, embedding=b"\0" * 8)
     for attribute, value in tags.items():
         Tag.objects.create(photo=photo, attribute=attribute, value=value, source=Tag.Source.HAND)
+    tags_best_mark(photo_ids=[photo.pk])  # as every writer of tags does
     return item
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from catalog.models import Item, Look, Photo, Tag
 from catalog.selectors import photo_tags_best
+from catalog.services.best_tags import tags_best_mark
 from catalog.services.coordination import BODY_PLACE, COMPLEMENTS, look_suggest, looks_shared_counts, pairing_score
 from recognition.labels import LABEL_SETS
 from tests.catalog.test_coordination import _item
@@ -51,6 +52,7 @@ def _random_catalog(rng: random.Random, items: int) -> list[Item]:
                 for value in rng.sample(labels, rng.choice([1, 2, 3])):
                     source = Tag.Source.HAND if rng.random() < 0.1 else Tag.Source.MODEL
                     Tag.objects.create(photo=photo, attribute=attribute, value=value, score=rng.random(), source=source)
+            tags_best_mark(photo_ids=[photo.pk])
         made.append(item)
     return made
 
@@ -115,8 +117,8 @@ def test_the_number_of_queries_does_not_grow_with_the_catalog(monkeypatch, djang
 def test_a_level_matched_mostly_through_weak_second_tags_costs_a_bounded_number_of_queries(
     monkeypatch, django_assert_max_num_queries
 ):
-    # given: many shoes whose best colour is blue, each with black as a weak second guess, so the
-    # black level's query matches them all though none scores there by its best tags
+    # given: many shoes whose best colour is blue, each with black as a weak second guess, which once
+    # made the black level's query match them all though none scores there by its best tags
     monkeypatch.setattr("catalog.services.coordination.LOOK_SMALL_PLACE_PHOTOS", 5)
     monkeypatch.setattr("catalog.services.coordination.LOOK_BATCH_PHOTOS", 2)
     for number in range(60):
@@ -124,6 +126,7 @@ def test_a_level_matched_mostly_through_weak_second_tags_costs_a_bounded_number_
         Tag.objects.create(
             photo=shoe.photos.get(), attribute="colour", value="black", score=0.1, source=Tag.Source.MODEL
         )
+        tags_best_mark(photo_ids=[shoe.photos.get().pk])
 
     # when / then: the batches stop at the cap (ten of two queries, one to read the first shoes to score
     # instead, and a few for the other places), instead of walking all 60 shoes once per level (104 queries)

@@ -24,8 +24,9 @@ def test_import_creates_tagged_items_with_the_folder_as_hand_set_type(demo_subse
     assert hand_types.count() == 20
     for tag in hand_types.select_related("photo__item"):
         assert tag.photo.item.import_key.split("/")[0] == tag.value
-        # the model never writes an attribute that was set by hand
+        # the model never writes an attribute that was set by hand, and the photo is found by it
         assert not tag.photo.tags.filter(attribute="type", source=Tag.Source.MODEL).exists()
+        assert tag.is_best
 
 
 def test_importing_twice_creates_no_duplicates(demo_subset, run_import):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from catalog.models import Item, Tag
+from catalog.services.best_tags import tags_best_mark
 from catalog.services.index import index_sync
 from catalog.services.search import search_by_embedding
 from recognition.recognizers import Prediction
@@ -21,6 +22,7 @@ def photo(name: str, vector: np.ndarray, colour: str) -> Item:
     item = Item.objects.create(name=name)
     tagged = embedded_photo(item, vector)
     Tag.objects.create(photo=tagged, attribute="colour", value=colour, score=0.9, source=Tag.Source.MODEL)
+    tags_best_mark(photo_ids=[tagged.pk])  # as every writer of tags does
     return item
 
 
@@ -82,6 +84,7 @@ def test_photos_whose_red_is_only_a_weak_second_guess_take_no_candidate_place_fr
         Tag.objects.create(
             photo=orange.photos.get(), attribute="colour", value="red", score=0.1, source=Tag.Source.MODEL
         )
+        tags_best_mark(photo_ids=[orange.photos.get().pk])
     for number in range(4):
         photo(f"red {number}", unit(RNG.standard_normal(EMBEDDING_DIM)), "red")
     index_sync()
@@ -98,6 +101,7 @@ def test_why_it_matched_names_what_the_item_shares_with_the_photo_not_the_shoppe
     query = unit(RNG.standard_normal(EMBEDDING_DIM))
     dress = photo("red dress", query, "red")
     Tag.objects.create(photo=dress.photos.get(), attribute="type", value="dress", score=0.9, source=Tag.Source.MODEL)
+    tags_best_mark(photo_ids=[dress.photos.get().pk])
     index_sync()
     seen = {"type": [Prediction("dress", 0.8)], "colour": [Prediction("blue", 0.7)]}
 

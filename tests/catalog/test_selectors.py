@@ -9,11 +9,12 @@ from catalog.models import Item, Photo, Tag
 from catalog.selectors import (
     candidate_photos,
     photo_tags_best,
-    photos_best_tags_match,
+    photos_best_tags_scored,
     photos_for_results,
     photos_nearest,
     photos_tagged_query,
 )
+from catalog.services.best_tags import tags_best_mark
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +45,7 @@ def _catalog(photos: int) -> list[Photo]:
             Tag(photo=photo, attribute=a, value=v, score=s - n / 1000, source=src) for a, v, s, src in TAGS
         )
         made.append(photo)
+    tags_best_mark(photo_ids=[photo.pk for photo in made])
     return made
 
 
@@ -80,12 +82,15 @@ def test_exact_ties_between_tags_go_to_the_oldest_in_candidates_and_the_filter_m
     Tag.objects.filter(photo=photo, attribute="type").delete()
     Tag.objects.create(photo=photo, attribute="type", value="coat", score=0.5, source=Tag.Source.MODEL)
     Tag.objects.create(photo=photo, attribute="type", value="dress", score=0.5, source=Tag.Source.MODEL)
+    tags_best_mark(photo_ids=[photo.pk])
 
-    # then: both fetches name the older one
+    # then: every read names the older one
     assert candidate_photos(photo_ids=[photo.pk])[photo.pk].tags["type"] == "coat"
-    tagged = photos_tagged_query(filters={"type": "dress"})
-    assert [m.photo_id for m in photos_best_tags_match(photos=tagged, filters={"type": "coat"})] == [photo.pk]
-    assert photos_best_tags_match(photos=tagged, filters={"type": "dress"}) == []
+    assert list(photos_tagged_query(filters={"type": "coat"})) == [photo]
+    assert list(photos_tagged_query(filters={"type": "dress"})) == []
+    tagged = photos_tagged_query(filters={})
+    assert list(photos_best_tags_scored(photos=tagged, filters={"type": "coat"})) == [photo]
+    assert list(photos_best_tags_scored(photos=tagged, filters={"type": "dress"})) == []
 
 
 def test_result_photos_load_what_a_result_shows_and_not_the_embedding(django_assert_num_queries):
@@ -108,21 +113,21 @@ def test_result_photos_load_what_a_result_shows_and_not_the_embedding(django_ass
     assert {"description", "import_key"} <= photo.item.get_deferred_fields()
 
 
-def test_tag_filter_finds_any_stored_tag_and_the_match_keeps_best_tags_only():
+def test_tag_filter_and_match_read_best_tags_only():
     # given: photos whose colour tags are red, pink and a hand-set navy that is their best
     photos = _catalog(3)
 
-    # when: photos are filtered by a colour they carry but that is not their best
-    tagged = photos_tagged_query(filters={"colour": "pink"})
-
-    # then: the filter finds all of them, and only their best tag matches, with its score
+    # then: a colour they carry but not as their best finds none of them; their best finds all
+    assert list(photos_tagged_query(filters={"colour": "pink"})) == []
+    tagged = photos_tagged_query(filters={"colour": "navy"})
     assert set(tagged.values_list("pk", flat=True)) == {p.pk for p in photos}
-    assert photos_best_tags_match(photos=tagged, filters={"colour": "pink"}) == []
-    matches = photos_best_tags_match(photos=tagged, filters={"colour": "navy", "type": "dress"})
-    assert {m.photo_id for m in matches} == {p.pk for p in photos}
-    first = next(m for m in matches if m.photo_id == photos[0].pk)
-    assert (first.item_id, first.item_name) == (photos[0].item_id, "Dress 0")
-    assert first.score == pytest.approx((0.20 + 0.81) / 2)
+    assert list(photos_best_tags_scored(photos=photos_tagged_query(filters={}), filters={"colour": "pink"})) == []
+
+    # and the match scores each photo by the mean score of its matching best tags
+    matches = photos_best_tags_scored(photos=tagged, filters={"colour": "navy", "type": "dress"})
+    scores = dict(matches.values_list("pk", "match_score"))
+    assert set(scores) == {p.pk for p in photos}
+    assert scores[photos[0].pk] == pytest.approx((0.20 + 0.81) / 2)
 
 
 def _embedded(vectors: np.ndarray) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import Photo, Tag
+from catalog.services.best_tags import tags_best_mark
 from catalog.services.text_search import query_parse, search_by_text
 from tests.catalog.test_coordination import _item
 
@@ -65,6 +66,7 @@ def test_tag_words_rank_by_the_best_tag_score_then_name_and_ignore_tags_that_are
     high_b, high_a = _item("Bbb", colour="red"), _item("Abb", colour="red")
     not_best = _item("Ccc", colour="blue")
     Tag.objects.create(photo=not_best.photos.get(), attribute="colour", value="red", score=0.3, source=Tag.Source.MODEL)
+    tags_best_mark(photo_ids=[not_best.photos.get().pk])
 
     # when
     hits = search_by_text(query="red").hits
@@ -119,3 +121,25 @@ def test_text_search_promises_no_more_past_the_furthest_offset_it_serves(monkeyp
     # when / then: the page at offset 1 is served, and no page after it is promised
     assert search_by_text(query="lumen", limit=1, offset=1).more is True  # offset 2 will be served
     assert search_by_text(query="lumen", limit=1, offset=2).more is False
+
+
+@pytest.mark.django_db
+def test_an_item_with_several_matching_photos_is_listed_once_with_its_best_scoring_photo_the_older_on_a_tie():
+    # given: an item with red photos scored 0.6, 0.9 and 0.9, and another item scored 0.7
+    item = _item("Lumen", colour="red")
+    photos = [item.photos.get()]
+    for _ in range(2):
+        photo = Photo.objects.create(item=item, image="photos/x.jpg", status=Photo.Status.TAGGED, embedding=b"\0" * 8)
+        Tag.objects.create(photo=photo, attribute="colour", value="red", score=0.9, source=Tag.Source.MODEL)
+        tags_best_mark(photo_ids=[photo.pk])
+        photos.append(photo)
+    Tag.objects.filter(photo=photos[0]).update(source=Tag.Source.MODEL, score=0.6)
+    other = _item("Other", colour="red")
+    Tag.objects.filter(photo__item=other).update(source=Tag.Source.MODEL, score=0.7)
+
+    # when
+    hits = search_by_text(query="red").hits
+
+    # then: the item once, first, shown by the older of its two best photos
+    expected = [(item, photos[1], 0.9), (other, other.photos.get(), 0.7)]
+    assert [(hit.item, hit.photo, hit.score) for hit in hits] == expected

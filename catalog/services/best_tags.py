@@ -1,0 +1,34 @@
+"""Keep `Tag.is_best` true on exactly the tag each photo shows per attribute.
+
+Refine, text search and Complete the look ask for "photos whose colour is red" across the whole
+catalog; with the flag that is one read of the best tags' index instead of every red photo's colour
+tags ranked in Python. Every writer of tags calls `tags_best_mark` in the transaction that writes them
+(bulk tagging, a merchant's tag, an import, the admin's tag forms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from catalog.models import Photo, Tag
+from catalog.selectors import best_tag_ids
+
+PHOTOS_PER_CHUNK = 1000
+
+
+def tags_best_mark(*, photo_ids: Iterable[int]) -> None:
+    """Mark the best tag of each attribute of these photos, and unmark the rest.
+
+    The photos' rows are locked first (in id order, as bulk tagging locks them), so two writers of
+    one photo's tags take turns and the last to commit marks what it wrote.
+    """
+    ids = sorted(set(photo_ids))
+    for start in range(0, len(ids), PHOTOS_PER_CHUNK):
+        chunk = ids[start : start + PHOTOS_PER_CHUNK]
+        with transaction.atomic():
+            list(Photo.objects.select_for_update().filter(pk__in=chunk).order_by("pk").values_list("pk", flat=True))
+            best = best_tag_ids(photo_ids=chunk)
+            Tag.objects.filter(photo_id__in=chunk, is_best=True).exclude(pk__in=best).update(is_best=False)
+            Tag.objects.filter(pk__in=best, is_best=False).update(is_best=True)

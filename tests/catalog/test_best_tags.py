@@ -1,0 +1,100 @@
+"""Exactly the tag a photo shows for an attribute is marked best, whoever wrote the photo's tags.
+
+Refine, text search and Complete the look read only marked tags, so a photo marked wrongly would be
+found under a colour it does not show, or not found under the one it does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+
+import pytest
+from django.apps import apps
+
+from catalog.models import Item, Photo, Tag
+from catalog.selectors import photo_tags_best
+from catalog.services.best_tags import tags_best_mark
+from catalog.services.tagging import photo_tag_set_by_hand, photos_tags_apply
+from recognition.recognizers import Prediction
+
+pytestmark = pytest.mark.django_db
+
+
+def _photo() -> Photo:
+    item = Item.objects.create(name="Shirt")
+    return Photo.objects.create(item=item, image="photos/x.jpg", status=Photo.Status.TAGGED, embedding=b"\0")
+
+
+def _marked(photo: Photo) -> list[tuple[str, str]]:
+    return sorted(photo.tags.filter(is_best=True).values_list("attribute", "value"))
+
+
+def _shown(photo: Photo) -> list[tuple[str, str]]:
+    return sorted((attribute, tag.value) for attribute, tag in photo_tags_best(photo=photo).items())
+
+
+def _random_tags(rng: random.Random, photo: Photo) -> None:
+    """Several tags per attribute: hand-set or not, and scores drawn from few values, so ties are common."""
+    for attribute, labels in (("colour", ["red", "blue", "navy", "teal"]), ("style", ["casual", "party", "formal"])):
+        for value in rng.sample(labels, rng.randint(1, len(labels))):
+            source = Tag.Source.HAND if rng.random() < 0.3 else Tag.Source.MODEL
+            Tag.objects.create(photo=photo, attribute=attribute, value=value, score=rng.choice([0.2, 0.5, 0.5, 0.9]),
+                               source=source)
+
+
+def test_bulk_tagging_marks_each_attributes_highest_candidate_and_moves_the_mark_when_it_changes():
+    # given: a photo tagged with two colour candidates
+    photo = _photo()
+    photos_tags_apply({photo.pk: {"colour": [Prediction("blue", 0.6), Prediction("red", 0.3)]}})
+    assert _marked(photo) == [("colour", "blue")]
+
+    # when: it is tagged again and the model now prefers red
+    photos_tags_apply({photo.pk: {"colour": [Prediction("red", 0.7), Prediction("blue", 0.2)]}})
+
+    # then
+    assert _marked(photo) == [("colour", "red")] == _shown(photo)
+
+
+def test_a_merchants_tag_is_marked_over_the_models_candidates():
+    photo = _photo()
+    photos_tags_apply({photo.pk: {"colour": [Prediction("blue", 0.6)], "style": [Prediction("casual", 0.8)]}})
+
+    tag = photo_tag_set_by_hand(photo=photo, attribute="colour", value="navy")
+
+    assert tag.is_best
+    assert _marked(photo) == [("colour", "navy"), ("style", "casual")] == _shown(photo)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_marks_follow_the_shown_tag_for_any_mix_of_hand_set_tags_scores_and_ties(seed):
+    # given: photos with random tags, some already marked wrongly
+    rng = random.Random(seed)
+    photos = [_photo() for _ in range(12)]
+    for photo in photos:
+        _random_tags(rng, photo)
+    Tag.objects.filter(pk__in=[tag.pk for tag in Tag.objects.all() if rng.random() < 0.3]).update(is_best=True)
+
+    # when
+    tags_best_mark(photo_ids=[photo.pk for photo in photos])
+
+    # then: one mark per photo and attribute, on the tag the photo shows
+    for photo in photos:
+        assert _marked(photo) == _shown(photo)
+
+
+def test_the_migration_marks_the_tags_of_a_catalog_tagged_before_the_mark_existed():
+    # given: photos with tags and no mark, as the upgrade finds them
+    rng = random.Random(7)
+    photos = [_photo() for _ in range(5)]
+    for photo in photos:
+        _random_tags(rng, photo)
+    Tag.objects.update(is_best=False)
+
+    # when
+    migration = importlib.import_module("catalog.migrations.0007_tag_is_best")
+    migration.best_tags_mark(apps, None)
+
+    # then
+    for photo in photos:
+        assert _marked(photo) == _shown(photo)
