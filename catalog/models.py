@@ -96,8 +96,12 @@ class Tag(models.Model):
         # (bench/README.md, "Complete the look at 100k photos"); refine and text search read the second.
         indexes = [
             models.Index(fields=["attribute", "value", "photo"], name="tag_attribute_value_photo"),
+            # With the score in it, refine and text search read best tags without visiting the table.
             models.Index(
-                fields=["attribute", "value", "photo"], condition=models.Q(is_best=True), name="tag_best_value_photo"
+                fields=["attribute", "value", "photo"],
+                include=["score"],
+                condition=models.Q(is_best=True),
+                name="tag_best_value_photo",
             ),
         ]
 

