@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from catalog.selectors import photos_tagged_query
     from catalog.services.coordination import look_suggest
     from catalog.services.search import search_by_embedding
-    from catalog.services.text_search import search_by_text
+    from catalog.services.text_search import query_parse, search_by_text
     from recognition.labels import LABEL_SETS
 
     rng = random.Random(5)
@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         shown = ", ".join(f"{a}={v}" for a, v in filters.items())
         rows.append([f"refine {shown}", f"{matching:,}", f"{p50:.0f}", f"{p95:.0f}"])
     for query in TEXT_QUERIES:
-        page = search_by_text(query=query)
+        matching = photos_tagged_query(filters=query_parse(query)[0]).count()
         p50, p95 = timed(lambda i, q=query: search_by_text(query=q), args.repeats)
-        rows.append([f'text search "{query}"', f"{len(page.hits)} shown", f"{p50:.0f}", f"{p95:.0f}"])
+        rows.append([f'text search "{query}"', f"{matching:,}", f"{p50:.0f}", f"{p95:.0f}"])
 
     labels = {attribute: list(LABEL_SETS[attribute].labels) for attribute in ("type", "colour", "style")}
     anchors = [{a: rng.choice(values) for a, values in labels.items()} for _ in range(LOOK_ANCHORS)]
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{percentile(seconds, 95) * 1000:.0f}",
     ])
     print(f"#### Reads by tag, {args.items:,}-item catalog ({connection.vendor}), one call at a time\n")
-    print(table(["read", "matching photos", "p50 ms", "p95 ms"], rows))
+    print(table(["read", "photos matching the filters", "p50 ms", "p95 ms"], rows))
     return 0
 
 

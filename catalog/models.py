@@ -86,11 +86,19 @@ class Tag(models.Model):
     # Whether this is the tag its photo shows for the attribute (`catalog.selectors.photo_tags_best`), kept
     # by every writer of tags through `catalog.services.best_tags.tags_best_mark`, so that "photos whose
     # colour is red" is one index read instead of every red photo's colour tags compared in Python.
-    is_best = models.BooleanField(default=False, editable=False)
+    # The database's own default too, so a worker still on the previous version, which writes no flag,
+    # can insert tags during an upgrade (`manage.py mark_best_tags` then marks them).
+    is_best = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["attribute", "-score"]
-        constraints = [models.UniqueConstraint(fields=["photo", "attribute", "value"], name="unique_tag_per_photo")]
+        # One shown tag per photo and attribute: the database refuses a second one.
+        constraints = [
+            models.UniqueConstraint(fields=["photo", "attribute", "value"], name="unique_tag_per_photo"),
+            models.UniqueConstraint(
+                fields=["photo", "attribute"], condition=models.Q(is_best=True), name="one_best_tag_per_attribute"
+            ),
+        ]
         # "Photos with a colour tag among these values" reads these indexes instead of scanning every tag:
         # Complete the look at 100k photos went from 140-230 ms to 40-100 ms with the first
         # (bench/README.md, "Complete the look at 100k photos"); refine and text search read the second.

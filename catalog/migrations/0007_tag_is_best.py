@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="tag",
             name="is_best",
-            field=models.BooleanField(default=False, editable=False),
+            field=models.BooleanField(db_default=False, default=False, editable=False),
         ),
         migrations.RunPython(best_tags_mark, migrations.RunPython.noop, elidable=False),
         migrations.AddIndex(
@@ -48,6 +48,12 @@ class Migration(migrations.Migration):
                 fields=["attribute", "value", "photo"],
                 include=["score"],
                 name="tag_best_value_photo",
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="tag",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_best", True)), fields=("photo", "attribute"), name="one_best_tag_per_attribute"
             ),
         ),
     ]

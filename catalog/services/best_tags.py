@@ -18,17 +18,20 @@ from catalog.selectors import best_tag_ids
 PHOTOS_PER_CHUNK = 1000
 
 
-def tags_best_mark(*, photo_ids: Iterable[int]) -> None:
-    """Mark the best tag of each attribute of these photos, and unmark the rest.
+def tags_best_mark(*, photo_ids: Iterable[int]) -> int:
+    """Mark the best tag of each attribute of these photos, and unmark the rest; how many marks changed.
 
     The photos' rows are locked first (in id order, as bulk tagging locks them), so two writers of
-    one photo's tags take turns and the last to commit marks what it wrote.
+    one photo's tags take turns and the last to commit marks what it wrote. Marks are taken off
+    before they are put on, as the database holds one a photo and attribute.
     """
     ids = sorted(set(photo_ids))
+    changed = 0
     for start in range(0, len(ids), PHOTOS_PER_CHUNK):
         chunk = ids[start : start + PHOTOS_PER_CHUNK]
         with transaction.atomic():
             list(Photo.objects.select_for_update().filter(pk__in=chunk).order_by("pk").values_list("pk", flat=True))
             best = best_tag_ids(photo_ids=chunk)
-            Tag.objects.filter(photo_id__in=chunk, is_best=True).exclude(pk__in=best).update(is_best=False)
-            Tag.objects.filter(pk__in=best, is_best=False).update(is_best=True)
+            changed += Tag.objects.filter(photo_id__in=chunk, is_best=True).exclude(pk__in=best).update(is_best=False)
+            changed += Tag.objects.filter(pk__in=best, is_best=False).update(is_best=True)
+    return changed

@@ -171,7 +171,7 @@ def _filtered_nearest(embedding: NDArray[np.float32], filters: dict[str, str]) -
     """
     # Matched on each photo's best tag, as the ranking then keeps them: a photo whose red is only a weak
     # second guess must not take one of the candidate places from a red one.
-    photo_ids = list(photos_tagged_query(filters=filters).values_list("pk", flat=True))
+    photo_ids = list(photos_tagged_query(filters=filters).order_by().values_list("pk", flat=True))
     if len(photo_ids) <= FILTER_SCAN_MAX_PHOTOS:
         return photos_nearest(embedding=embedding, photo_ids=photo_ids, k=FILTER_CANDIDATE_PHOTOS)
     hits = index_store_get().load().search_among(embedding, FILTER_CANDIDATE_PHOTOS, np.array(photo_ids))

@@ -7,10 +7,13 @@ found under a colour it does not show, or not found under the one it does.
 from __future__ import annotations
 
 import importlib
+import io
 import random
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
+from django.db import IntegrityError, transaction
 
 from catalog.models import Item, Photo, Tag
 from catalog.selectors import photo_tags_best
@@ -67,13 +70,18 @@ def test_a_merchants_tag_is_marked_over_the_models_candidates():
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_marks_follow_the_shown_tag_for_any_mix_of_hand_set_tags_scores_and_ties(seed):
+def test_marks_follow_the_shown_tag_for_any_mix_of_hand_set_tags_scores_and_ties(seed, monkeypatch):
+    monkeypatch.setattr("catalog.services.best_tags.PHOTOS_PER_CHUNK", 5)  # several chunks
     # given: photos with random tags, some already marked wrongly
     rng = random.Random(seed)
     photos = [_photo() for _ in range(12)]
     for photo in photos:
         _random_tags(rng, photo)
-    Tag.objects.filter(pk__in=[tag.pk for tag in Tag.objects.all() if rng.random() < 0.3]).update(is_best=True)
+    for photo in photos:  # one random tag of an attribute marked, or none
+        for attribute in ("colour", "style"):
+            tags = list(photo.tags.filter(attribute=attribute))
+            if rng.random() < 0.5:
+                Tag.objects.filter(pk=rng.choice(tags).pk).update(is_best=True)
 
     # when
     tags_best_mark(photo_ids=[photo.pk for photo in photos])
@@ -83,7 +91,7 @@ def test_marks_follow_the_shown_tag_for_any_mix_of_hand_set_tags_scores_and_ties
         assert _marked(photo) == _shown(photo)
 
 
-def test_the_migration_marks_the_tags_of_a_catalog_tagged_before_the_mark_existed():
+def test_the_migration_marks_the_tags_of_a_catalog_tagged_before_the_mark_existed(monkeypatch):
     # given: photos with tags and no mark, as the upgrade finds them
     rng = random.Random(7)
     photos = [_photo() for _ in range(5)]
@@ -93,8 +101,37 @@ def test_the_migration_marks_the_tags_of_a_catalog_tagged_before_the_mark_existe
 
     # when
     migration = importlib.import_module("catalog.migrations.0007_tag_is_best")
+    monkeypatch.setattr(migration, "PHOTOS_PER_CHUNK", 2)  # several chunks
     migration.best_tags_mark(apps, None)
 
     # then
     for photo in photos:
         assert _marked(photo) == _shown(photo)
+
+
+def test_the_command_marks_tags_written_outside_the_app_and_says_how_many_marks_changed():
+    # given: tags inserted without marks, as a worker of the previous version writes them
+    photos = [_photo() for _ in range(3)]
+    Tag.objects.bulk_create(
+        Tag(photo=photo, attribute="colour", value=value, score=score, source=Tag.Source.MODEL)
+        for photo in photos
+        for value, score in (("blue", 0.6), ("red", 0.3))
+    )
+    out = io.StringIO()
+
+    # when
+    call_command("mark_best_tags", stdout=out, stderr=io.StringIO())
+
+    # then: each photo's blue is marked; a second run finds nothing to change
+    assert [_marked(photo) for photo in photos] == [[("colour", "blue")]] * 3
+    assert "3 photos checked; 3 best-tag marks changed" in out.getvalue()
+    call_command("mark_best_tags", stdout=(again := io.StringIO()), stderr=io.StringIO())
+    assert "0 best-tag marks changed" in again.getvalue()
+
+
+def test_the_database_refuses_a_second_marked_tag_for_a_photo_and_attribute():
+    photo = _photo()
+    photos_tags_apply({photo.pk: {"colour": [Prediction("blue", 0.6), Prediction("red", 0.3)]}})
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Tag.objects.filter(photo=photo, value="red").update(is_best=True)

@@ -114,11 +114,11 @@ def test_the_number_of_queries_does_not_grow_with_the_catalog(monkeypatch, djang
     assert [len(group) for group in groups.values()] == [3, 3]
 
 
-def test_a_level_matched_mostly_through_weak_second_tags_costs_a_bounded_number_of_queries(
+def test_photos_holding_a_level_only_through_weak_second_tags_cost_that_level_no_batches(
     monkeypatch, django_assert_max_num_queries
 ):
-    # given: many shoes whose best colour is blue, each with black as a weak second guess, which once
-    # made the black level's query match them all though none scores there by its best tags
+    # given: many shoes whose best colour is blue, each with black as a weak second guess (once the
+    # black level's query matched them all, though none scores there by its best tags)
     monkeypatch.setattr("catalog.services.coordination.LOOK_SMALL_PLACE_PHOTOS", 5)
     monkeypatch.setattr("catalog.services.coordination.LOOK_BATCH_PHOTOS", 2)
     for number in range(60):
@@ -128,10 +128,11 @@ def test_a_level_matched_mostly_through_weak_second_tags_costs_a_bounded_number_
         )
         tags_best_mark(photo_ids=[shoe.photos.get().pk])
 
-    # when / then: the batches stop at the cap (ten of two queries, one to read the first shoes to score
-    # instead, and a few for the other places), instead of walking all 60 shoes once per level (104 queries)
-    with django_assert_max_num_queries(41):
+    # when / then: levels read best tags, so the black and red levels find no shoe at once and the blue
+    # one fills the place in two batches: 17 queries in all, where reading any stored tag walked the
+    # black level to the batch cap (41) and without the cap all 60 shoes once per level (104)
+    with django_assert_max_num_queries(17):
         groups = look_suggest(anchor_tags={"type": "shirt", "colour": "red", "style": "casual"})
 
-    # and the place is still filled, from the shoes scored one by one after the cap
+    # and the place is filled with the first blue shoes
     assert [suggestion.item.name for suggestion in groups["shoes"]] == ["shoes 0", "shoes 1", "shoes 2"]

@@ -143,3 +143,21 @@ def test_an_item_with_several_matching_photos_is_listed_once_with_its_best_scori
     # then: the item once, first, shown by the older of its two best photos
     expected = [(item, photos[1], 0.9), (other, other.photos.get(), 0.7)]
     assert [(hit.item, hit.photo, hit.score) for hit in hits] == expected
+
+
+@pytest.mark.django_db
+def test_several_tag_words_rank_items_by_the_mean_score_of_their_matching_best_tags():
+    # given: red dresses whose two tags score (0.9, 0.3), (0.5, 0.5) and (0.4, 0.9), and a red skirt
+    made = {}
+    for name, colour_score, type_score in (("A", 0.9, 0.3), ("B", 0.5, 0.5), ("C", 0.4, 0.9)):
+        made[name] = _item(name, colour="red", type="dress")
+        photo = made[name].photos.get()
+        Tag.objects.filter(photo=photo, attribute="colour").update(source=Tag.Source.MODEL, score=colour_score)
+        Tag.objects.filter(photo=photo, attribute="type").update(source=Tag.Source.MODEL, score=type_score)
+    _item("Skirt", colour="red", type="skirt")
+
+    # when
+    hits = search_by_text(query="red dress").hits
+
+    # then: C (0.65), A (0.6), B (0.5); the skirt is not a dress
+    assert [(hit.item.name, round(hit.score, 6)) for hit in hits] == [("C", 0.65), ("A", 0.6), ("B", 0.5)]
