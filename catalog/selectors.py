@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-from django.db.models import Count, ExpressionWrapper, F, FilteredRelation, FloatField, Q, QuerySet
+from django.db.models import Count, ExpressionWrapper, F, FilteredRelation, FloatField, Q, QuerySet, Value
 from numpy.typing import NDArray
 
 from catalog.models import Item, Photo, Tag
@@ -103,6 +103,8 @@ def photos_best_tags_scored(*, photos: QuerySet[Photo], filters: dict[str, str])
         )
         for number, (attribute, value) in enumerate(filters.items())
     }
+    if not joins:
+        return photos.annotate(match_score=Value(0.0, output_field=FloatField()))
     scores = [F(f"{name}__score") for name in joins]
     return (
         photos.annotate(**joins)

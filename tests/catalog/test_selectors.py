@@ -129,6 +129,11 @@ def test_tag_filter_and_match_read_best_tags_only():
     assert set(scores) == {p.pk for p in photos}
     assert scores[photos[0].pk] == pytest.approx((0.20 + 0.81) / 2)
 
+    # and no filter matches every photo, scored 0
+    assert dict(photos_best_tags_scored(photos=tagged, filters={}).values_list("pk", "match_score")) == {
+        p.pk: 0.0 for p in photos
+    }
+
 
 def _embedded(vectors: np.ndarray) -> list[int]:
     item = Item.objects.create(name="embedded")
