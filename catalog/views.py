@@ -6,7 +6,7 @@ import logging
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
@@ -98,8 +98,7 @@ def _home(request: HttpRequest, template: str) -> HttpResponse:
 
 def _refine(request: HttpRequest, template: str) -> HttpResponse:
     """"The same, but ...": rerun the search of a signed query token with tag filters."""
-    filters = {a: request.POST[a] for a in LABEL_SETS if request.POST.get(a)}  # "" is "any"
-    unknown = [f"{a} “{value_echoed(value)}”" for a, value in filters.items() if value not in LABEL_SETS[a].labels]
+    filters, unknown = _tag_filters(request.POST)
     if unknown:
         # The form offers only known labels; silently dropping one would show unfiltered results
         # as if they were filtered.
@@ -115,6 +114,13 @@ def _refine(request: HttpRequest, template: str) -> HttpResponse:
         return _recognition_error(request, template, {"form": PhotoSearchForm()}, exc)
     context = _results_context(embedding, predictions, hits, filters, PhotoSearchForm(), request=request)
     return render(request, template, context)
+
+
+def _tag_filters(values: QueryDict) -> tuple[dict[str, str], list[str]]:
+    """The tag values given per attribute ("" is "any"), and those that are no label of it, as shown in an error."""
+    filters = {attribute: values[attribute] for attribute in LABEL_SETS if values.get(attribute)}
+    unknown = [f"{a} “{value_echoed(value)}”" for a, value in filters.items() if value not in LABEL_SETS[a].labels]
+    return filters, unknown
 
 
 def _results_context(embedding, predictions, hits, filters: dict[str, str], form, *, request: HttpRequest) -> dict:
@@ -142,8 +148,7 @@ def _results_context(embedding, predictions, hits, filters: dict[str, str], form
 @require_safe
 def look_panel(request: HttpRequest) -> HttpResponse:
     """Complete the look for the tags in the address (type, pattern, colour, style), as a fragment of the page."""
-    anchor = {attribute: request.GET[attribute] for attribute in LABEL_SETS if request.GET.get(attribute)}
-    unknown = [f"{a} “{value_echoed(v)}”" for a, v in anchor.items() if v not in LABEL_SETS[a].labels]
+    anchor, unknown = _tag_filters(request.GET)
     if unknown:
         return HttpResponse(f"There is no {' or '.join(unknown)}.", status=400, content_type="text/plain")
     return render(request, "catalog/_look.html", {"look": look_as_dict(look_suggest(anchor_tags=anchor))})
