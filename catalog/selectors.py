@@ -155,12 +155,10 @@ def photos_nearest(*, embedding: NDArray[np.float32], photo_ids: list[int], k: i
 def photo_tags_best(*, photo: Photo) -> dict[str, Tag]:
     """Each attribute's tag to show: a hand-set tag if there is one, else the best-scoring model tag; the
     older on an exact tie, as every other read of best tags decides."""
-    best: dict[str, Tag] = {}
+    best: dict[str, tuple[bool, float, Tag]] = {}
     for tag in sorted(photo.tags.all(), key=lambda tag: tag.pk):
-        current = best.get(tag.attribute)
-        if current is None or _tag_rank(tag.source, tag.score) > _tag_rank(current.source, current.score):
-            best[tag.attribute] = tag
-    return best
+        _keep_best(best, tag.attribute, tag, tag.score, tag.source)
+    return {attribute: entry[2] for attribute, entry in best.items()}
 
 
 def _tag_rank(source: str, score: float) -> tuple[bool, float]:
@@ -169,8 +167,8 @@ def _tag_rank(source: str, score: float) -> tuple[bool, float]:
 
 
 def _keep_best(best: dict[str, tuple[bool, float, T]], attribute: str, value: T, score: float, source: str) -> None:
-    """Keep `value` (a tag's value or id) as the attribute's best if it ranks above the current one (rows come
-    oldest first)."""
+    """Keep `value` (a tag, its value or its id) as the attribute's best if it ranks above the current one
+    (rows come oldest first)."""
     current = best.get(attribute)
     if current is None or _tag_rank(source, score) > current[:2]:
         best[attribute] = (*_tag_rank(source, score), value)
