@@ -30,31 +30,28 @@ class CandidatePhoto:
 
 
 def candidate_photos(*, photo_ids: list[int]) -> dict[int, CandidatePhoto]:
-    """The tagged photos among `photo_ids` as plain rows, in two queries; deleted ids are simply absent.
+    """The tagged photos among `photo_ids` as plain rows, in one query; deleted ids are simply absent.
 
     For ranking the index's candidates (200 a search). Rows, not model instances: building about
     1,200 photos, items and tags per search was most of a search's time (about 20 of 39 ms on a 100k
-    catalog), and their reference cycles fed slow full garbage collections. Best tags follow
-    `photo_tags_best`: hand-set first, then the highest score, exact ties to the oldest tag.
+    catalog), and their reference cycles fed slow full garbage collections. Each attribute's tag is
+    the marked best one (`Tag.is_best`, as `photo_tags_best` ranks them), joined to its photo: one
+    row a tag shown, not every stored tag ranked here (16 -> 11 ms for 200 photos at 100k).
     """
-    item_of = dict(Photo.objects.filter(pk__in=photo_ids, status=Photo.Status.TAGGED).values_list("pk", "item_id"))
-    best: dict[int, dict[str, tuple[bool, float, str]]] = {photo_id: {} for photo_id in item_of}
     rows = (
-        Tag.objects.filter(photo_id__in=list(item_of))
-        .order_by("id")
-        .values_list("photo_id", "attribute", "value", "score", "source")
+        Photo.objects.filter(pk__in=photo_ids, status=Photo.Status.TAGGED)
+        .annotate(best=FilteredRelation("tags", condition=Q(tags__is_best=True)))
+        .values_list("pk", "item_id", "best__attribute", "best__value", "best__score")
     )
-    for photo_id, attribute, value, score, source in rows:
-        _keep_best(best[photo_id], attribute, value, score, source)
-    return {
-        photo_id: CandidatePhoto(
-            photo_id=photo_id,
-            item_id=item_of[photo_id],
-            tags={attribute: value for attribute, (_, _, value) in tags.items()},
-            tag_scores={attribute: score for attribute, (_, score, _) in tags.items()},
-        )
-        for photo_id, tags in best.items()
-    }
+    photos: dict[int, CandidatePhoto] = {}
+    for photo_id, item_id, attribute, value, score in rows:
+        photo = photos.get(photo_id)
+        if photo is None:
+            photo = photos[photo_id] = CandidatePhoto(photo_id=photo_id, item_id=item_id, tags={}, tag_scores={})
+        if attribute is not None:  # a tagged photo without tags comes once, with no tag
+            photo.tags[attribute] = value
+            photo.tag_scores[attribute] = score
+    return photos
 
 
 def photos_for_results(*, photo_ids: list[int]) -> dict[int, Photo]:

@@ -109,7 +109,7 @@ def test_the_number_of_queries_does_not_grow_with_the_catalog(monkeypatch, djang
         _item(f"shoes {number}", type="shoes", colour="brown", style="business")
 
     # when / then: about three queries a place, whatever the catalog's size
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(11):
         groups = look_suggest(anchor_tags={"type": "shirt", "colour": "white", "style": "business"})
     assert [len(group) for group in groups.values()] == [3, 3]
 
@@ -129,9 +129,9 @@ def test_photos_holding_a_level_only_through_weak_second_tags_cost_that_level_no
         tags_best_mark(photo_ids=[shoe.photos.get().pk])
 
     # when / then: levels read best tags, so the black and red levels find no shoe at once and the blue
-    # one fills the place in two batches: 17 queries in all, where reading any stored tag walked the
-    # black level to the batch cap (41) and without the cap all 60 shoes once per level (104)
-    with django_assert_max_num_queries(17):
+    # one fills the place in two batches: 15 queries in all, where reading any stored tag walked the
+    # black level to the batch cap (30)
+    with django_assert_max_num_queries(15):
         groups = look_suggest(anchor_tags={"type": "shirt", "colour": "red", "style": "casual"})
 
     # and the place is filled with the first blue shoes

@@ -62,7 +62,7 @@ def test_candidate_fetch_gives_the_same_best_tags_as_all_tags(django_assert_num_
     ids = [p.pk for p in photos] + [pending.pk, 10**9]
 
     # when: the candidates are fetched
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(1):
         fetched = candidate_photos(photo_ids=ids)
 
     # then: only the tagged photos, with their item and exactly the best tags that all of its tags give
@@ -74,6 +74,16 @@ def test_candidate_fetch_gives_the_same_best_tags_as_all_tags(django_assert_num_
         assert row.tags == {a: value for a, (value, _, _) in best.items()}
         assert row.tag_scores == {a: score for a, (_, score, _) in best.items()}
         assert row.tags["colour"] == "navy"  # hand-set wins over a higher model score
+
+
+def test_a_tagged_photo_without_tags_is_a_candidate_with_no_tags():
+    # given: a tagged photo whose tags were all taken off (a merchant deleted them in the admin)
+    photo = _catalog(1)[0]
+    photo.tags.all().delete()
+
+    # then: it is still a candidate of its item, with nothing to rank it by
+    row = candidate_photos(photo_ids=[photo.pk])[photo.pk]
+    assert (row.item_id, row.tags, row.tag_scores) == (photo.item_id, {}, {})
 
 
 def test_exact_ties_between_tags_go_to_the_oldest_in_candidates_and_the_filter_match_alike():
