@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
 from django.db.models import Count, ExpressionWrapper, F, FilteredRelation, FloatField, Q, QuerySet, Value
-from numpy.typing import NDArray
 
 from catalog.models import Item, Photo, Tag
 
@@ -68,10 +66,6 @@ def photos_for_results(*, photo_ids: list[int]) -> dict[int, Photo]:
     return {photo.pk: photo for photo in photos}
 
 
-# Embeddings read per query when scanning photos exactly: 2,000 x 5 KB = 10 MB held at a time.
-EMBEDDING_SCAN_CHUNK_PHOTOS = 2000
-
-
 def photos_tagged_query(*, filters: dict[str, str]) -> QuerySet[Photo]:
     """Tagged, embedded photos whose best tag (`Tag.is_best`) of each attribute of `filters` has its value.
 
@@ -83,6 +77,21 @@ def photos_tagged_query(*, filters: dict[str, str]) -> QuerySet[Photo]:
         best = Tag.objects.filter(is_best=True, attribute=attribute, value=value)
         queryset = queryset.filter(pk__in=best.values("photo_id"))
     return queryset
+
+
+def photo_ids_best_tagged(*, filters: dict[str, str]) -> list[int]:
+    """Ids of the photos whose best tag of each attribute of `filters` has its value, from the best tags'
+    index alone, without reading a photo row.
+
+    For narrowing the vector index, which holds only tagged, embedded photos (the candidates' read
+    checks the status again): 7 against 31 ms for colour=red's 7,219 photos at 100k on PostgreSQL.
+    """
+    (attribute, value), *others = filters.items()
+    tags = Tag.objects.filter(is_best=True, attribute=attribute, value=value)
+    for attribute, value in others:
+        also = Tag.objects.filter(is_best=True, attribute=attribute, value=value)
+        tags = tags.filter(photo_id__in=also.values("photo_id"))
+    return list(tags.order_by().values_list("photo_id", flat=True))
 
 
 def photos_best_tags_scored(*, photos: QuerySet[Photo], filters: dict[str, str]) -> QuerySet[Photo]:
@@ -119,34 +128,6 @@ def best_tag_ids(*, photo_ids: list[int]) -> list[int]:
     for pk, photo_id, attribute, score, source in rows:
         _keep_best(best.setdefault(photo_id, {}), attribute, pk, score, source)
     return [entry[2] for by_attribute in best.values() for entry in by_attribute.values()]
-
-
-def photos_nearest(*, embedding: NDArray[np.float32], photo_ids: list[int], k: int) -> dict[int, float]:
-    """The `k` photos of `photo_ids` most similar to `embedding` (inner product), best first, ties to the lower id.
-
-    Exact: every embedding is read, EMBEDDING_SCAN_CHUNK_PHOTOS at a time, so memory stays at one chunk
-    and the `k` best whatever the number of photos; time grows with it. `embedding` is L2-normalised,
-    as stored ones are; a stored embedding of another size (an older backbone's) is skipped.
-    """
-    query = np.asarray(embedding, dtype=np.float32)
-    kept_ids, kept_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
-    for start in range(0, len(photo_ids), EMBEDDING_SCAN_CHUNK_PHOTOS):
-        chunk = photo_ids[start : start + EMBEDDING_SCAN_CHUNK_PHOTOS]
-        rows = [
-            (pk, blob)
-            for pk, blob in Photo.objects.filter(pk__in=chunk).values_list("pk", "embedding")
-            if blob is not None and len(blob) == query.nbytes
-        ]
-        if not rows:
-            continue
-        matrix = np.frombuffer(b"".join(bytes(blob) for _, blob in rows), dtype=np.float32).reshape(len(rows), -1)
-        kept_ids = np.concatenate([kept_ids, np.array([pk for pk, _ in rows], dtype=np.int64)])
-        kept_scores = np.concatenate([kept_scores, matrix @ query])
-        if len(kept_ids) > k:
-            order = np.lexsort((kept_ids, -kept_scores))[:k]
-            kept_ids, kept_scores = kept_ids[order], kept_scores[order]
-    order = np.lexsort((kept_ids, -kept_scores))
-    return {int(kept_ids[i]): float(kept_scores[i]) for i in order}
 
 
 def photo_tags_best(*, photo: Photo) -> dict[str, Tag]:

@@ -16,10 +16,9 @@ from catalog.models import Item, Photo
 from catalog.selectors import (
     CandidatePhoto,
     candidate_photos,
+    photo_ids_best_tagged,
     photo_tags_best,
     photos_for_results,
-    photos_nearest,
-    photos_tagged_query,
 )
 from catalog.services.ranking import Candidate, RankingWeights, candidates_rank, match_explain
 from recognition.index import IndexHit
@@ -31,12 +30,9 @@ from recognition.services import image_embed, image_recognize, index_store_get
 CANDIDATE_PHOTOS = 200
 MOST_CANDIDATE_PHOTOS = 3200
 MAX_RESULTS = 50
-# A refine ("same, but in red") ranks this many of the matching photos nearest the query. Up to
-# FILTER_SCAN_MAX_PHOTOS matches are scanned exactly (the scan costs about 33 us a photo, 165 ms at
-# 5,000, on 2 cores with SQLite); past that the index searches among the matching photos only
-# (VectorIndex.search_among: 16-107 ms with recall@10 0.996-1.000 at 100k photos, 1-30% matching).
+# A refine ("same, but in red") ranks this many of the matching photos nearest the query, which the
+# index finds among the matching photos only (VectorIndex.search_among).
 FILTER_CANDIDATE_PHOTOS = 500
-FILTER_SCAN_MAX_PHOTOS = 5000
 
 
 @dataclass(frozen=True)
@@ -165,14 +161,12 @@ def _index_candidates(
 def _filtered_nearest(embedding: NDArray[np.float32], filters: dict[str, str]) -> dict[int, float]:
     """Up to FILTER_CANDIDATE_PHOTOS photos whose best tags match `filters`, nearest first, with their similarity.
 
-    Few matches (a rare colour) are scanned exactly from their stored embeddings. More are a large
-    share of the catalog (a common colour or style): the index searches among them only, however
-    far down the whole catalog's ranking they sit, and no embedding but the query's is loaded.
+    The index searches among the matching photos only, however far down the whole catalog's ranking
+    they sit (a rare colour still fills the page), and no embedding but the query's is read: under
+    SCAN_AMONG_MAX_MATCHES it compares each of them, exactly, from its own copy of the vectors.
+    Matched on each photo's best tag, as the ranking then keeps them: a photo whose red is only a weak
+    second guess must not take one of the candidate places from a red one.
     """
-    # Matched on each photo's best tag, as the ranking then keeps them: a photo whose red is only a weak
-    # second guess must not take one of the candidate places from a red one.
-    photo_ids = list(photos_tagged_query(filters=filters).order_by().values_list("pk", flat=True))
-    if len(photo_ids) <= FILTER_SCAN_MAX_PHOTOS:
-        return photos_nearest(embedding=embedding, photo_ids=photo_ids, k=FILTER_CANDIDATE_PHOTOS)
-    hits = index_store_get().load().search_among(embedding, FILTER_CANDIDATE_PHOTOS, np.array(photo_ids))
+    photo_ids = np.array(photo_ids_best_tagged(filters=filters), dtype=np.int64)
+    hits = index_store_get().load().search_among(embedding, FILTER_CANDIDATE_PHOTOS, photo_ids)
     return {hit.id: hit.score for hit in hits}

@@ -26,15 +26,16 @@ def photo(name: str, vector: np.ndarray, colour: str) -> Item:
     return item
 
 
-def exact_scan_limit(monkeypatch, photos: int) -> None:
-    """Matches the refine scans exactly before it searches among them in the index."""
-    monkeypatch.setattr("catalog.services.search.FILTER_SCAN_MAX_PHOTOS", photos)
+def index_kind(settings, monkeypatch, flat_max_items: int, scan_max_matches: int) -> None:
+    """An exact index up to `flat_max_items` photos, else HNSW, which compares up to `scan_max_matches`
+    matching photos one by one and walks its graph past that."""
+    settings.FLAT_INDEX_MAX_ITEMS = flat_max_items
+    monkeypatch.setattr("recognition.index.SCAN_AMONG_MAX_MATCHES", scan_max_matches)
 
 
-def test_refine_finds_the_newest_matching_photo_when_more_match_than_the_exact_scan_limit(monkeypatch):
-    # given: more red photos than the exact scan takes, the newest one the very photo searched for,
-    # and blue photos nearer the query than the older red ones
-    exact_scan_limit(monkeypatch, 2)
+def test_refine_finds_the_newest_matching_photo_among_older_ones_and_nearer_other_colours():
+    # given: red photos, the newest one the very photo searched for, and blue photos nearer the query
+    # than the older red ones
     query = unit(RNG.standard_normal(EMBEDDING_DIM))
     for number in range(3):
         photo(f"old red {number}", unit(RNG.standard_normal(EMBEDDING_DIM)), "red")
@@ -51,10 +52,14 @@ def test_refine_finds_the_newest_matching_photo_when_more_match_than_the_exact_s
     assert sorted(hit.item.name for hit in hits) == ["new red", "old red 0", "old red 1", "old red 2"]
 
 
-@pytest.mark.parametrize("scan_limit", [0, 10_000], ids=["through the index", "exact scan"])
-def test_refine_ranks_matching_items_as_brute_force_does(monkeypatch, scan_limit):
+@pytest.mark.parametrize(
+    ("flat_max_items", "scan_max_matches"),
+    [(10_000, 40_000), (10, 40_000), (10, 0)],
+    ids=["flat index", "hnsw, matches scanned", "hnsw, graph walked"],
+)
+def test_refine_ranks_matching_items_as_brute_force_does(settings, monkeypatch, flat_max_items, scan_max_matches):
     # given: 80 photos, half of them red, and fewer candidates than red photos
-    exact_scan_limit(monkeypatch, scan_limit)
+    index_kind(settings, monkeypatch, flat_max_items, scan_max_matches)
     monkeypatch.setattr("catalog.services.search.FILTER_CANDIDATE_PHOTOS", 8)
     vectors = {}
     for number in range(80):
@@ -72,11 +77,17 @@ def test_refine_ranks_matching_items_as_brute_force_does(monkeypatch, scan_limit
     assert [hit.item.pk for hit in hits] == nearest[:5]
 
 
-@pytest.mark.parametrize("scan_limit", [0, 10_000], ids=["through the index", "exact scan"])
-def test_photos_whose_red_is_only_a_weak_second_guess_take_no_candidate_place_from_red_ones(monkeypatch, scan_limit):
+@pytest.mark.parametrize(
+    ("flat_max_items", "scan_max_matches"),
+    [(10_000, 40_000), (10, 40_000), (10, 0)],
+    ids=["flat index", "hnsw, matches scanned", "hnsw, graph walked"],
+)
+def test_photos_whose_red_is_only_a_weak_second_guess_take_no_candidate_place_from_red_ones(
+    settings, monkeypatch, flat_max_items, scan_max_matches
+):
     # given: fewer candidate places than photos carrying a red tag; the orange photos nearest the query
     # hold red only as a weak second guess, the four red photos farther away hold it as their best
-    exact_scan_limit(monkeypatch, scan_limit)
+    index_kind(settings, monkeypatch, flat_max_items, scan_max_matches)
     monkeypatch.setattr("catalog.services.search.FILTER_CANDIDATE_PHOTOS", 4)
     query = unit(RNG.standard_normal(EMBEDDING_DIM))
     for number in range(6):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from catalog.models import Item, Photo, Tag
 from catalog.selectors import (
     candidate_photos,
+    photo_ids_best_tagged,
     photo_tags_best,
     photos_best_tags_scored,
     photos_for_results,
-    photos_nearest,
     photos_tagged_query,
 )
 from catalog.services.best_tags import tags_best_mark
@@ -131,6 +130,10 @@ def test_tag_filter_and_match_read_best_tags_only():
     assert list(photos_tagged_query(filters={"colour": "pink"})) == []
     tagged = photos_tagged_query(filters={"colour": "navy"})
     assert set(tagged.values_list("pk", flat=True)) == {p.pk for p in photos}
+    # and so do the ids the index is narrowed by, with every filter applied
+    assert photo_ids_best_tagged(filters={"colour": "pink"}) == []
+    assert sorted(photo_ids_best_tagged(filters={"colour": "navy", "type": "dress"})) == [p.pk for p in photos]
+    assert photo_ids_best_tagged(filters={"colour": "navy", "type": "skirt"}) == []
     assert list(photos_best_tags_scored(photos=photos_tagged_query(filters={}), filters={"colour": "pink"})) == []
 
     # and the match scores each photo by the mean score of its matching best tags
@@ -143,38 +146,3 @@ def test_tag_filter_and_match_read_best_tags_only():
     assert dict(photos_best_tags_scored(photos=tagged, filters={}).values_list("pk", "match_score")) == {
         p.pk: 0.0 for p in photos
     }
-
-
-def _embedded(vectors: np.ndarray) -> list[int]:
-    item = Item.objects.create(name="embedded")
-    return [
-        Photo.objects.create(item=item, image="photos/e.jpg", status=Photo.Status.TAGGED, embedding=v.tobytes()).pk
-        for v in vectors.astype(np.float32)
-    ]
-
-
-def test_nearest_photos_scan_every_chunk_and_break_ties_by_id(monkeypatch):
-    # given: seven photos read two at a time; two of them equally near the query
-    monkeypatch.setattr("catalog.selectors.EMBEDDING_SCAN_CHUNK_PHOTOS", 2)
-    rng = np.random.default_rng(3)
-    vectors = rng.standard_normal((7, 16))
-    vectors[5] = vectors[2]
-    ids = _embedded(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
-    query = (vectors[2] / np.linalg.norm(vectors[2])).astype(np.float32)
-
-    # when
-    nearest = photos_nearest(embedding=query, photo_ids=ids, k=4)
-
-    # then: the same four as the brute-force answer, best first, the tie to the lower id
-    scores = [(-float(v @ query) / np.linalg.norm(v), pk) for v, pk in zip(vectors, ids, strict=True)]
-    assert list(nearest) == [pk for _, pk in sorted(scores)[:4]]
-    assert list(nearest)[:2] == [ids[2], ids[5]]
-
-
-def test_nearest_photos_skip_an_embedding_of_another_size():
-    ids = _embedded(np.eye(4))
-    Photo.objects.filter(pk=ids[0]).update(embedding=b"\0" * 8)
-
-    nearest = photos_nearest(embedding=np.eye(4, dtype=np.float32)[0], photo_ids=ids, k=10)
-
-    assert sorted(nearest) == sorted(ids[1:])
