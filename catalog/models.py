@@ -111,6 +111,13 @@ class Tag(models.Model):
                 condition=models.Q(is_best=True),
                 name="tag_best_value_photo",
             ),
+            # Best first: a text search for one tag ("casual") reads its first page's items from here
+            # instead of grouping every match (catalog.services.text_search).
+            models.Index(
+                fields=["attribute", "value", "-score", "photo"],
+                condition=models.Q(is_best=True),
+                name="tag_best_value_score",
+            ),
         ]
 
     def __str__(self) -> str:

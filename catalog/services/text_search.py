@@ -13,13 +13,17 @@ from operator import and_, or_
 
 from django.db.models import F, Max, Min, Q, QuerySet
 
-from catalog.models import Photo
+from catalog.models import Item, Photo, Tag
 from catalog.selectors import candidate_photos, photos_best_tags_scored, photos_for_results, photos_tagged_query
 from catalog.services.search import MAX_RESULTS, SearchHit
 from recognition.labels import LABEL_SETS
 
 # How far into the matches a search may ask: past this, it is a crawler walking the catalog, not a shopper.
 MAX_OFFSET = 10_000
+# A one-tag search reads best tags in score order, this many rows first, and gives up for the
+# database's ranking when ties at the page's edge hold more than WALK_MAX_EXTRA_ITEMS further items.
+WALK_CHUNK_ROWS = 200
+WALK_MAX_EXTRA_ITEMS = 2000
 
 # Everyday words for our labels; each label's own name and display name are understood too.
 SYNONYMS: dict[str, tuple[str, str]] = {
@@ -107,7 +111,11 @@ def search_by_text(*, query: str, limit: int = 12, offset: int = 0) -> TextSearc
         fields = ("item__name", "item__brand", "item__description")
         text = (reduce(or_, (Q(**{f"{field}__icontains": w}) for field in fields)) for w in words)
         photos = photos.filter(reduce(and_, text))
-    page = _best_photo_per_item(photos=photos, filters=filters, start=offset, stop=offset + limit + 1)
+    page = None
+    if len(filters) == 1 and not words:  # "casual", "dresses": often a large share of the catalog
+        page = _best_photo_per_item_by_one_tag(*next(iter(filters.items())), start=offset, stop=offset + limit + 1)
+    if page is None:
+        page = _best_photo_per_item(photos=photos, filters=filters, start=offset, stop=offset + limit + 1)
     # Past MAX_OFFSET nothing more is served, so nothing more is promised.
     more, page = len(page) > limit and offset + limit <= MAX_OFFSET, page[:limit]
     rows = candidate_photos(photo_ids=[photo_id for photo_id, _ in page])
@@ -162,3 +170,50 @@ def _best_photo_per_item(
         if item_id not in best or (-score, photo_id) < (-best[item_id][0], best[item_id][1]):
             best[item_id] = (score, photo_id)
     return [(best[item_id][1], best[item_id][0]) for item_id, _ in items if item_id in best]
+
+
+def _best_photo_per_item_by_one_tag(
+    attribute: str, value: str, *, start: int, stop: int
+) -> list[tuple[int, float]] | None:
+    """`_best_photo_per_item` for one tag filter and no words, reading best tags in score order until
+    the page is certain; None when ties at the page's edge would hold more than WALK_MAX_EXTRA_ITEMS
+    further items (the caller then asks the database to rank every match).
+
+    Walked best first (the best tags' score index, then the older photo), an item's first row is its
+    best photo, so `stop` items are found in about `stop` rows, not all of a common style's 20k
+    photos (200k at a million) grouped and sorted. Rows past the `stop`-th item are read while their
+    score equals its score: an item among them may come first by name.
+    """
+    tags = Tag.objects.filter(
+        is_best=True, attribute=attribute, value=value,
+        photo__status=Photo.Status.TAGGED, photo__embedding__isnull=False,
+    ).order_by("-score", "photo_id")
+    found: dict[int, tuple[float, int]] = {}  # item id -> (score, photo id), in walking order
+    edge: float | None = None
+    after: tuple[float, int] | None = None
+    size = WALK_CHUNK_ROWS
+    while True:
+        # Each chunk starts after the last row read, but the database still steps over the rows before
+        # it in the index: chunks double, so a deep page reads about twice its rows, not their square.
+        chunk = tags if after is None else tags.filter(Q(score__lt=after[0]) | Q(score=after[0], photo_id__gt=after[1]))
+        rows = list(chunk.values_list("photo_id", "photo__item_id", "score")[:size])
+        for photo_id, item_id, score in rows:
+            if edge is not None and score < edge:
+                return _ranked_by_name(found, start=start, stop=stop)
+            if item_id not in found:
+                found[item_id] = (score, photo_id)
+                if len(found) == stop:
+                    edge = score
+                elif len(found) > stop + WALK_MAX_EXTRA_ITEMS:
+                    return None
+        if len(rows) < size:
+            return _ranked_by_name(found, start=start, stop=stop)
+        after, size = (rows[-1][2], rows[-1][0]), size * 2
+
+
+def _ranked_by_name(found: dict[int, tuple[float, int]], *, start: int, stop: int) -> list[tuple[int, float]]:
+    """Items `start` to `stop` of `found` by score, then name (in the database's collation) and id."""
+    names = Item.objects.filter(pk__in=list(found)).order_by("name", "pk").values_list("pk", flat=True)
+    by_name = {item_id: rank for rank, item_id in enumerate(names)}
+    ranked = sorted((item_id for item_id in found if item_id in by_name), key=lambda i: (-found[i][0], by_name[i]))
+    return [(found[item_id][1], found[item_id][0]) for item_id in ranked[start:stop]]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from catalog.models import Photo, Tag
+from catalog.models import Item, Photo, Tag
 from catalog.services.best_tags import tags_best_mark
 from catalog.services.text_search import query_parse, search_by_text
 from tests.catalog.test_coordination import _item
@@ -161,3 +163,37 @@ def test_several_tag_words_rank_items_by_the_mean_score_of_their_matching_best_t
 
     # then: C (0.65), A (0.6), B (0.5); the skirt is not a dress
     assert [(hit.item.name, round(hit.score, 6)) for hit in hits] == [("C", 0.65), ("A", 0.6), ("B", 0.5)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("extra_items", [2000, 3], ids=["walked", "ties past the walk's bound"])
+def test_one_tag_word_pages_exactly_as_ranking_every_match_in_the_database(monkeypatch, extra_items):
+    # given: items with one to three photos whose best colour scores are drawn from a few values (many
+    # exact ties, some across items of the same name), some photos pending, and a few hand-set colours
+    monkeypatch.setattr("catalog.services.text_search.WALK_CHUNK_ROWS", 4)  # several chunks a page
+    monkeypatch.setattr("catalog.services.text_search.WALK_MAX_EXTRA_ITEMS", extra_items)
+    rng = random.Random(8)
+    for number in range(60):
+        item = Item.objects.create(name=rng.choice(["Alpha", "beta", "Gamma", f"Item {number:02}"]))
+        for _ in range(rng.randint(1, 3)):
+            photo = Photo.objects.create(
+                item=item, image="photos/x.jpg", embedding=b"\0" * 8,
+                status=rng.choice([Photo.Status.TAGGED] * 5 + [Photo.Status.PENDING]),
+            )
+            source = rng.choice([Tag.Source.MODEL] * 6 + [Tag.Source.HAND])
+            colour = rng.choice(["red", "red", "blue"])
+            Tag.objects.create(photo=photo, attribute="colour", value=colour, score=rng.choice([0.3, 0.6, 0.6, 0.9]),
+                               source=source)
+            tags_best_mark(photo_ids=[photo.pk])
+
+    # when: every page of "red", walked in score order and ranked by the database alone
+    walked = [search_by_text(query="red", limit=5, offset=offset) for offset in range(0, 65, 5)]
+    monkeypatch.setattr("catalog.services.text_search._best_photo_per_item_by_one_tag", lambda *a, **k: None)
+    ranked = [search_by_text(query="red", limit=5, offset=offset) for offset in range(0, 65, 5)]
+
+    # then: the same items, photos, scores and promises of more, page by page
+    def shown(page):
+        return [(hit.item.pk, hit.photo.pk, hit.score) for hit in page.hits], page.more
+
+    assert [shown(page) for page in walked] == [shown(page) for page in ranked]
+    assert sum(len(page.hits) for page in ranked) > 20 and not ranked[-1].hits
