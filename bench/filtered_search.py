@@ -5,9 +5,10 @@
 A refine asks the index for the nearest of the photos that match its filters
 (`VectorIndex.search_among`, 500 candidates: FILTER_CANDIDATE_PHOTOS). Three ways are timed, one query
 at a time, at several matching shares: comparing the query with each matching vector (what
-search_among does up to SCAN_AMONG_MAX_MATCHES matches: the HNSW graph's stored vectors, read in
-place, through a FAISS selector), walking the HNSW graph with that selector (what it does past that:
-k / share candidates explored, up to FILTERED_EF_SEARCH_MAX), and searching the whole index for
+search_among does up to SCAN_AMONG_MATCHES_PER_ROOT times the root of the index's size: the HNSW
+graph's stored vectors, read in place, through a FAISS selector), walking the HNSW graph with that
+selector (what it does past that: k / share candidates explored, up to FILTERED_EF_SEARCH_MAX), and
+searching the whole index for
 k / share nearest (up to 20,000) and keeping the matches. Recall@10 is against exact float32 search
 among the matches. Vectors are synthetic (3,000 random centres plus noise, L2-normalised; no model
 needed), so figures compare the ways rather than predict the site's. Prints a markdown table.
@@ -17,6 +18,7 @@ Nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -50,23 +52,25 @@ def overfetch(index: VectorIndex, query: np.ndarray, matching: np.ndarray) -> li
         k = min(k * 4, OVERFETCH_MAX)
 
 
-def among(index: VectorIndex, query: np.ndarray, matching: np.ndarray, *, scan_max_matches: int) -> list:
-    """search_among with SCAN_AMONG_MAX_MATCHES set to `scan_max_matches` (the site's is restored after)."""
-    kept = index_module.SCAN_AMONG_MAX_MATCHES
-    index_module.SCAN_AMONG_MAX_MATCHES = scan_max_matches
+def among(index: VectorIndex, query: np.ndarray, matching: np.ndarray, *, scan: bool) -> list:
+    """search_among made to scan the matches or to walk the graph, whatever their number (the site's
+    SCAN_AMONG_MATCHES_PER_ROOT is restored after)."""
+    kept = index_module.SCAN_AMONG_MATCHES_PER_ROOT
+    index_module.SCAN_AMONG_MATCHES_PER_ROOT = math.inf if scan else 0
     try:
         return index.search_among(query, CANDIDATES, matching)
     finally:
-        index_module.SCAN_AMONG_MAX_MATCHES = kept
+        index_module.SCAN_AMONG_MATCHES_PER_ROOT = kept
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000, help="vectors in the index (HNSW past 10,000)")
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--shares", type=lambda text: [float(share) for share in text.split(",")],
+                        default=[0.5, 0.3, 0.05, 0.01, 0.002], help="matching shares, comma-separated")
     args = parser.parse_args(argv)
-    faiss.omp_set_num_threads(1)
-    print(f"Machine: {machine_line()}; faiss OpenMP threads 1\n", flush=True)
+    print(f"Machine: {machine_line()}; faiss OpenMP threads: every core to build, 1 to search\n", flush=True)
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((3000, DIM)).astype(np.float32)
 
@@ -78,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     index = VectorIndex.build(np.arange(args.size, dtype=np.int64), vectors, flat_max_items=10_000)
     print(f"{index.kind} index of {args.size:,} vectors built in {time.perf_counter() - started:.0f}s\n", flush=True)
+    faiss.omp_set_num_threads(1)  # as a web process searches
     queries = around_centres(args.queries)
     rows = []
-    for share in (0.5, 0.3, 0.05, 0.01, 0.002):
+    for share in args.shares:
         matching = np.flatnonzero(rng.random(args.size) < share).astype(np.int64)
         ways = {
-            "scan the matches": lambda q, m=matching: among(index, q, m, scan_max_matches=len(m)),
-            "walk the graph": lambda q, m=matching: among(index, q, m, scan_max_matches=0),
+            "scan the matches": lambda q, m=matching: among(index, q, m, scan=True),
+            "walk the graph": lambda q, m=matching: among(index, q, m, scan=False),
             "over-fetch and keep": lambda q, m=matching: overfetch(index, q, m),
         }
         for name, search in ways.items():

@@ -6,6 +6,7 @@ read by recognition.index_file.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,14 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 # The most candidates a filtered HNSW search explores (search_among); measured in bench/README.md.
 FILTERED_EF_SEARCH_MAX = 16384
-# Up to this many matching vectors, search_among compares the query with each of them (the HNSW
-# graph's stored vectors, read in place) instead of walking the graph: about 0.6 us a vector, exact,
-# and at 100k vectors faster than the filtered walk at every share up to half, where they tie
-# (bench/filtered_search.py); the walk's time falls as the share grows, so it keeps larger ones.
-SCAN_AMONG_MAX_MATCHES = 40_000
+# Up to this many matching vectors per square root of the index's size (38,000 at 100k vectors,
+# 120,000 at a million), search_among compares the query with each of them (the HNSW graph's stored
+# vectors, read in place) instead of walking the graph. Comparing costs about 0.6 us a match; the
+# walk explores k / share nodes, so its time falls as the matches grow in number, and the two cross
+# where the matches are about proportional to the root of the size: measured at about 50,000 of
+# 100,000 and 120,000 of 1,000,000 (bench/filtered_search.py). Below that, comparing is also exact,
+# where the walk's recall@10 fell to 0.89 for 1% of a million.
+SCAN_AMONG_MATCHES_PER_ROOT = 120
 # HNSW graphs store their vectors as float16: half the memory of float32 (270 against 514 MiB at 100k
 # vectors of 1280 dimensions), with the same recall@10 (0.995 for 200 candidates at 100k) and searches no
 # slower (0.92 against 1.10 ms), measured with bench/index_search.py's vectors. Exact (flat) indexes keep
@@ -224,8 +228,9 @@ class VectorIndex:
         """The `k` nearest vectors of `ids` only (a refine's matching photos), best first.
 
         Filtered inside the search by a FAISS selector on slots, so the `k` come from the matching
-        vectors however far down the whole catalog's ranking they sit. Up to SCAN_AMONG_MAX_MATCHES
-        of them are compared with the query one by one (exact). More are walked in the HNSW graph,
+        vectors however far down the whole catalog's ranking they sit. Up to SCAN_AMONG_MATCHES_PER_ROOT
+        times the root of the index's size, they are compared with the query one by one (exact). More
+        are walked in the HNSW graph,
         which skips non-matching nodes in its results but still walks through them, so it explores
         `k` divided by the matching share (up to FILTERED_EF_SEARCH_MAX) to find `k` of them.
         """
@@ -237,7 +242,8 @@ class VectorIndex:
         selected = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         inner = faiss.downcast_index(self._index.index)
         searched, params = inner, faiss.SearchParameters(sel=selected)
-        if isinstance(inner, faiss.IndexHNSW) and matching <= SCAN_AMONG_MAX_MATCHES:
+        scan_most = SCAN_AMONG_MATCHES_PER_ROOT * math.sqrt(len(self._slot_ids))
+        if isinstance(inner, faiss.IndexHNSW) and matching <= scan_most:
             searched = faiss.downcast_index(inner.storage)  # the graph's vectors alone, scanned
         elif isinstance(inner, faiss.IndexHNSW):
             wanted = max(k, inner.hnsw.efSearch) * len(self._slot_ids) / matching

@@ -163,7 +163,8 @@ def _filtered_nearest(embedding: NDArray[np.float32], filters: dict[str, str]) -
 
     The index searches among the matching photos only, however far down the whole catalog's ranking
     they sit (a rare colour still fills the page), and no embedding but the query's is read: under
-    SCAN_AMONG_MAX_MATCHES it compares each of them, exactly, from its own copy of the vectors.
+    SCAN_AMONG_MATCHES_PER_ROOT times the root of its size it compares each of them, exactly, from
+    its own copy of the vectors.
     Matched on each photo's best tag, as the ranking then keeps them: a photo whose red is only a weak
     second guess must not take one of the candidate places from a red one.
     """

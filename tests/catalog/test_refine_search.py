@@ -26,11 +26,11 @@ def photo(name: str, vector: np.ndarray, colour: str) -> Item:
     return item
 
 
-def index_kind(settings, monkeypatch, flat_max_items: int, scan_max_matches: int) -> None:
-    """An exact index up to `flat_max_items` photos, else HNSW, which compares up to `scan_max_matches`
-    matching photos one by one and walks its graph past that."""
+def index_kind(settings, monkeypatch, flat_max_items: int, scan_per_root: int) -> None:
+    """An exact index up to `flat_max_items` photos, else HNSW, which compares up to `scan_per_root`
+    times the root of its size matching photos one by one and walks its graph past that."""
     settings.FLAT_INDEX_MAX_ITEMS = flat_max_items
-    monkeypatch.setattr("recognition.index.SCAN_AMONG_MAX_MATCHES", scan_max_matches)
+    monkeypatch.setattr("recognition.index.SCAN_AMONG_MATCHES_PER_ROOT", scan_per_root)
 
 
 def test_refine_finds_the_newest_matching_photo_among_older_ones_and_nearer_other_colours():
@@ -53,13 +53,13 @@ def test_refine_finds_the_newest_matching_photo_among_older_ones_and_nearer_othe
 
 
 @pytest.mark.parametrize(
-    ("flat_max_items", "scan_max_matches"),
-    [(10_000, 40_000), (10, 40_000), (10, 0)],
+    ("flat_max_items", "scan_per_root"),
+    [(10_000, 120), (10, 120), (10, 0)],
     ids=["flat index", "hnsw, matches scanned", "hnsw, graph walked"],
 )
-def test_refine_ranks_matching_items_as_brute_force_does(settings, monkeypatch, flat_max_items, scan_max_matches):
+def test_refine_ranks_matching_items_as_brute_force_does(settings, monkeypatch, flat_max_items, scan_per_root):
     # given: 80 photos, half of them red, and fewer candidates than red photos
-    index_kind(settings, monkeypatch, flat_max_items, scan_max_matches)
+    index_kind(settings, monkeypatch, flat_max_items, scan_per_root)
     monkeypatch.setattr("catalog.services.search.FILTER_CANDIDATE_PHOTOS", 8)
     vectors = {}
     for number in range(80):
@@ -78,16 +78,16 @@ def test_refine_ranks_matching_items_as_brute_force_does(settings, monkeypatch, 
 
 
 @pytest.mark.parametrize(
-    ("flat_max_items", "scan_max_matches"),
-    [(10_000, 40_000), (10, 40_000), (10, 0)],
+    ("flat_max_items", "scan_per_root"),
+    [(10_000, 120), (10, 120), (10, 0)],
     ids=["flat index", "hnsw, matches scanned", "hnsw, graph walked"],
 )
 def test_photos_whose_red_is_only_a_weak_second_guess_take_no_candidate_place_from_red_ones(
-    settings, monkeypatch, flat_max_items, scan_max_matches
+    settings, monkeypatch, flat_max_items, scan_per_root
 ):
     # given: fewer candidate places than photos carrying a red tag; the orange photos nearest the query
     # hold red only as a weak second guess, the four red photos farther away hold it as their best
-    index_kind(settings, monkeypatch, flat_max_items, scan_max_matches)
+    index_kind(settings, monkeypatch, flat_max_items, scan_per_root)
     monkeypatch.setattr("catalog.services.search.FILTER_CANDIDATE_PHOTOS", 4)
     query = unit(RNG.standard_normal(EMBEDDING_DIM))
     for number in range(6):

@@ -88,16 +88,16 @@ def test_asking_hnsw_for_many_candidates_explores_at_least_that_many():
 
 
 @pytest.mark.parametrize(
-    ("flat_max_items", "scan_max_matches"),
+    ("flat_max_items", "scan_per_root"),
     [(10_000, None), (10, None), (10, 0)],
     ids=["flat", "hnsw, matches scanned", "hnsw, graph walked"],
 )
 def test_searching_among_some_ids_finds_their_nearest_however_far_down_the_whole_ranking(
-    monkeypatch, flat_max_items, scan_max_matches
+    monkeypatch, flat_max_items, scan_per_root
 ):
     # given: 2,000 vectors, of which every 20th (a refine's matching photos) may be returned
-    if scan_max_matches is not None:
-        monkeypatch.setattr("recognition.index.SCAN_AMONG_MAX_MATCHES", scan_max_matches)
+    if scan_per_root is not None:
+        monkeypatch.setattr("recognition.index.SCAN_AMONG_MATCHES_PER_ROOT", scan_per_root)
     vectors = unit_vectors(2000, seed=4)
     index = VectorIndex.build(np.arange(2000), vectors, flat_max_items=flat_max_items)
     among = np.arange(0, 2000, 20)
@@ -111,10 +111,10 @@ def test_searching_among_some_ids_finds_their_nearest_however_far_down_the_whole
     assert [hit.id for hit in hits] == exact.tolist()
 
 
-@pytest.mark.parametrize("scan_max_matches", [None, 0], ids=["matches scanned", "graph walked"])
-def test_searching_among_ids_skips_removed_ones_and_ids_not_in_the_index(monkeypatch, scan_max_matches):
-    if scan_max_matches is not None:
-        monkeypatch.setattr("recognition.index.SCAN_AMONG_MAX_MATCHES", scan_max_matches)
+@pytest.mark.parametrize("scan_per_root", [None, 0], ids=["matches scanned", "graph walked"])
+def test_searching_among_ids_skips_removed_ones_and_ids_not_in_the_index(monkeypatch, scan_per_root):
+    if scan_per_root is not None:
+        monkeypatch.setattr("recognition.index.SCAN_AMONG_MATCHES_PER_ROOT", scan_per_root)
     index, vectors = hnsw_index()
     index.remove(np.array([3]))
 
