@@ -66,6 +66,12 @@ def photos_for_results(*, photo_ids: list[int]) -> dict[int, Photo]:
     return {photo.pk: photo for photo in photos}
 
 
+def best_tags_valued(*, attribute: str, value: str) -> QuerySet[Tag]:
+    """The best tags (`Tag.is_best`) of `attribute` that have `value`: how a filter by tag matches a photo,
+    read from the best tags' own index."""
+    return Tag.objects.filter(is_best=True, attribute=attribute, value=value)
+
+
 def photos_tagged_query(*, filters: dict[str, str]) -> QuerySet[Photo]:
     """Tagged, embedded photos whose best tag (`Tag.is_best`) of each attribute of `filters` has its value.
 
@@ -74,7 +80,7 @@ def photos_tagged_query(*, filters: dict[str, str]) -> QuerySet[Photo]:
     """
     queryset = Photo.objects.filter(status=Photo.Status.TAGGED, embedding__isnull=False)
     for attribute, value in filters.items():
-        best = Tag.objects.filter(is_best=True, attribute=attribute, value=value)
+        best = best_tags_valued(attribute=attribute, value=value)
         queryset = queryset.filter(pk__in=best.values("photo_id"))
     return queryset
 
@@ -87,10 +93,9 @@ def photo_ids_best_tagged(*, filters: dict[str, str]) -> list[int]:
     checks the status again): 7 against 31 ms for colour=red's 7,219 photos at 100k on PostgreSQL.
     """
     (attribute, value), *others = filters.items()
-    tags = Tag.objects.filter(is_best=True, attribute=attribute, value=value)
+    tags = best_tags_valued(attribute=attribute, value=value)
     for attribute, value in others:
-        also = Tag.objects.filter(is_best=True, attribute=attribute, value=value)
-        tags = tags.filter(photo_id__in=also.values("photo_id"))
+        tags = tags.filter(photo_id__in=best_tags_valued(attribute=attribute, value=value).values("photo_id"))
     return list(tags.order_by().values_list("photo_id", flat=True))
 
 

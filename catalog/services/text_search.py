@@ -13,8 +13,14 @@ from operator import and_, or_
 
 from django.db.models import F, Max, Min, Q, QuerySet
 
-from catalog.models import Item, Photo, Tag
-from catalog.selectors import candidate_photos, photos_best_tags_scored, photos_for_results, photos_tagged_query
+from catalog.models import Item, Photo
+from catalog.selectors import (
+    best_tags_valued,
+    candidate_photos,
+    photos_best_tags_scored,
+    photos_for_results,
+    photos_tagged_query,
+)
 from catalog.services.search import MAX_RESULTS, SearchHit
 from recognition.labels import LABEL_SETS
 
@@ -184,9 +190,8 @@ def _best_photo_per_item_by_one_tag(
     photos (200k at a million) grouped and sorted. Rows past the `stop`-th item are read while their
     score equals its score: an item among them may come first by name.
     """
-    tags = Tag.objects.filter(
-        is_best=True, attribute=attribute, value=value,
-        photo__status=Photo.Status.TAGGED, photo__embedding__isnull=False,
+    tags = best_tags_valued(attribute=attribute, value=value).filter(
+        photo__status=Photo.Status.TAGGED, photo__embedding__isnull=False
     ).order_by("-score", "photo_id")
     found: dict[int, tuple[float, int]] = {}  # item id -> (score, photo id), in walking order
     edge: float | None = None
