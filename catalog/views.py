@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -21,7 +23,7 @@ from catalog.services.search import MAX_RESULTS, search_by_embedding, search_by_
 from catalog.services.text_search import MAX_OFFSET, search_by_text
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.plain_numbers import plain_number
-from fashion_search.ratelimit import UPLOADS, rate_limit_hit
+from fashion_search.ratelimit import PAGES, UPLOADS, rate_limit_hit
 from fashion_search.upload_limits import upload_refused_answer
 from recognition.errors import RecognitionError
 from recognition.labels import LABEL_SETS
@@ -61,6 +63,25 @@ def _recognition_error(request: HttpRequest, template: str, context: dict, exc: 
         return render(request, template, context | {"error": exc.unavailable_message}, status=503)
     status = 413 if exc.code == "image_too_large" else 400
     return render(request, template, context | {"error": exc.message}, status=status)
+
+
+def pages_rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Count a page that searches the catalog without a photo against settings.RATE_LIMIT_PAGES.
+
+    Uploads have their own, smaller allowance; these pages are cheaper, but each still costs tens of
+    milliseconds of database work, and a script could ask for them without end.
+    """
+
+    @wraps(view)
+    def limited(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        wait = rate_limit_hit(request, group=PAGES, rate=settings.RATE_LIMIT_PAGES)
+        if wait is None:
+            return view(request, *args, **kwargs)
+        response = render(request, "too_many_requests.html", {"wait": wait}, status=429)
+        response["Retry-After"] = str(wait)
+        return response
+
+    return limited
 
 
 @upload_refused_answer(_upload_refused)
@@ -146,6 +167,7 @@ def _results_context(embedding, predictions, hits, filters: dict[str, str], form
 
 
 @require_safe
+@pages_rate_limited
 def look_panel(request: HttpRequest) -> HttpResponse:
     """Complete the look for the tags in the address (type, pattern, colour, style), as a fragment of the page."""
     anchor, unknown = _tag_filters(request.GET)
@@ -155,6 +177,7 @@ def look_panel(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@pages_rate_limited
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """An item's photos, tags and shop link, with similar items and complete-the-look."""
     item = get_object_or_404(Item.objects.prefetch_related("photos__tags"), pk=pk)
@@ -170,6 +193,7 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_safe
+@pages_rate_limited
 def text_search(request: HttpRequest) -> HttpResponse:
     """Search by words ("red striped shirt") without a photo, a page of SEARCH_RESULTS items at a time."""
     query = request.GET.get("q", "").strip()[:200]

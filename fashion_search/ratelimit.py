@@ -1,7 +1,8 @@
 """Per-client rate limits, counted in Django's cache by django-ratelimit; the rates live in settings.
 
 The shopper page and the API count photo uploads in one shared group, so a client cannot double its
-allowance by switching surface; every API call also counts in the "api" group. Each surface shapes its
+allowance by switching surface; every API call also counts in the "api" group, and the pages that
+search without a photo (text search, Complete the look, item pages) count in the "pages" group. Each surface shapes its
 own 429 answer (JSON or a page) with a Retry-After header from the seconds this module returns.
 """
 
@@ -15,6 +16,7 @@ from django_ratelimit.core import get_usage
 
 UPLOADS = "uploads"
 API = "api"
+PAGES = "pages"
 
 
 def rate_limit_hit(request: HttpRequest, *, group: str, rate: str) -> int | None:

@@ -102,6 +102,30 @@ def test_behind_a_trusted_proxy_clients_are_told_apart_by_the_address_it_saw(cli
     assert_retry_after(forged)
 
 
+@pytest.mark.parametrize("address", ["/search/?q=red+dress", "/look/?type=dress&colour=red", "ITEM"])
+def test_pages_that_search_without_a_photo_are_limited_per_client(client, rate_limits, address):
+    # given two such pages an hour per client
+    rate_limits.RATE_LIMIT_PAGES = "2/h"
+    if address == "ITEM":
+        address = f"/items/{Item.objects.create(name='Linen shirt').pk}/"
+    # when a client opens a third
+    statuses = [client.get(address).status_code for _ in range(2)]
+    third = client.get(address)
+    # then it is told to wait, in a readable page, while another client is still served
+    assert statuses == [200, 200]
+    assert_retry_after(third)
+    assert "try again in" in third.content.decode()
+    assert client.get(address, REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+def test_browsing_pages_does_not_use_up_the_upload_allowance(client, rate_limits):
+    rate_limits.RATE_LIMIT_PAGES = "1/h"
+    rate_limits.RATE_LIMIT_UPLOADS = "1/h"
+    client.get("/search/?q=shirt")
+    assert_retry_after(client.get("/search/?q=shirt"))
+    assert client.post("/", empty_photo()).status_code == 400
+
+
 def test_staff_are_not_rate_limited(admin_client, rate_limits):
     rate_limits.RATE_LIMIT_UPLOADS = "1/h"
     statuses = {admin_client.post("/api/v1/search", empty_photo()).status_code for _ in range(3)}
