@@ -75,7 +75,7 @@ def search_by_embedding(
     """Rank catalog items for one query embedding, best first, one hit per item.
 
     With `filters` ({"colour": "red"}), only items whose tag for each attribute is that value are
-    ranked: "the same, but in red", from every matching photo of the catalog (`_filtered_nearest`),
+    ranked: "the same, but in red", from every matching photo of the catalog (`_filtered_candidates`),
     so a rare colour still fills the page and a new photo is found as well as an old one.
     """
     from django.conf import settings
@@ -86,13 +86,14 @@ def search_by_embedding(
     # which every result holds by construction.
     explained = {a: ranked for a, ranked in predictions.items() if a not in (filters or {})}
     if filters:
-        visual_by_photo = _filtered_nearest(embedding, filters)
-        candidates = candidate_photos(photo_ids=list(visual_by_photo))
+        index_hits, candidates = _filtered_candidates(
+            embedding, filters, limit=limit, exclude_item_ids=exclude_item_ids
+        )
         # The shopper chose these values: they are no longer in question.
         predictions = predictions | {a: [Prediction(v, 1.0)] for a, v in filters.items()}
     else:
         index_hits, candidates = _index_candidates(embedding, limit=limit, exclude_item_ids=exclude_item_ids)
-        visual_by_photo = {hit.id: hit.score for hit in index_hits}
+    visual_by_photo = {hit.id: hit.score for hit in index_hits}
 
     best: dict[int, tuple[CandidatePhoto, Candidate]] = {}
     for photo_id, visual in visual_by_photo.items():
@@ -158,8 +159,11 @@ def _index_candidates(
         k = min(k * 4, MOST_CANDIDATE_PHOTOS)
 
 
-def _filtered_nearest(embedding: NDArray[np.float32], filters: dict[str, str]) -> dict[int, float]:
-    """Up to FILTER_CANDIDATE_PHOTOS photos whose best tags match `filters`, nearest first, with their similarity.
+def _filtered_candidates(
+    embedding: NDArray[np.float32], filters: dict[str, str], *, limit: int, exclude_item_ids: frozenset[int]
+) -> tuple[list[IndexHit], dict[int, CandidatePhoto]]:
+    """The photos whose best tags match `filters` nearest the query, enough of them to hold `limit`
+    items when that many match (FILTER_CANDIDATE_PHOTOS first, as `_index_candidates` widens).
 
     The index searches among the matching photos only, however far down the whole catalog's ranking
     they sit (a rare colour still fills the page), and no embedding but the query's is read: under
@@ -169,5 +173,12 @@ def _filtered_nearest(embedding: NDArray[np.float32], filters: dict[str, str]) -
     second guess must not take one of the candidate places from a red one.
     """
     photo_ids = np.array(photo_ids_best_tagged(filters=filters), dtype=np.int64)
-    hits = index_store_get().load().search_among(embedding, FILTER_CANDIDATE_PHOTOS, photo_ids)
-    return {hit.id: hit.score for hit in hits}
+    index = index_store_get().load()
+    k = FILTER_CANDIDATE_PHOTOS
+    while True:
+        hits = index.search_among(embedding, k, photo_ids)
+        candidates = candidate_photos(photo_ids=[hit.id for hit in hits])
+        items = {row.item_id for row in candidates.values()} - exclude_item_ids
+        if len(items) >= limit or len(hits) < k or k >= MOST_CANDIDATE_PHOTOS:
+            return hits, candidates
+        k = min(k * 4, MOST_CANDIDATE_PHOTOS)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalog.models import Item
+from catalog.models import Item, Tag
+from catalog.services.best_tags import tags_best_mark
 from catalog.services.index import index_sync
-from catalog.services.search import CANDIDATE_PHOTOS, search_by_embedding
+from catalog.services.search import CANDIDATE_PHOTOS, FILTER_CANDIDATE_PHOTOS, search_by_embedding
 from recognition.services import EMBEDDING_DIM
 from tests.catalog.embedded_photos import embedded_photo, unit
 
@@ -16,10 +17,13 @@ pytestmark = pytest.mark.django_db
 RNG = np.random.default_rng(7)
 
 
-def item_with_photos(name: str, centre: np.ndarray, photos: int) -> Item:
+def item_with_photos(name: str, centre: np.ndarray, photos: int, colour: str | None = None) -> Item:
     item = Item.objects.create(name=name)
     for _ in range(photos):
-        embedded_photo(item, unit(centre + 0.005 * RNG.standard_normal(EMBEDDING_DIM)))
+        photo = embedded_photo(item, unit(centre + 0.005 * RNG.standard_normal(EMBEDDING_DIM)))
+        if colour:
+            Tag.objects.create(photo=photo, attribute="colour", value=colour, score=0.9, source=Tag.Source.MODEL)
+    tags_best_mark(photo_ids=list(item.photos.values_list("pk", flat=True)))
     return item
 
 
@@ -35,6 +39,23 @@ def test_items_with_many_near_identical_photos_still_fill_a_page_of_fifty():
 
     assert len(hits) == 50
     assert len({hit.item.pk for hit in hits}) == 50
+
+
+def test_a_refine_among_items_with_many_near_identical_photos_still_fills_a_page_of_fifty():
+    # 60 red items of 12 near-identical photos: the 500 nearest red photos hold only about 42 items
+    photos_per_item = 12
+    for number in range(60):
+        item_with_photos(f"red {number}", RNG.standard_normal(EMBEDDING_DIM), photos_per_item, colour="red")
+        item_with_photos(f"blue {number}", RNG.standard_normal(EMBEDDING_DIM), 1, colour="blue")
+    index_sync()
+    assert FILTER_CANDIDATE_PHOTOS // photos_per_item < 50
+
+    hits = search_by_embedding(
+        embedding=unit(RNG.standard_normal(EMBEDDING_DIM)), predictions={}, filters={"colour": "red"}, limit=50
+    )
+
+    assert len({hit.item.pk for hit in hits}) == 50
+    assert all(hit.item.name.startswith("red") for hit in hits)
 
 
 def test_a_catalog_smaller_than_the_page_returns_every_item_once():
