@@ -239,7 +239,7 @@ class VectorIndex:
         if matching == 0 or k <= 0:
             return []
         bitmap = np.packbits(allowed, bitorder="little")
-        selected = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        selected = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))  # its size in bytes
         inner = faiss.downcast_index(self._index.index)
         searched, params = inner, faiss.SearchParameters(sel=selected)
         scan_most = SCAN_AMONG_MATCHES_PER_ROOT * math.sqrt(len(self._slot_ids))
