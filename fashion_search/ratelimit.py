@@ -9,10 +9,14 @@ own 429 answer (JSON or a page) with a Retry-After header from the seconds this 
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 UPLOADS = "uploads"
 API = "api"
@@ -24,12 +28,17 @@ def rate_limit_hit(request: HttpRequest, *, group: str, rate: str) -> int | None
 
     Returns the seconds to wait when the client is over the limit, else None. Staff are never limited;
     an anonymous client is keyed by its address (see `client_ip`), a signed-in one by its user.
-    With settings.RATELIMIT_ENABLE off nothing is counted.
+    With settings.RATELIMIT_ENABLE off, or the cache unreachable (logged), nothing is counted.
     """
     user = getattr(request, "user", None)
     if user is not None and user.is_active and user.is_staff:
         return None
-    usage = get_usage(request, group=group, key="user_or_ip", rate=rate, increment=True)
+    try:
+        usage = get_usage(request, group=group, key="user_or_ip", rate=rate, increment=True)
+    except (RedisError, OSError) as exc:
+        # The limits protect the service; an unreachable cache must not take search down with it.
+        logger.error("rate limit not counted, the cache is unreachable: %s", exc)
+        return None
     if usage is None or not usage["should_limit"]:
         return None
     # time_left is -1 when the cache could not count (django-ratelimit then fails closed).

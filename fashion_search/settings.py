@@ -220,6 +220,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "fashion-search",
+            # A counter is one round trip: a Redis that stops answering costs a request a second at
+            # most, then it is served uncounted (fashion_search/ratelimit.py), instead of hanging.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:

@@ -126,6 +126,22 @@ def test_browsing_pages_does_not_use_up_the_upload_allowance(client, rate_limits
     assert client.post("/", empty_photo()).status_code == 400
 
 
+def test_an_unreachable_cache_is_logged_and_serves_every_request_uncounted(client, settings, caplog):
+    # given: rate limits counted in a Redis that does not answer
+    settings.RATELIMIT_ENABLE = True
+    settings.RATE_LIMIT_PAGES = settings.RATE_LIMIT_UPLOADS = settings.RATE_LIMIT_API = "1/h"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+    }
+    # when: a client sends pages and photos past every limit
+    pages = {client.get("/search/?q=red+dress").status_code for _ in range(2)}
+    uploads = {client.post(path, empty_photo()).status_code for path in ("/", "/api/v1/search") for _ in range(2)}
+    # then: each is answered as without limits, and the outage is in the log
+    assert pages == {200}
+    assert uploads == {400}
+    assert "the cache is unreachable" in caplog.text
+
+
 def test_staff_are_not_rate_limited(admin_client, rate_limits):
     rate_limits.RATE_LIMIT_UPLOADS = "1/h"
     statuses = {admin_client.post("/api/v1/search", empty_photo()).status_code for _ in range(3)}
