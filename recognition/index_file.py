@@ -11,6 +11,7 @@ together.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +32,8 @@ TRAILER_V3_SIZE = 24
 # First bytes of the previous format: then the count and slots of tombstones, then the FAISS index.
 # A file with neither is a plain FAISS index, as versions before tombstones wrote.
 LEGACY_MAGIC = b"FSINDEX1"
+# A mapped file is read ahead this much per advice: the kernel reads at most its readahead window for one.
+READ_AHEAD_CHUNK_BYTES = 2 << 20
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ def index_file_read(path: Path, *, mapped: bool) -> IndexFileContents:
         elif (trailer := _trailer_sections(handle, size)) is not None:
             removed, stamps = trailer
             index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
+            if mapped:
+                _read_ahead(path)
         else:  # plain FAISS, as versions before tombstones wrote: nothing may follow the index
             handle.seek(0)
             index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
@@ -90,6 +95,30 @@ def index_file_read(path: Path, *, mapped: bool) -> IndexFileContents:
     if stamps is not None and len(stamps) != index.ntotal:
         raise ValueError(f"{len(stamps)} stamps for {index.ntotal} vectors")
     return IndexFileContents(index, removed, stamps, mapped)
+
+
+def _read_ahead(path: Path) -> None:
+    """Have the kernel read the whole file into its page cache, from a background thread.
+
+    A mapped index's searches read its vectors in place, at random. From a cold page cache (a machine
+    just started) each search faulted its pages in from disk one by one: a million-vector index (2.8
+    GB) answered the API in 262 ms p50 for its first 60 searches, against 33 ms warm. One advice for
+    the whole file reads only the kernel's readahead window, so it is given a chunk at a time; the
+    file then streams in at disk speed (about 1 to 4 s here) while the server already answers.
+    """
+    if not hasattr(os, "posix_fadvise"):  # macOS, Windows: pages come in as searches touch them
+        return
+
+    def advise() -> None:
+        try:
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                for offset in range(0, size, READ_AHEAD_CHUNK_BYTES):
+                    os.posix_fadvise(handle.fileno(), offset, READ_AHEAD_CHUNK_BYTES, os.POSIX_FADV_WILLNEED)
+        except OSError:  # replaced and removed meanwhile: the next version is read ahead in its turn
+            pass
+
+    threading.Thread(target=advise, name="index-read-ahead", daemon=True).start()
 
 
 def _trailer_sections(

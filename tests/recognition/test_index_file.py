@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import faiss
@@ -173,3 +177,40 @@ def test_a_file_whose_trailer_sizes_do_not_add_up_is_refused(tmp_path):
 
     with pytest.raises(IndexUnreadable, match="don't match"):
         VectorIndex.read(path, "damaged", mapped=True)
+
+
+def resident_share(path: Path) -> float:
+    """The share of a file's pages that are in the kernel's page cache (mincore on a mapping of it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    resident = (ctypes.c_ubyte * pages)()
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY) as mapped:
+        start = ctypes.c_char.from_buffer(mapped)
+        try:
+            if libc.mincore(ctypes.byref(start), ctypes.c_size_t(size), resident) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+        finally:
+            del start  # the mapping cannot close while a pointer into it lives
+    return sum(byte & 1 for byte in resident) / pages
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="the kernel is advised through posix_fadvise")
+def test_a_mapped_index_is_read_into_the_page_cache_before_searches_need_it(tmp_path):
+    # given: a published index of 50 MB, written to disk and dropped from the page cache (a cold start)
+    path = tmp_path / "index"
+    VectorIndex.build(np.arange(10_000), unit_vectors(10_000, dim=1280), flat_max_items=20_000).write(path)
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    assert resident_share(path) < 0.3
+
+    # when: a searching process maps it
+    index = VectorIndex.read(path, "cold", mapped=True)
+
+    # then: the whole file comes into the page cache in the background, before any search touched it
+    deadline = time.monotonic() + 20
+    while resident_share(path) < 0.95 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert resident_share(path) >= 0.95
+    assert index.mapped
