@@ -182,8 +182,9 @@ def catalog_import(
                 raise ImportSourceInvalid(row.error)
             _import_one(path=path, relative=relative, details=row.values, dry_run=dry_run, report=report)
         except (ImportSourceInvalid, InvalidImage, ImageTooLarge, OSError) as exc:
-            report.skipped.append((relative, getattr(exc, "message", str(exc))))
-            logger.warning("skipped %s: %s", relative, exc)
+            shown = _name_printable(relative)
+            report.skipped.append((shown, getattr(exc, "message", str(exc))))
+            logger.warning("skipped %s: %s", shown, exc)
         if progress:
             progress(1)
     return report
@@ -192,6 +193,10 @@ def catalog_import(
 def _import_one(
     *, path: Path, relative: str, details: dict[str, object], dry_run: bool, report: ImportReport
 ) -> None:
+    if relative != _name_printable(relative):
+        # Python carries the bytes of a name that is not UTF-8 (an old zip, a Windows share) as lone
+        # surrogates, which neither the database nor the storage can write.
+        raise ImportSourceInvalid("its name is not valid UTF-8; rename it (for example with `convmv`).")
     if len(relative) > IMPORT_KEY_MAX_CHARS:
         raise ImportSourceInvalid(f"its path is {len(relative)} characters long; at most {IMPORT_KEY_MAX_CHARS} fit.")
     data = path.read_bytes()
@@ -220,6 +225,11 @@ def _import_one(
         _photo_queue_if_untagged(existing)
     report.updated += bool(changes)
     report.unchanged += not changes
+
+
+def _name_printable(relative: str) -> str:
+    """The file name as it can be shown: bytes that are not UTF-8 become U+FFFD."""
+    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _item_create(*, path: Path, relative: str, details: dict[str, object]) -> None:

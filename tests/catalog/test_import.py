@@ -5,6 +5,8 @@ The CSV's own checks (bad values, unreadable files, unused rows) are in test_imp
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.core.management import CommandError
 
@@ -58,6 +60,19 @@ def test_unreadable_files_are_skipped_and_reported(demo_subset, run_import):
     assert "20 created" in out and "2 skipped" in out
     assert "hat/broken.jpg" in err and "hat/notes.png" in err
     assert Item.objects.count() == 20
+
+
+def test_a_file_whose_name_is_not_utf8_is_skipped_and_reported_and_the_rest_imported(demo_subset, run_import):
+    # given: a photo named in Latin-1, as an old zip or a Windows share leaves it
+    hat = demo_subset / "hat"
+    original = next(hat.iterdir())
+    os.rename(os.fsencode(original), os.fsencode(hat) + b"/caf\xe9.jpg")
+    # when
+    out, err = run_import(str(demo_subset))
+    # then: that file is skipped with a reason that can be printed, and the other 19 are imported
+    assert "19 created" in out and "1 skipped" in out
+    assert "hat/caf\ufffd.jpg" in err and "not valid UTF-8" in err
+    assert Item.objects.count() == 19
 
 
 def test_dry_run_writes_nothing(demo_subset, run_import):
