@@ -43,6 +43,9 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
     if not force and photo.status == Photo.Status.TAGGED and photo.embedding_model == backbone.version:
         logger.info("photo %s already tagged by %s; skipped", photo_id, backbone.version)
         return photo
+    # The image this run tags: a merchant may replace it meanwhile, and the run of the new image
+    # (queued by that save) must not be overwritten by this one's results.
+    image_name = photo.image.name
     try:
         with photo.image.open("rb") as handle:
             data = handle.read()
@@ -51,8 +54,10 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
             draft_size=model_draft_size(backbone.input_size),
         )
     except (InvalidImage, ImageTooLarge, FileNotFoundError) as exc:
-        Photo.objects.filter(pk=photo_id).update(status=Photo.Status.FAILED, failure_reason=str(exc)[:500])
-        logger.warning("photo %s failed: %s", photo_id, exc)
+        failed = Photo.objects.filter(pk=photo_id, image=image_name).update(
+            status=Photo.Status.FAILED, failure_reason=str(exc)[:500]
+        )
+        logger.warning("photo %s failed: %s%s", photo_id, exc, "" if failed else " (since replaced; not recorded)")
         photo.refresh_from_db()
         return photo
     embedding = backbone.embed([image])[0]
@@ -62,6 +67,9 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
         locked = Photo.objects.select_for_update().filter(pk=photo_id).first()
         if locked is None:
             return None
+        if locked.image.name != image_name:
+            logger.info("photo %s got a new image while this run tagged the old one; its own run tags it", photo_id)
+            return locked
         photo_tags_apply(photo=locked, predictions=predictions)
         locked.embedding = embedding.tobytes()
         locked.embedding_model = backbone.version

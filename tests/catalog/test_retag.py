@@ -7,6 +7,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from catalog.management.commands import retag as retag_command
 from catalog.models import Photo, Tag
 from recognition.services import backbone_get, index_store_get
 
@@ -130,3 +131,29 @@ def test_when_a_decoding_process_dies_retag_says_so_and_indexes_the_photos_it_st
 def test_retag_refuses_a_limit_below_one_before_touching_any_photo(limit):
     with pytest.raises(CommandError, match="--limit must be at least 1"):
         _retag("--limit", limit)
+
+
+@pytest.mark.django_db
+def test_a_photo_whose_image_is_replaced_during_a_retag_is_left_to_the_tagging_of_its_new_image(
+    tagged_catalog, monkeypatch
+):
+    # given: a catalog to re-tag, and a photo whose image the merchant replaces while its batch is
+    # embedded (the admin's save queues the new image's own tagging)
+    Photo.objects.update(embedding=None, embedding_model="", status=Photo.Status.PENDING)
+    replaced = Photo.objects.order_by("pk").first()
+    recognize = retag_command.images_recognize
+
+    def recognize_while_replaced(**kwargs):
+        Photo.objects.filter(pk=replaced.pk).update(image="photos/replacement.jpg")
+        return recognize(**kwargs)
+
+    monkeypatch.setattr(retag_command, "images_recognize", recognize_while_replaced)
+
+    # when
+    output = _retag("--batch-size", "64")
+
+    # then: the old image's results are not stored for it; every other photo is tagged
+    replaced.refresh_from_db()
+    assert (replaced.status, replaced.embedding) == (Photo.Status.PENDING, None)
+    assert f"tagged {Photo.objects.count() - 1} photos, 0 failed" in output
+    assert Photo.objects.filter(status=Photo.Status.TAGGED).count() == Photo.objects.count() - 1

@@ -6,9 +6,11 @@ import pytest
 from django.core.files.base import ContentFile
 
 from catalog.models import Item, Photo, Tag
+from catalog.services import tagging
 from catalog.services.index import index_matches_catalog, index_rebuild
 from catalog.services.tagging import photo_tag, photo_tag_set_by_hand
 from recognition.services import index_store_get
+from tests.conftest import demo_photos
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +81,72 @@ def test_a_hand_set_tag_replaces_the_models_tags_of_its_attribute(tagged_catalog
     assert list(photo.tags.filter(attribute="pattern").values_list("value", "source")) == [
         (model_value, Tag.Source.HAND)
     ]
+
+
+# --- A merchant replaces the image while a run is tagging the old one ------------------------------
+
+
+def _photo_with_image(content: bytes) -> Photo:
+    photo = Photo(item=Item.objects.create(name="Item"))
+    photo.image.save("old.jpg", ContentFile(content), save=True)
+    return photo
+
+
+def _replace_once(photo: Photo, content: bytes):
+    """A call that, the first time, saves a new image for `photo` and tags it, as the admin's save and
+    the task it queues would on another worker; both finish before the run that called it."""
+    done = []
+
+    def replace() -> None:
+        if not done:
+            done.append(True)
+            replaced = Photo.objects.get(pk=photo.pk)
+            replaced.image.save("new.jpg", ContentFile(content), save=True)
+            photo_tag(photo_id=photo.pk, force=True)
+
+    return replace
+
+
+def test_a_run_still_tagging_the_old_image_leaves_the_new_images_results_alone(monkeypatch):
+    # given: a photo whose image is replaced (and the new one tagged) after a run read the old one
+    old, new = demo_photos(per_type=1)[0], demo_photos(per_type=1)[6]
+    photo = _photo_with_image(old.read_bytes())
+    replace = _replace_once(photo, new.read_bytes())
+    recognize = tagging.image_recognize
+
+    def recognize_while_replaced(**kwargs):
+        replace()
+        return recognize(**kwargs)
+
+    monkeypatch.setattr(tagging, "image_recognize", recognize_while_replaced)
+
+    # when: the old run finishes
+    photo_tag(photo_id=photo.pk, force=True)
+
+    # then: the photo keeps what tagging the new image stored, as a fresh tagging of it stores
+    photo.refresh_from_db()
+    after_race = (bytes(photo.embedding), set(photo.tags.values_list("attribute", "value", "score")))
+    photo_tag(photo_id=photo.pk, force=True)
+    photo.refresh_from_db()
+    assert photo.image.name.endswith("new.jpg")
+    assert after_race == (bytes(photo.embedding), set(photo.tags.values_list("attribute", "value", "score")))
+
+
+def test_an_unreadable_old_image_does_not_mark_its_readable_replacement_failed(monkeypatch):
+    # given: a corrupt image, replaced by a good one (and tagged) while a run was decoding it
+    photo = _photo_with_image(b"\xff\xd8\xff not really a jpeg")
+    replace = _replace_once(photo, demo_photos(per_type=1)[0].read_bytes())
+    decode = tagging.decode_image
+
+    def decode_while_replaced(data, **kwargs):
+        replace()
+        return decode(data, **kwargs)
+
+    monkeypatch.setattr(tagging, "decode_image", decode_while_replaced)
+
+    # when
+    photo_tag(photo_id=photo.pk, force=True)
+
+    # then
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.TAGGED and photo.failure_reason == ""

@@ -83,14 +83,16 @@ def photos_retag(
     started = time.perf_counter()
     tagged = failed = 0
     decode_wait_s = 0.0
-    sources = ((pk, reader(name)) for pk, name in rows.iterator(chunk_size=2000))
+    # Keyed by photo and image, so that results for an image replaced meanwhile are not stored.
+    sources = (((pk, name), reader(name)) for pk, name in rows.iterator(chunk_size=2000))
     batches = embed_in_batches(backbone, sources, batch_size=batch_size, workers=decode_workers, prepare=prepare)
     try:
         for batch in batches:
             if batch.failures:
                 with transaction.atomic():
-                    for pk, reason in batch.failures:
-                        Photo.objects.filter(pk=pk).update(status=Photo.Status.FAILED, failure_reason=reason)
+                    for (pk, name), reason in batch.failures:
+                        unreadable = Photo.objects.filter(pk=pk, image=name)  # not a replacement image
+                        unreadable.update(status=Photo.Status.FAILED, failure_reason=reason)
             if batch.keys:
                 predictions = images_recognize(
                     embeddings=batch.embeddings, colours=np.stack(batch.colours), names=names
@@ -115,22 +117,27 @@ def photos_retag(
 
 
 def _photos_store(
-    keys: list[int], embeddings: np.ndarray, predictions: list[dict[str, list[Prediction]]], version: str
+    keys: list[tuple[int, str]],
+    embeddings: np.ndarray,
+    predictions: list[dict[str, list[Prediction]]],
+    version: str,
 ) -> int:
     """Write a batch's embeddings and model tags (as photo_tag does) in one transaction; returns how many
-    photos still existed.
+    photos still existed with the image that was read (`keys`: photo id and image name).
 
     One transaction per batch, not per photo: a commit per photo (an fsync on SQLite) held a GPU that
     embeds thousands of photos a second to about 50.
     """
     now = timezone.now()
     with transaction.atomic():
-        locked = Photo.objects.select_for_update().filter(pk__in=keys).order_by("pk")  # in pk order: no deadlock
-        existing = set(locked.values_list("pk", flat=True))
-        photos_tags_apply({pk: tags for pk, tags in zip(keys, predictions, strict=True) if pk in existing})
-        for pk, embedding in zip(keys, embeddings, strict=True):
-            if pk in existing:  # one plain UPDATE each: bulk_update's CASE expressions cost more to build
-                Photo.objects.filter(pk=pk).update(
+        photo_ids = [pk for pk, _ in keys]
+        locked = Photo.objects.select_for_update().filter(pk__in=photo_ids).order_by("pk")  # in pk order: no deadlock
+        # A photo whose image was replaced since it was read is left to the tagging its new image queued.
+        existing = set(locked.values_list("pk", "image")) & set(keys)
+        photos_tags_apply({key[0]: tags for key, tags in zip(keys, predictions, strict=True) if key in existing})
+        for key, embedding in zip(keys, embeddings, strict=True):
+            if key in existing:  # one plain UPDATE each: bulk_update's CASE expressions cost more to build
+                Photo.objects.filter(pk=key[0]).update(
                     embedding=np.ascontiguousarray(embedding, dtype=np.float32).tobytes(),
                     embedding_model=version,
                     status=Photo.Status.TAGGED,
