@@ -106,8 +106,9 @@ class TagFormSet(BaseInlineFormSet):
         tags of that attribute anyway (photo_tag_set_by_hand).
         """
         rows = [form for form in self.forms if form.is_valid() and form.cleaned_data and form not in self.deleted_forms]
-        seen = {
-            (form.instance.attribute, form.instance.value)
+        # One hand-set value an attribute: it is the one the photo shows, and a second would hide behind it.
+        hand_set = {
+            form.instance.attribute: form.instance.value
             for form in rows
             if not form.has_changed() and form.instance.source == Tag.Source.HAND
         }
@@ -115,11 +116,18 @@ class TagFormSet(BaseInlineFormSet):
         for form in rows:
             if not form.has_changed():
                 continue
-            key = (form.cleaned_data["attribute"], form.cleaned_data["value"])
-            if key in seen:
-                form.add_error("value", f"This photo already has {key[0]} {key[1]!r} set by hand.")
+            attribute, value = form.cleaned_data["attribute"], form.cleaned_data["value"]
+            if hand_set.get(attribute) == value:
+                form.add_error("value", f"This photo already has {attribute} {value!r} set by hand.")
                 duplicate = True
-            seen.add(key)
+            elif attribute in hand_set:
+                form.add_error(
+                    "value",
+                    f"This photo's {attribute} is already set by hand to {hand_set[attribute]!r}; change or delete "
+                    "that row instead.",
+                )
+                duplicate = True
+            hand_set.setdefault(attribute, value)
         if duplicate:
             raise ValidationError("Please correct the duplicate tags below.")
 
@@ -171,6 +179,11 @@ class PhotoAdmin(admin.ModelAdmin):
             photo_tag_set_by_hand(photo=tag.photo, attribute=tag.attribute, value=tag.value)
         if formset.deleted_objects:
             tags_best_mark(photo_ids=[form.instance.pk])
+        # Setting a tag by hand deleted the model's guesses for its attribute: with the hand-set tag
+        # gone too, the model tags the photo again, or the attribute would stay empty for good.
+        handed_back = {tag.attribute for tag in formset.deleted_objects if tag.source == Tag.Source.HAND}
+        if handed_back - set(form.instance.tags.values_list("attribute", flat=True)):
+            photos_queue_tagging(photo_ids=[form.instance.pk], force=True)
 
     @admin.action(description="Re-tag selected photos")
     def retag_selected(self, request: HttpRequest, queryset) -> None:

@@ -108,6 +108,39 @@ def test_the_same_value_typed_twice_is_a_duplicate(admin_client, photo):
     assert _colour_tags(photo) == [("blue", "model"), ("red", "model")]
 
 
+def test_a_second_hand_set_value_for_an_attribute_is_refused_and_nothing_changes(admin_client, photo):
+    # given: colour set by hand to green
+    assert _post_tags(admin_client, photo, edits={}, new=[("colour", "green")]).status_code == 302
+
+    # when: the merchant adds a row setting it to red as well, which the green one would hide
+    response = _post_tags(admin_client, photo, edits={}, new=[("colour", "red")])
+
+    # then
+    assert response.status_code == 200
+    assert "already set by hand to &#x27;green&#x27;; change or delete that row instead" in response.content.decode()
+    assert _colour_tags(photo) == [("green", "hand")]
+
+
+def test_deleting_a_hand_set_tag_gives_its_attribute_back_to_the_model(admin_client, tagged_catalog, committed):
+    # given: a tagged photo whose colour the merchant set by hand, which dropped the model's guesses
+    photo = Photo.objects.order_by("pk").first()
+    other = "orange" if photo.tags.get(attribute="colour", is_best=True).value != "orange" else "green"
+    with committed():
+        response = _post_tags(admin_client, photo, edits={}, new=[("colour", other)])
+    assert response.status_code == 302 and [source for _, source in _colour_tags(photo)] == ["hand"]
+
+    # when: the merchant deletes that row (the queued tagging runs once the save commits)
+    with committed():
+        response = _post_tags(admin_client, photo, edits={}, deleted=(photo.tags.get(attribute="colour").pk,))
+
+    # then: the model tagged the photo again, so it has a colour and is found by one
+    assert response.status_code == 302, response.content.decode()[:3000]
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.TAGGED
+    assert {source for _, source in _colour_tags(photo)} == {"model"}
+    assert photo.tags.filter(attribute="colour", is_best=True).count() == 1
+
+
 def test_an_untouched_old_tag_outside_the_labels_does_not_block_saving(admin_client, photo):
     # given: a hand-set value from before values were checked
     Tag.objects.create(photo=photo, attribute="style", value="Grunge", source=Tag.Source.HAND)
