@@ -13,7 +13,7 @@ from django.db import DatabaseError
 
 from catalog.models import Photo
 from catalog.services.index import index_compact, index_photo_ensure, index_rebuild, index_sync_queued_run
-from catalog.services.tagging import photo_tag
+from catalog.services.tagging import photo_tag, photo_tag_failed
 
 # Transient: database hiccups and I/O (a media volume briefly away). Corrupt photos are not
 # transient; the service marks them failed instead of raising.
@@ -42,7 +42,12 @@ INDEX_REBUILD_LIMITS = {
 def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
     # Its index sync goes to the queue this task came from, which the same workers consume.
     queue = (self.request.delivery_info or {}).get("routing_key")
-    photo = photo_tag(photo_id=photo_id, force=force, index_queue=queue)
+    try:
+        photo = photo_tag(photo_id=photo_id, force=force, index_queue=queue)
+    except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:  # the last try: no retry follows to tag it
+            photo_tag_failed(photo_id=photo_id, reason=f"not tagged after {self.max_retries + 1} tries: {exc}")
+        raise
     # A worker killed after committing the tags but before writing the index leaves the photo
     # tagged yet unindexed; the redelivered task then skips tagging, so it checks the index here.
     redelivered = (self.request.delivery_info or {}).get("redelivered", False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -84,6 +84,21 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
     index_sync_soon(queue=index_queue)
     logger.info("tagged photo %s with %s", photo_id, ", ".join(names) or "no recognizers")
     return locked
+
+
+def photo_tag_failed(*, photo_id: int, reason: str) -> None:
+    """Record that tagging gave up on a photo (its storage or the database kept failing), so the admin
+    shows why and "Retry failed photos" takes it, instead of it waiting as pending for good.
+
+    A photo tagged meanwhile keeps its tags; a database still failing leaves the photo as it was (logged).
+    """
+    logger.error("photo %s: %s", photo_id, reason)
+    try:
+        Photo.objects.filter(pk=photo_id).exclude(status=Photo.Status.TAGGED).update(
+            status=Photo.Status.FAILED, failure_reason=reason[:500]
+        )
+    except DatabaseError:
+        logger.exception("photo %s could not be marked failed either", photo_id)
 
 
 def photo_tags_apply(*, photo: Photo, predictions: dict[str, list[Prediction]]) -> None:
