@@ -71,7 +71,7 @@ class ItemAdmin(admin.ModelAdmin):
         super().save_formset(request, form, formset, change)
         if formset.model is Photo:
             new_or_changed = [photo.pk for photo in formset.new_objects + [obj for obj, _ in formset.changed_objects]]
-            photos_queue_tagging(photo_ids=new_or_changed, force=True)
+            photos_queue_tagging(photo_ids=new_or_changed, force=True, image_changed=True)
 
 
 class TagForm(forms.ModelForm):
@@ -166,7 +166,7 @@ class PhotoAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Photo, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change or "image" in form.changed_data:
-            photos_queue_tagging(photo_ids=[obj.pk], force=True)
+            photos_queue_tagging(photo_ids=[obj.pk], force=True, image_changed=True)
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         # A tag typed in by a merchant is hand-set, whatever the form said.
@@ -188,7 +188,11 @@ class PhotoAdmin(admin.ModelAdmin):
     @admin.action(description="Re-tag selected photos")
     def retag_selected(self, request: HttpRequest, queryset) -> None:
         count = photos_queue_tagging(photo_ids=list(queryset.values_list("pk", flat=True)), force=True)
-        self.message_user(request, f"Queued {count} photos for tagging.", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Queued {count} photos for tagging; tagged ones stay searchable with their current tags until then.",
+            messages.SUCCESS,
+        )
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         extra_context = (extra_context or {}) | {"tagging_counts": tagging_counts(), "attributes": ATTRIBUTES}

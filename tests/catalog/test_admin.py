@@ -6,6 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from catalog.models import Item, Photo, Tag
+from catalog.selectors import photos_tagged_query
 from catalog.services.best_tags import tags_best_mark
 from tests.conftest import jpeg_bytes
 
@@ -139,6 +140,28 @@ def test_deleting_a_hand_set_tag_gives_its_attribute_back_to_the_model(admin_cli
     assert photo.status == Photo.Status.TAGGED
     assert {source for _, source in _colour_tags(photo)} == {"model"}
     assert photo.tags.filter(attribute="colour", is_best=True).count() == 1
+
+
+def test_re_tagging_selected_photos_keeps_them_searchable_until_their_new_tags_are_stored(
+    admin_client, tagged_catalog, django_capture_on_commit_callbacks
+):
+    # given: three tagged photos
+    tagged_at = dict(Photo.objects.order_by("pk").values_list("pk", "tagged_at")[:3])
+
+    # when: the merchant re-tags them, and the queued tasks have not run yet
+    with django_capture_on_commit_callbacks() as queued:
+        response = admin_client.post(
+            "/admin/catalog/photo/", {"action": "retag_selected", "_selected_action": list(tagged_at)}
+        )
+    assert response.status_code == 302
+
+    # then: meanwhile they are still tagged, so searches find them
+    assert photos_tagged_query(filters={}).filter(pk__in=tagged_at).count() == 3
+    # and once the tasks have run, each was tagged again
+    for task in queued:
+        task()
+    for pk, at in Photo.objects.filter(pk__in=tagged_at).values_list("pk", "tagged_at"):
+        assert at > tagged_at[pk]
 
 
 def test_an_untouched_old_tag_outside_the_labels_does_not_block_saving(admin_client, photo):
