@@ -7,6 +7,7 @@ its metadata (a phone's GPS position) nor anything hidden in it survives.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -21,12 +22,26 @@ KEPT_JPEG_QUALITY = 90
 
 
 def shopper_photo_keep(image: Image.Image) -> Path | None:
-    """Keep the decoded RGB photo when settings say so; returns the file written, or None when off."""
+    """Keep the decoded RGB photo when settings say so; returns the file written, or None when off.
+
+    The search does not depend on it: a photo that cannot be written (a full disk) is logged and the
+    shopper still gets the results.
+    """
     if not settings.KEEP_SHOPPER_UPLOADS:
         return None
+    # The pixels alone: Pillow carries the upload's text (a JPEG or GIF comment) in `info`, and its
+    # JPEG writer would write a comment found there into the kept file.
+    pixels = image.copy()
+    pixels.info = {}
     folder = Path(settings.SHOPPER_UPLOADS_DIR) / datetime.now(UTC).strftime("%Y/%m/%d")
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.jpg"
-    image.save(path, format="JPEG", quality=KEPT_JPEG_QUALITY)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels.save(path, format="JPEG", quality=KEPT_JPEG_QUALITY)
+    except OSError as exc:
+        logger.error("shopper photo not kept in %s: %s", folder, exc)
+        with contextlib.suppress(OSError):  # a part written before the disk filled up
+            path.unlink(missing_ok=True)
+        return None
     logger.info("kept shopper photo %s (%dx%d)", path.name, *image.size)
     return path

@@ -345,3 +345,33 @@ def test_shopper_photos_are_kept_as_plain_jpegs_when_settings_say_so(client, set
         assert image.size == (40, 30)
         assert not image.getexif()
     assert not str(kept[0]).startswith(str(settings.MEDIA_ROOT))
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_rate_limits")
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF"])
+def test_a_kept_shopper_photo_carries_no_text_of_the_upload(client, settings, tmp_path, fmt):
+    # given KEEP_SHOPPER_UPLOADS on and a photo whose comment names its owner
+    settings.KEEP_SHOPPER_UPLOADS = True
+    settings.SHOPPER_UPLOADS_DIR = tmp_path / "kept"
+    # when it is searched
+    response = client.post("/api/v1/search", {"image": photo(encoded(fmt, comment=b"Jane Doe, 12 High St"))})
+    # then the kept JPEG holds the pixels and nothing of that text
+    assert response.status_code == 200
+    (kept,) = (tmp_path / "kept").rglob("*.jpg")
+    assert b"Jane Doe" not in kept.read_bytes()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_rate_limits")
+def test_a_shopper_photo_that_cannot_be_kept_is_logged_and_the_search_still_answers(
+    client, settings, tmp_path, caplog
+):
+    # given KEEP_SHOPPER_UPLOADS on, and a file where its folder should be (as a full or broken disk)
+    settings.KEEP_SHOPPER_UPLOADS = True
+    (tmp_path / "kept").write_text("not a folder")
+    settings.SHOPPER_UPLOADS_DIR = tmp_path / "kept"
+    # when / then: the search answers, and the log says the photo was not kept
+    for address in ("/api/v1/search", "/"):
+        assert client.post(address, {"image": photo(encoded("JPEG"))}).status_code == 200
+    assert caplog.text.count("shopper photo not kept") == 2
