@@ -42,6 +42,8 @@ TEMP_PATTERNS = (".index-*.tmp", ".current-*")
 # A published file that could not be read is tried again after this long, in case the failure passed
 # (out of memory or file handles while mapping it); meanwhile searches keep the version they had.
 UNREADABLE_RETRY_S = 30.0
+# Versions a load reads in turn when each is replaced and pruned while it is read (a burst of publishes).
+LOAD_ATTEMPTS = 3
 
 
 class IndexStore:
@@ -84,7 +86,7 @@ class IndexStore:
             if version:
                 started = time.perf_counter()
                 try:
-                    index = VectorIndex.read(self._file(version), version, mapped=self.mapped)
+                    index, version = self._read_latest(version)
                 except IndexUnreadable as exc:
                     if self._cached is None:
                         raise
@@ -102,6 +104,23 @@ class IndexStore:
             return index
         finally:
             self._lock.release()
+
+    def _read_latest(self, version: str) -> tuple[VectorIndex, str]:
+        """Read `version`, or the newer one published while it was read (and its file pruned meanwhile).
+
+        `CURRENT` is read before the file, so two publishes in between delete the file named: that is
+        no damage, and the newer version is read instead. Raises IndexUnreadable for a version that
+        is still the published one, or after LOAD_ATTEMPTS versions replaced one after another.
+        """
+        for _ in range(LOAD_ATTEMPTS - 1):
+            try:
+                return VectorIndex.read(self._file(version), version, mapped=self.mapped), version
+            except IndexUnreadable:
+                newer = self.current_version()
+                if not newer or newer == version:
+                    raise
+                version = newer
+        return VectorIndex.read(self._file(version), version, mapped=self.mapped), version
 
     def _unreadable_recently(self, version: str) -> bool:
         """Whether `version` failed to read less than UNREADABLE_RETRY_S ago (the failure may have passed)."""

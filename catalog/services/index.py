@@ -156,7 +156,7 @@ def index_rebuild(*, progress: Callable[[int], None] | None = None) -> VectorInd
     store.replace(index)
     # If another process is syncing, this returns at once and its next round catches up instead.
     _, synced = _index_sync_with(_index_reconcile)
-    published = synced or index
+    published = synced if synced is not None else index  # an empty synced index is still the one published
     logger.info(
         "rebuilt index: %d photos read, %d published, %s, %.2fs",
         len(ids), len(published), published.kind, time.perf_counter() - started,

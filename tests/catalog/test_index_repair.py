@@ -196,3 +196,49 @@ def test_an_index_folder_that_cannot_be_written_is_a_clean_command_error(setting
 
     with pytest.raises(CommandError, match=f"The index folder {settings.INDEX_DIR} cannot be written: "):
         call_command(command)
+
+
+def test_a_version_replaced_twice_while_repair_reads_it_is_no_reason_to_rebuild(tagged_catalog, settings, monkeypatch):
+    # given: a sound index, and another process publishing twice between repair reading CURRENT and
+    # opening the file it names (each publish prunes all but itself and the version before)
+    from recognition import index as index_module
+    from recognition.index_store import IndexStore
+    from recognition.services import EMBEDDING_DIM
+
+    read = index_module.index_file_read
+    other = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM)
+    raced = []
+
+    def read_while_published_twice(path, *, mapped):
+        if not raced:
+            raced.append(path)
+            for _ in range(2):
+                with other.editing() as index:
+                    index.remove(index.ids()[:1])
+        return read(path, mapped=mapped)
+
+    monkeypatch.setattr(index_module, "index_file_read", read_while_published_twice)
+
+    # when
+    repair = index_repair()
+
+    # then: the newer version was read and brought in step, not rebuilt from scratch (minutes at a million)
+    assert not repair.rebuilt and repair.added == 2
+    assert index_matches_catalog()
+
+
+def test_a_rebuild_reports_the_index_it_published_even_when_its_catch_up_left_it_empty(tagged_catalog, monkeypatch):
+    # given: every photo untagged while the rebuild was reading them
+    from catalog.services.index import index_rebuild
+
+    build = VectorIndex.build
+
+    def build_then_untag(*args, **kwargs):
+        index = build(*args, **kwargs)
+        Photo.objects.update(status=Photo.Status.PENDING)
+        return index
+
+    monkeypatch.setattr(VectorIndex, "build", staticmethod(build_then_untag))
+
+    # when / then: its catch-up sync removed them all, and that is what it reports
+    assert len(index_rebuild()) == 0 == len(index_store_get().load())
