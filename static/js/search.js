@@ -103,10 +103,10 @@
   function show(request) {
     setBusy(true, "Looking at your photo…");
     request.then(function (response) {
-      // A 5xx is shown only when the server marks it as this panel (photo search unavailable, 503);
-      // a proxy's or Django's own error page is never injected.
-      if (response.status >= 500 && !response.headers.get("X-Results-Partial")) {
-        throw new Error("server error " + response.status);
+      // Only the app's results panel is shown, which it marks (its errors too: 400, 413, 429, 503); a
+      // proxy's page or Django's own (a 403 when the CSRF cookie is gone) is never injected.
+      if (!response.headers.get("X-Results-Partial")) {
+        throw new Error(response.status === 403 ? "session" : "server error " + response.status);
       }
       return response.text().then(function (html) {
         results.innerHTML = html;
@@ -116,9 +116,10 @@
         setBusy(false, response.ok ? "Found " + found + " similar item" + (found === 1 ? "" : "s") + "." : "");
         showLook(results.querySelector("#look-slot[data-src]"));
       });
-    }).catch(function () {
-      results.innerHTML = '<p class="error" role="alert" id="results-title">Something went wrong sending the photo. ' +
-        "Check your connection and try again.</p>";
+    }).catch(function (error) {
+      results.innerHTML = '<p class="error" role="alert" id="results-title">' + (error.message === "session"
+        ? "This page has expired. Reload it and send the photo again.</p>"
+        : "Something went wrong sending the photo. Check your connection and try again.</p>");
       setBusy(false, "");
     }).then(function () {
       Array.prototype.forEach.call(inputs, function (i) { i.value = ""; });  // the same file can be chosen again

@@ -142,6 +142,16 @@ def test_an_unreachable_cache_is_logged_and_serves_every_request_uncounted(clien
     assert "the cache is unreachable" in caplog.text
 
 
+def test_every_answer_of_the_results_panel_is_marked_as_the_panel(client, rate_limits):
+    # search.js puts an answer into the page only when it carries this mark (not a proxy's or
+    # Django's own error page), so the panel's errors must carry it too
+    rate_limits.RATE_LIMIT_UPLOADS = "1/h"
+    refused = client.post("/", empty_photo(), headers={"X-Requested-With": "fetch"})
+    limited = client.post("/", empty_photo(), headers={"X-Requested-With": "fetch"})
+    assert (refused.status_code, limited.status_code) == (400, 429)
+    assert refused["X-Results-Partial"] == limited["X-Results-Partial"] == "1"
+
+
 def test_staff_are_not_rate_limited(admin_client, rate_limits):
     rate_limits.RATE_LIMIT_UPLOADS = "1/h"
     statuses = {admin_client.post("/api/v1/search", empty_photo()).status_code for _ in range(3)}

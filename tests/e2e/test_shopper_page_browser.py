@@ -166,6 +166,25 @@ def test_a_non_image_upload_shows_a_readable_message_and_the_page_still_works(ph
     assert page.get_by_role("alert").count() == 0
 
 
+def test_a_page_whose_session_expired_says_to_reload_instead_of_showing_the_servers_error_page(
+    desktop_page, query_photo
+):
+    # given the shopper page, whose CSRF cookie is then gone (cleared, or blocked by the browser)
+    page = desktop_page
+    page.goto("/")
+    page.context.clear_cookies()
+
+    # when a photo is sent
+    _upload(page, "#id_image", query_photo)
+
+    # then the page says what to do, and nothing of Django's 403 page is put into it
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "This page has expired. Reload it" in alert.inner_text()
+    assert "CSRF" not in page.content()
+    assert page.locator(".results .result").count() == 0
+
+
 def test_a_large_phone_photo_is_downscaled_upright_before_upload(phone_page):
     # given a 12-megapixel photo that needs its EXIF rotation to stand upright
     original = _phone_photo_with_exif_rotation()
