@@ -65,6 +65,11 @@ def _recognition_error(request: HttpRequest, template: str, context: dict, exc: 
     return render(request, template, context | {"error": exc.message}, status=status)
 
 
+def _too_many(response: HttpResponse, wait: int) -> HttpResponse:
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def pages_rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Count a page that searches the catalog without a photo against settings.RATE_LIMIT_PAGES.
 
@@ -77,9 +82,7 @@ def pages_rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
         wait = rate_limit_hit(request, group=PAGES, rate=settings.RATE_LIMIT_PAGES)
         if wait is None:
             return view(request, *args, **kwargs)
-        response = render(request, "too_many_requests.html", {"wait": wait}, status=429)
-        response["Retry-After"] = str(wait)
-        return response
+        return _too_many(render(request, "too_many_requests.html", {"wait": wait}, status=429), wait)
 
     return limited
 
@@ -94,14 +97,12 @@ def home(request: HttpRequest) -> HttpResponse:
 def _home(request: HttpRequest, template: str) -> HttpResponse:
     if request.method in ("GET", "HEAD"):
         return render(request, "catalog/home.html", {"form": PhotoSearchForm()})
+    if "query" in request.POST:
+        return _refine(request, template)
     wait = rate_limit_hit(request, group=UPLOADS, rate=settings.RATE_LIMIT_UPLOADS)
     if wait is not None:
         message = f"You have sent many photos in a short time; please try again in {wait} seconds."
-        response = render(request, template, {"form": PhotoSearchForm(), "error": message}, status=429)
-        response["Retry-After"] = str(wait)
-        return response
-    if "query" in request.POST:
-        return _refine(request, template)
+        return _too_many(render(request, template, {"form": PhotoSearchForm(), "error": message}, status=429), wait)
     form = PhotoSearchForm(request.POST, request.FILES)
     context: dict = {"form": form}
     if not form.is_valid():
@@ -118,8 +119,21 @@ def _home(request: HttpRequest, template: str) -> HttpResponse:
 
 
 def _refine(request: HttpRequest, template: str) -> HttpResponse:
-    """"The same, but ...": rerun the search of a signed query token with tag filters."""
+    """"The same, but ...": rerun the search of a signed query token with tag filters.
+
+    No photo is sent or embedded, so a refine counts as a page (RATE_LIMIT_PAGES), not as an upload.
+    Refused for now (429, 503), the page keeps the refine form with the shopper's choices, so trying
+    again is one click, not another upload.
+    """
     filters, unknown = _tag_filters(request.POST)
+    retry = {
+        "form": PhotoSearchForm(), "query_token": request.POST["query"], "refine": refine_choices(filters),
+        "filters": filters,
+    }
+    wait = rate_limit_hit(request, group=PAGES, rate=settings.RATE_LIMIT_PAGES)
+    if wait is not None:
+        message = f"You have refined many searches in a short time; please try again in {wait} seconds."
+        return _too_many(render(request, template, retry | {"error": message}, status=429), wait)
     if unknown:
         # The form offers only known labels; silently dropping one would show unfiltered results
         # as if they were filtered.
@@ -132,7 +146,7 @@ def _refine(request: HttpRequest, template: str) -> HttpResponse:
     try:
         hits = search_by_embedding(embedding=embedding, predictions=predictions, filters=filters)
     except RecognitionError as exc:
-        return _recognition_error(request, template, {"form": PhotoSearchForm()}, exc)
+        return _recognition_error(request, template, retry, exc)
     context = _results_context(embedding, predictions, hits, filters, PhotoSearchForm(), request=request)
     return render(request, template, context)
 

@@ -2,7 +2,7 @@
 
 The shopper page and the API count photo uploads in one shared group, so a client cannot double its
 allowance by switching surface; every API call also counts in the "api" group, and the pages that
-search without a photo (text search, Complete the look, item pages) in the "pages" group. Each
+search without a photo (refines, text search, Complete the look, item pages) in the "pages" group. Each
 surface shapes its own 429 answer (JSON or a page) with a Retry-After header from the seconds this
 module returns.
 """

@@ -243,10 +243,10 @@ def _env_rate(name: str, default: str) -> str:
 
 
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
-RATE_LIMIT_UPLOADS = _env_rate("RATE_LIMIT_UPLOADS", "30/m")  # photos: shopper page POSTs and API POSTs
+RATE_LIMIT_UPLOADS = _env_rate("RATE_LIMIT_UPLOADS", "30/m")  # photos sent: shopper page and API
 RATE_LIMIT_API = _env_rate("RATE_LIMIT_API", "120/m")  # every API call
-# Pages that search the catalog without a photo: text search, Complete the look, an item's page. Each
-# costs tens of milliseconds of database work; a shopper browsing opens a few a minute.
+# Searches without a photo: a refine ("the same, but in red"), text search, Complete the look, an item's
+# page. Each costs tens of milliseconds of database work; a shopper browsing opens a few a minute.
 RATE_LIMIT_PAGES = _env_rate("RATE_LIMIT_PAGES", "240/m")
 # Reverse proxies in front of the app that append to X-Forwarded-For; 0 trusts REMOTE_ADDR only. Set it
 # behind a proxy, or every client shares the proxy's address and its limit.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -11,6 +12,8 @@ from django.test import Client
 
 from catalog.api import api
 from catalog.models import Item
+from catalog.query_tokens import query_token_make
+from recognition.services import EMBEDDING_DIM
 
 pytestmark = pytest.mark.django_db
 
@@ -140,6 +143,22 @@ def test_an_unreachable_cache_is_logged_and_serves_every_request_uncounted(clien
     assert pages == {200}
     assert uploads == {400}
     assert "the cache is unreachable" in caplog.text
+
+
+def test_a_refine_counts_as_a_page_and_when_refused_keeps_its_form_to_try_again(client, rate_limits):
+    # given one page and one photo an hour, and the token of a search already made
+    rate_limits.RATE_LIMIT_PAGES = rate_limits.RATE_LIMIT_UPLOADS = "1/h"
+    token = query_token_make(np.ones(EMBEDDING_DIM, np.float32) / np.sqrt(EMBEDDING_DIM), {})
+    assert client.post("/", {"query": token, "colour": "red"}).status_code == 200
+    # when the shopper refines again
+    refused = client.post("/", {"query": token, "colour": "red"})
+    # then it is refused for now, with the refine form and the choice still there to try again
+    assert_retry_after(refused)
+    html = refused.content.decode()
+    assert "You have refined many searches in a short time" in html
+    assert f'value="{token}"' in html and '<option value="red" selected>' in html
+    # and no photo of the shopper's allowance was used
+    assert client.post("/", empty_photo()).status_code == 400
 
 
 def test_every_answer_of_the_results_panel_is_marked_as_the_panel(client, rate_limits):

@@ -82,6 +82,7 @@ def test_refining_with_an_unreadable_index_shows_the_results_panel_with_a_503(cl
     assert response.status_code == 503
     assert "Photo search is unavailable right now" in html
     assert response["X-Results-Partial"] == "1"  # search.js shows this panel instead of a connection error
+    assert f'value="{token}"' in html  # the refine form stays, to try again
     assert_plain(html, unreadable_index)
 
 
