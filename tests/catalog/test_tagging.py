@@ -155,8 +155,9 @@ def test_an_unreadable_old_image_does_not_mark_its_readable_replacement_failed(m
 # --- Transient failures: recorded when the last try fails too ------------------------------------
 
 
-def test_a_photo_whose_storage_fails_at_every_try_is_marked_failed_with_the_reason(tagged_catalog, monkeypatch):
-    # given: a photo queued for tagging, and a media volume that answers every read with an I/O error
+@pytest.fixture
+def photo_on_a_failing_volume(tagged_catalog, monkeypatch) -> Photo:
+    """A photo queued for tagging, and a media volume that answers every read with an I/O error."""
     from catalog import tasks
 
     photo = Photo.objects.order_by("pk").first()
@@ -166,10 +167,16 @@ def test_a_photo_whose_storage_fails_at_every_try_is_marked_failed_with_the_reas
         raise OSError("Input/output error")
 
     monkeypatch.setattr(tasks, "photo_tag", storage_away)
+    return photo
 
+
+def test_a_photo_whose_storage_fails_at_every_try_is_marked_failed_with_the_reason(photo_on_a_failing_volume):
+    from catalog.tasks import tag_photo
+
+    photo = photo_on_a_failing_volume
     # when: its last try fails (retries are used up)
     with pytest.raises(OSError):
-        tasks.tag_photo.apply(args=(photo.pk,), retries=tasks.tag_photo.max_retries)
+        tag_photo.apply(args=(photo.pk,), retries=tag_photo.max_retries)
 
     # then: the task failed, and the photo says why, so "retry failed photos" takes it
     photo.refresh_from_db()
@@ -177,22 +184,14 @@ def test_a_photo_whose_storage_fails_at_every_try_is_marked_failed_with_the_reas
     assert photo.failure_reason == "not tagged after 7 tries: Input/output error"
 
 
-
-def test_a_failed_try_that_will_be_retried_leaves_the_photo_pending(tagged_catalog, monkeypatch):
+def test_a_failed_try_that_will_be_retried_leaves_the_photo_pending(photo_on_a_failing_volume):
     from celery.exceptions import Retry
 
-    from catalog import tasks
+    from catalog.tasks import tag_photo
 
-    photo = Photo.objects.order_by("pk").first()
-    Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.PENDING)
-
-    def storage_away(**kwargs):
-        raise OSError("Input/output error")
-
-    monkeypatch.setattr(tasks, "photo_tag", storage_away)
-
+    photo = photo_on_a_failing_volume
     with pytest.raises(Retry):
-        tasks.tag_photo.apply(args=(photo.pk,), retries=tasks.tag_photo.max_retries - 1)
+        tag_photo.apply(args=(photo.pk,), retries=tag_photo.max_retries - 1)
 
     photo.refresh_from_db()
     assert (photo.status, photo.failure_reason) == (Photo.Status.PENDING, "")
