@@ -83,7 +83,14 @@ def item_detail(request: HttpRequest, item_id: WholeNumber):
     return item_as_dict(item, tags=item_tags(item=item))
 
 
-@router.get("/items/{item_id}/similar", response={200: ResultsOut, **NOT_FOUND}, summary="Items that look alike")
+@router.get(
+    "/items/{item_id}/similar",
+    response={200: ResultsOut, **NOT_FOUND, 503: ErrorOut},
+    summary="Items that look alike",
+    openapi_extra={
+        "responses": {503: {"description": "`index_unreadable`: the search index cannot be read until it is rebuilt"}}
+    },
+)
 def item_similar(request: HttpRequest, item_id: WholeNumber, params: Query[LimitParams]):
     hits = search_similar_to_item(item=_item(item_id), limit=params.limit)
     return {"results": [hit_as_dict(hit) for hit in hits]}

@@ -114,6 +114,11 @@ def test_the_api_answers_an_unreadable_index_with_503_and_no_path(client, unread
     assert body["error"] == "index_unreadable"
     assert body["reason"] == "Photo search is unavailable right now; please try again later."
     assert_plain(response.content.decode(), unreadable_index)
+    # and the published schema says it may answer so
+    schema = client.get("/api/v1/openapi.json").json()
+    similar = schema["paths"]["/api/v1/items/{item_id}/similar"]["get"]["responses"]
+    assert "index_unreadable" in similar["503"]["description"]
+    assert "index_unreadable" in schema["components"]["schemas"]["ErrorOut"]["properties"]["error"]["description"]
 
 
 def test_an_api_search_with_an_unreadable_index_is_a_503(client, unreadable_index):
