@@ -85,26 +85,30 @@ def load_labelled_csv(root: Path, csv_path: Path, attribute: str, labels: Iterab
     ignored, so one CSV can hold the labels of several splits without mixing them.
     """
     import csv
+    import io
 
     label_order = tuple(labels)
     if not csv_path.is_file():
         raise InvalidDataset(f"Labels file {csv_path} does not exist.")
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or ())
-        if attribute not in columns or not ({"path"} <= columns or {"type", "file"} <= columns):
-            raise InvalidDataset(f"{csv_path} needs a {attribute!r} column and a 'path' (or 'type' and 'file') column.")
-        files: list[Path] = []
-        targets: list[int] = []
-        for line, row in enumerate(reader, start=2):
-            path = root / (row["path"] if "path" in row and row["path"] else f"{row['type']}/{row['file']}")
-            if not path.is_file():
-                continue
-            value = row[attribute].strip()
-            if value not in label_order:
-                raise InvalidDataset(f"{csv_path}:{line}: {value!r} is not a {attribute} label {list(label_order)}")
-            files.append(path)
-            targets.append(label_order.index(value))
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte order mark
+    except UnicodeDecodeError as exc:
+        raise InvalidDataset(f"{csv_path} is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8.") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = set(reader.fieldnames or ())
+    if attribute not in columns or not ({"path"} <= columns or {"type", "file"} <= columns):
+        raise InvalidDataset(f"{csv_path} needs a {attribute!r} column and a 'path' (or 'type' and 'file') column.")
+    files: list[Path] = []
+    targets: list[int] = []
+    for line, row in enumerate(reader, start=2):
+        path = root / (row["path"] if "path" in row and row["path"] else f"{row['type']}/{row['file']}")
+        if not path.is_file():
+            continue
+        value = row[attribute].strip()
+        if value not in label_order:
+            raise InvalidDataset(f"{csv_path}:{line}: {value!r} is not a {attribute} label {list(label_order)}")
+        files.append(path)
+        targets.append(label_order.index(value))
     if not files:
         raise InvalidDataset(f"No photo of {csv_path} was found under {root}.")
     return FolderDataset(tuple(files), np.array(targets, dtype=np.int64), label_order)
@@ -189,6 +193,8 @@ def train_head(
     Class weights are inverse frequencies, so a rare label (skirt: 112 of 3068 photos) is not
     drowned out by a common one.
     """
+    if len(targets) == 0:  # every photo unreadable: a head fitted on nothing would replace a working one
+        raise InvalidDataset(f"No photo could be read to train {name}: nothing was trained.")
     # Imported here, not at the top: web processes import this module (through recognition.versions,
     # which the admin loads) but never train, and torch costs them ~650 MB of memory and a second or more.
     import torch
@@ -222,6 +228,8 @@ def train_head(
 
 def evaluate_head(head: Head, embeddings: NDArray[np.float32], targets: NDArray[np.int64]) -> dict:
     """Top-1, top-2, top-3, per-class precision/recall and the confusion matrix (rows: truth)."""
+    if len(targets) == 0:
+        raise InvalidDataset("No photo could be read to evaluate on.")
     probabilities = head.probabilities(embeddings)
     ranked = np.argsort(-probabilities, axis=1)
     n_labels = len(head.labels)

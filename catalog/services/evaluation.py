@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from catalog.services.ranking import Candidate, RankingWeights, candidates_rank
 from catalog.services.search import CANDIDATE_PHOTOS
-from recognition.errors import InvalidImage
+from recognition.errors import InvalidDataset, InvalidImage
 from recognition.images import decode_image, model_draft_size
 from recognition.index import VectorIndex
 from recognition.recognizers import Prediction, head_features
@@ -67,6 +67,8 @@ def photos_embed(root: Path, *, progress: Callable[[int], None] | None = None) -
         embeddings.append(batch)
         types += labels
         predictions += [{name: rows[i] for name, rows in per_head.items()} for i in range(len(images))]
+    if not embeddings:
+        raise InvalidDataset(f"No photo under {root} could be read.")
     return EmbeddedPhotos(types, np.concatenate(embeddings), predictions)
 
 

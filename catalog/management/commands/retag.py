@@ -23,11 +23,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.management.index_folder import index_folder_errors
 from catalog.models import Photo
 from catalog.services.index import index_rebuild
 from catalog.services.tagging import CATALOG_MAX_BYTES, CATALOG_MAX_PIXELS, photos_tags_apply
 from fashion_search.progress import progress_bar
 from recognition.embed_pipeline import PhotoPreparer, embed_in_batches
+from recognition.errors import RecognitionError
 from recognition.recognizers import Prediction
 from recognition.services import attribute_recognizers, backbone_get, images_recognize
 
@@ -167,7 +169,7 @@ class Command(BaseCommand):
         if options["limit"] is not None and options["limit"] < 1:
             raise CommandError(f"--limit must be at least 1 (got {options['limit']}).")
         try:
-            with progress_bar(total=None, desc="tagging", verbosity=options["verbosity"]) as bar:
+            with index_folder_errors(), progress_bar(total=None, desc="tagging", verbosity=options["verbosity"]) as bar:
                 report = photos_retag(
                     force=options["force"],
                     limit=options["limit"],
@@ -175,6 +177,8 @@ class Command(BaseCommand):
                     decode_workers=options["decode_workers"],
                     progress=bar.update,
                 )
+        except RecognitionError as exc:  # a model not ready: nothing was tagged
+            raise CommandError(exc.message) from None
         except BrokenProcessPool as exc:
             raise CommandError(
                 f"A decoding process died ({exc}); out of memory? The photos tagged so far are stored and "

@@ -22,7 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="admin")
 
     def handle(self, *args: object, **options: object) -> None:
-        username: str = options["username"]
+        username: str = options["username"].strip()
+        if not username:
+            raise CommandError("--username must name the admin user (it may not be empty).")
         password = os.environ.get("DEMO_ADMIN_PASSWORD", "")
         if not password:
             if settings.PRODUCTION:

@@ -40,7 +40,7 @@ class Command(BaseCommand):
                 inputs, skipped = embed_files(
                     backbone_get(), dataset.files, progress=bar.update, features=head.features
                 )
+            results = evaluate_head(head, inputs, targets_embedded(dataset, skipped))
         except RecognitionError as exc:
             raise CommandError(exc.message) from None
-        results = evaluate_head(head, inputs, targets_embedded(dataset, skipped))
         self.stdout.write(json.dumps(results, indent=2) if options["json"] else format_report(results))

@@ -45,6 +45,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         name: str = options["name"]
+        if options["epochs"] < 1:
+            raise CommandError(f"--epochs must be at least 1, not {options['epochs']}.")
         output: Path = options["output"] or BUILTIN_ARTIFACTS_DIR / name
         label_set = LABEL_SETS.get(name)
         try:
@@ -77,7 +79,10 @@ class Command(BaseCommand):
                 self.stdout.write(format_report(results))
         except RecognitionError as exc:
             raise CommandError(exc.message) from None
-        save_head(head, output, metrics)
+        try:
+            save_head(head, output, metrics)
+        except OSError as exc:
+            raise CommandError(f"could not save the head to {output}: {exc.strerror or exc}") from None
         self.stdout.write(f"saved {name} ({len(dataset.labels)} labels, {targets_count} photos) to {output}")
 
     def _fine_tune(self, name: str, dataset: FolderDataset, options: dict) -> tuple[Head, Backbone]:

@@ -1,0 +1,99 @@
+"""Management commands given input they cannot use stop with a one-line message and store nothing wrong."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.conftest import demo_photos
+
+pytestmark = pytest.mark.django_db
+
+
+def run(name: str, *args: str) -> str:
+    out = io.StringIO()
+    call_command(name, *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture
+def unreadable_photos(tmp_path):
+    """A folder per label whose every photo is unreadable."""
+    data = tmp_path / "data"
+    for label in ("hat", "shoes"):
+        (data / label).mkdir(parents=True)
+        (data / label / "broken.jpg").write_bytes(b"not a jpeg")
+    return data
+
+
+@pytest.fixture
+def blocked_path(tmp_path):
+    """A path under a file, where no folder can be made (as a path mistyped, or a disk gone read-only)."""
+    (tmp_path / "a-file").write_text("x")
+    return tmp_path / "a-file" / "folder"
+
+
+def test_training_on_photos_none_of_which_can_be_read_saves_no_head(unreadable_photos, tmp_path):
+    with pytest.raises(CommandError, match="No photo could be read to train type"):
+        run("train_recognizer", "type", "--data", str(unreadable_photos), "--output", str(tmp_path / "head"))
+    assert not (tmp_path / "head").exists()  # nothing replaced a working head
+
+
+def test_training_into_a_folder_that_cannot_be_written_is_a_message(demo_subset, blocked_path):
+    with pytest.raises(CommandError, match="could not save the head to"):
+        run("train_recognizer", "type", "--data", str(demo_subset), "--output", str(blocked_path))
+
+
+@pytest.mark.parametrize("epochs", ["0", "-1"])
+def test_fine_tuning_for_less_than_one_epoch_is_refused(demo_subset, tmp_path, epochs):
+    with pytest.raises(CommandError, match="--epochs must be at least 1"):
+        run("train_recognizer", "type", "--data", str(demo_subset), "--fine-tune", "--epochs", epochs)
+
+
+def test_evaluating_a_recognizer_on_photos_none_of_which_can_be_read_is_a_message(unreadable_photos):
+    with pytest.raises(CommandError, match="No photo could be read to evaluate on"):
+        run("evaluate_recognizer", "type", str(unreadable_photos))
+
+
+def test_a_labels_csv_that_is_not_utf8_is_a_message(demo_subset, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes("path,pattern\nhat/x.jpg,plain\xe9\n".encode("latin-1"))
+    with pytest.raises(CommandError, match="is not UTF-8 text"):
+        run("evaluate_recognizer", "pattern", str(demo_subset), "--labels", str(labels))
+
+
+def test_evaluating_search_with_queries_none_of_which_can_be_read_is_a_message(tmp_path):
+    root = tmp_path / "eval"
+    (root / "validation" / "hat").mkdir(parents=True)
+    (root / "validation" / "hat" / "broken.jpg").write_bytes(b"not a jpeg")
+    (root / "train" / "hat").mkdir(parents=True)
+    shutil.copy(demo_photos(per_type=1)[0], root / "train" / "hat" / "a.jpg")
+    with pytest.raises(CommandError, match="could be read"):
+        run("evaluate_search", str(root))
+
+
+def test_retag_into_an_index_folder_that_cannot_be_written_is_a_message(tagged_catalog, settings, blocked_path):
+    settings.INDEX_DIR = blocked_path
+    with pytest.raises(CommandError, match="cannot be written"):
+        run("retag", "--force", "--decode-workers", "1")
+
+
+def test_retag_without_a_model_is_a_message(tagged_catalog, monkeypatch):
+    # given: a backbone that cannot be loaded (its weights missing)
+    from catalog.management.commands import retag
+    from recognition.errors import ModelNotReady
+
+    def weights_missing():
+        raise ModelNotReady("backbone weights missing")
+
+    monkeypatch.setattr(retag, "backbone_get", weights_missing)
+    with pytest.raises(CommandError, match="backbone weights missing"):
+        run("retag", "--force")
+
+
+def test_setup_demo_with_an_empty_user_name_is_a_message():
+    with pytest.raises(CommandError, match="--username must name the admin user"):
+        run("setup_demo", "--username", " ")
