@@ -90,8 +90,8 @@ def versions_register_builtin() -> int:
                 directory=directory,
                 labels=metrics.get("evaluation", {}).get("labels", []),
                 metrics=metrics,
-                is_live=not RecognizerVersion.objects.filter(name=name, is_live=True).exists(),
-                made_live_at=timezone.now(),
+                is_live=(live := not RecognizerVersion.objects.filter(name=name, is_live=True).exists()),
+                made_live_at=timezone.now() if live else None,  # roll-back goes only to versions once live
             )
         created += 1
     return created
@@ -131,6 +131,9 @@ def version_train(*, version_id: int) -> RecognizerVersion:
             logger.exception("recognizer %s failed unexpectedly", version)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
+        if version.source == RecognizerVersion.Source.CATALOG and version.data_dir:
+            # The hand-tagged photos exported for it (links, or copies): the head is what is kept.
+            shutil.rmtree(version.data_dir, ignore_errors=True)
     version.refresh_from_db()
     return version
 
@@ -148,6 +151,8 @@ def _train_into(version: RecognizerVersion, workspace: Path) -> None:
         data_root = Path(version.data_dir)
     label_set = LABEL_SETS.get(version.name)
     dataset = load_folder_dataset(data_root, label_set.labels if label_set else None)
+    if len(np.unique(dataset.targets)) < 2:  # one label scores 1.0 on anything: a number not measured
+        raise InvalidDataset("Photos of at least two labels are needed to train a recognizer.")
     train, held_out = dataset_split(dataset, held_out_share=settings.RECOGNIZER_HOLDOUT_SHARE)
     features = label_set.features if label_set else FEATURES_EMBEDDING
     backbone = backbone_get()
@@ -240,9 +245,10 @@ def version_make_live(*, version: RecognizerVersion, allow_worse: bool = False) 
             return version
         if not allow_worse:
             _require_live_labels(version, head)
-        if live is not None and not allow_worse and (live.top1 or 0.0) > (version.top1 or 0.0):
+        serving_top1, serving = _serving_top1(version.name, live)
+        if not allow_worse and serving_top1 is not None and serving_top1 > (version.top1 or 0.0):
             raise WorseThanLive(
-                f"{version} scores {version.top1 or 0:.3f} top-1, below the live {live} at {live.top1:.3f}; "
+                f"{version} scores {version.top1 or 0:.3f} top-1, below the live {serving} at {serving_top1:.3f}; "
                 "make it live explicitly if you mean to."
             )
         RecognizerVersion.objects.filter(name=version.name, is_live=True).update(is_live=False)
@@ -250,6 +256,17 @@ def version_make_live(*, version: RecognizerVersion, allow_worse: bool = False) 
     version.refresh_from_db()
     logger.info("%s is live", version)
     return version
+
+
+def _serving_top1(name: str, live: RecognizerVersion | None) -> tuple[float | None, str]:
+    """The held-out top-1 of what serves `name` now: its live version, else the shipped head (which has
+    no row until `setup_demo` registers it, as on a production site)."""
+    if live is not None:
+        return live.top1, str(live)
+    directory = recognizers_live_dirs().get(name)
+    if directory is None:
+        return None, ""
+    return load_metrics(directory).get("evaluation", {}).get("top1"), f"shipped {name} recognizer"
 
 
 def _require_running_backbone(version: RecognizerVersion, head: Head) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -36,12 +37,16 @@ def hand_tags_export(*, attribute: str, directory: Path) -> dict[str, int]:
 
 
 def recognizer_train_from_hand_tags(*, attribute: str) -> RecognizerVersion:
-    """Queue a new version of `attribute`'s recognizer trained on the catalog's hand-set tags."""
+    """Queue a new version of `attribute`'s recognizer trained on the catalog's hand-set tags (exported to
+    a folder of its own, removed once the version is trained or has failed)."""
     if attribute not in LABEL_SETS:  # also keeps the value out of the export folder's path
         raise InvalidDataset(
             f"There is no attribute “{value_echoed(attribute)}” to train; choose one of {', '.join(LABEL_SETS)}."
         )
-    directory = settings.RECOGNIZER_DIR / "exports" / f"{attribute}-{timezone.now():%Y%m%d-%H%M%S}"
+    exports = settings.RECOGNIZER_DIR / "exports"
+    exports.mkdir(parents=True, exist_ok=True)
+    # A folder of its own, even for two trainings asked for within the same second.
+    directory = Path(tempfile.mkdtemp(prefix=f"{attribute}-{timezone.now():%Y%m%d-%H%M%S}-", dir=exports))
     counts = hand_tags_export(attribute=attribute, directory=directory)
     if len(counts) < 2:
         shutil.rmtree(directory, ignore_errors=True)

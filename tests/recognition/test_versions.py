@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import io
+import shutil
 import zipfile
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from catalog.models import Photo
 from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
 from recognition.models import RecognizerVersion
-from recognition.recognizers import load_head, save_head
+from recognition.recognizers import BUILTIN_ARTIFACTS_DIR, load_head, load_metrics, save_head
 from recognition.reports import confusion_svg
 from recognition.services import recognizers_live
 from recognition.versions import (
@@ -137,7 +140,7 @@ def test_a_version_trained_on_another_backbone_is_never_made_live(tmp_path):
     assert RecognizerVersion.objects.get(name="type", is_live=True) == builtin
 
 
-def test_hand_set_catalog_tags_are_training_data(tagged_catalog, committed):
+def test_hand_set_catalog_tags_are_training_data(tagged_catalog, committed, settings):
     # The demo import gave every photo a hand-set type; pretend a merchant tagged pattern by hand too.
     for index, photo in enumerate(Photo.objects.order_by("pk")):
         photo_tag_set_by_hand(photo=photo, attribute="pattern", value="plain" if index % 2 else "striped")
@@ -147,6 +150,71 @@ def test_hand_set_catalog_tags_are_training_data(tagged_catalog, committed):
     assert version.status == RecognizerVersion.Status.READY, version.failure_reason
     assert version.source == RecognizerVersion.Source.CATALOG
     assert version.metrics["train_samples"] + version.metrics["evaluation"]["samples"] == 20
+    # and the photos exported for it are gone once it is trained: the head is what is kept
+    assert not list((settings.RECOGNIZER_DIR / "exports").rglob("*.jpg"))
+
+
+def test_training_from_hand_set_tags_twice_within_a_second_trains_two_versions(tagged_catalog, committed, monkeypatch):
+    # given: hand-set patterns, and a clock that does not move between the two requests
+    for index, photo in enumerate(Photo.objects.order_by("pk")):
+        photo_tag_set_by_hand(photo=photo, attribute="pattern", value="plain" if index % 2 else "striped")
+    now = timezone.now()
+    monkeypatch.setattr("catalog.services.training_export.timezone.now", lambda: now)
+    # when
+    with committed():
+        versions = [recognizer_train_from_hand_tags(attribute="pattern") for _ in range(2)]
+    # then: each exported its own photos and trained
+    for version in versions:
+        version.refresh_from_db()
+    assert [version.status for version in versions] == [RecognizerVersion.Status.READY] * 2
+    assert versions[0].data_dir != versions[1].data_dir
+
+
+def test_a_zip_of_a_single_label_fails_instead_of_scoring_a_perfect_top1(committed):
+    # one label: every prediction is right, so its 1.0 would measure nothing
+    def hats_only(archive: zipfile.ZipFile) -> None:
+        for photo in demo_photos(per_type=5):
+            if photo.parent.name == "hat":
+                archive.write(photo, f"hat/{photo.name}")
+
+    with committed():
+        version = version_create(name="headwear", source=RecognizerVersion.Source.ZIP, upload=zip_upload(hats_only))
+    version.refresh_from_db()
+    assert version.status == RecognizerVersion.Status.FAILED
+    assert "at least two labels" in version.failure_reason
+
+
+def test_without_registered_versions_a_worse_one_is_measured_against_the_shipped_head(tmp_path):
+    # given: a production site (setup_demo never ran, so the shipped type head serves with no row),
+    # and a version that scored 0.30 on its held-out photos
+    directory = tmp_path / "worse"
+    shutil.copytree(BUILTIN_ARTIFACTS_DIR / "type", directory)
+    metrics = load_metrics(directory)
+    worse = RecognizerVersion.objects.create(
+        name="type", version=1, status=RecognizerVersion.Status.READY, directory=str(directory),
+        metrics=metrics | {"evaluation": metrics["evaluation"] | {"top1": 0.30}},
+    )
+    # when / then: it is not made live silently
+    with pytest.raises(WorseThanLive, match="below the live shipped type recognizer"):
+        version_make_live(version=worse)
+
+
+def test_roll_back_returns_to_the_version_live_before_not_a_shipped_head_that_never_was(tmp_path):
+    # given: version 1 live, then version 2; then the shipped heads registered (setup_demo after an upgrade)
+    directory = tmp_path / "copy"
+    shutil.copytree(BUILTIN_ARTIFACTS_DIR / "type", directory)
+    first = RecognizerVersion.objects.create(
+        name="type", version=1, status=RecognizerVersion.Status.READY, directory=str(directory),
+        made_live_at=timezone.now() - timedelta(days=2),
+    )
+    RecognizerVersion.objects.create(
+        name="type", version=2, status=RecognizerVersion.Status.READY, directory=str(directory),
+        made_live_at=timezone.now() - timedelta(days=1), is_live=True,
+    )
+    versions_register_builtin()
+    assert not RecognizerVersion.objects.get(name="type", source=RecognizerVersion.Source.BUILTIN).is_live
+    # when / then
+    assert version_roll_back(name="type") == first
 
 
 @pytest.mark.parametrize("attribute", ["zzz", "../../x", "/tmp/x", "\x00"])
