@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 from recognition.errors import RecognitionError
 from recognition.forms import RecognizerVersionAddForm
 from recognition.models import RecognizerVersion
-from recognition.reports import confusion_svg
+from recognition.reports import confusion_svg, score_shown
 from recognition.versions import version_create, version_make_live, version_roll_back
 
 
@@ -49,13 +49,11 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Top-1")
     def top1(self, version: RecognizerVersion) -> str:
-        value = version.metrics.get("evaluation", {}).get("top1")
-        return f"{value:.3f}" if value is not None else "-"
+        return score_shown(version.metrics.get("evaluation", {}).get("top1"))
 
     @admin.display(description="Top-2")
     def top2(self, version: RecognizerVersion) -> str:
-        value = version.metrics.get("evaluation", {}).get("top2")
-        return f"{value:.3f}" if value is not None else "-"
+        return score_shown(version.metrics.get("evaluation", {}).get("top2"))
 
     @admin.display(description="Held-out photos")
     def held_out(self, version: RecognizerVersion) -> int | str:
@@ -70,15 +68,15 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", row["support"])
+                (label, score_shown(row["precision"]), score_shown(row["recall"]), row["support"])
                 for label, row in evaluation["per_class"].items()
             ),
         )
         table = format_html(
             "<p>top-1 {} · top-2 {} · {} held-out photos</p><table><thead><tr><th>label</th><th>precision</th>"
             "<th>recall</th><th>photos</th></tr></thead><tbody>{}</tbody></table>",
-            f"{evaluation['top1']:.3f}",
-            f"{evaluation['top2']:.3f}",
+            score_shown(evaluation["top1"]),
+            score_shown(evaluation.get("top2")),
             evaluation["samples"],
             rows,
         )

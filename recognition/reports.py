@@ -49,3 +49,8 @@ def _cell_colour(share: float, *, correct: bool) -> str:
     base = (33, 102, 172) if correct else (178, 24, 43)
     r, g, b = (round(255 - (255 - c) * share) for c in base)
     return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def score_shown(value: float | None) -> str:
+    """A score as reports print it; "-" for one not measured (see `recognition.training.evaluate_head`)."""
+    return "-" if value is None else f"{value:.3f}"

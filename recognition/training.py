@@ -20,6 +20,7 @@ from recognition.backbone import Backbone
 from recognition.errors import InvalidDataset, InvalidImage
 from recognition.images import IMAGE_SUFFIXES, decode_image, model_draft_size
 from recognition.recognizers import FEATURES_EMBEDDING, Head, head_features
+from recognition.reports import score_shown
 
 logger = logging.getLogger(__name__)
 
@@ -241,17 +242,23 @@ def evaluate_head(head: Head, embeddings: NDArray[np.float32], targets: NDArray[
         true_positive = confusion[i, i]
         predicted_total = confusion[:, i].sum()
         actual_total = confusion[i, :].sum()
+        # None where nothing was measured: a label never predicted has no precision, one without
+        # held-out photos no recall (0.0 would read as "always wrong").
         per_class[label] = {
-            "precision": float(true_positive / predicted_total) if predicted_total else 0.0,
-            "recall": float(true_positive / actual_total) if actual_total else 0.0,
+            "precision": float(true_positive / predicted_total) if predicted_total else None,
+            "recall": float(true_positive / actual_total) if actual_total else None,
             "support": int(actual_total),
         }
     hits = ranked == targets[:, None]
+
+    def top(k: int) -> float | None:  # None when k covers every label: 1.0 by construction, not measured
+        return float(hits[:, :k].any(axis=1).mean()) if k < n_labels or k == 1 else None
+
     return {
         "samples": int(len(targets)),
-        "top1": float(hits[:, :1].any(axis=1).mean()),
-        "top2": float(hits[:, :2].any(axis=1).mean()),
-        "top3": float(hits[:, :3].any(axis=1).mean()),
+        "top1": top(1),
+        "top2": top(2),
+        "top3": top(3),
         "per_class": per_class,
         "labels": list(head.labels),
         "confusion": confusion.tolist(),
@@ -264,13 +271,15 @@ def format_report(results: dict) -> str:
     width = max(len(label) for label in labels) + 2
     lines = [
         f"samples: {results['samples']}",
-        f"top-1: {results['top1']:.3f}   top-2: {results['top2']:.3f}   top-3: {results['top3']:.3f}",
+        f"top-1: {score_shown(results['top1'])}   top-2: {score_shown(results['top2'])}   "
+        f"top-3: {score_shown(results['top3'])}",
         "",
         f"{'label':<{width}}{'precision':>10}{'recall':>10}{'support':>9}",
     ]
     for label in labels:
         row = results["per_class"][label]
-        lines.append(f"{label:<{width}}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['support']:>9}")
+        precision, recall = score_shown(row["precision"]), score_shown(row["recall"])
+        lines.append(f"{label:<{width}}{precision:>10}{recall:>10}{row['support']:>9}")
     lines += ["", "confusion matrix (rows: true label, columns: predicted)"]
     short = [label[:6] for label in labels]
     lines.append(" " * width + "".join(f"{s:>7}" for s in short))

@@ -211,7 +211,7 @@ def _train_into(version: RecognizerVersion, workspace: Path) -> None:
 
 def _require_finite_scores(results: dict) -> None:
     """A NaN score cannot be stored (JSON refuses it) nor compared with the live version's, so it fails."""
-    scores = [results.get(key) for key in ("top1", "top2", "top3")]
+    scores = [results.get("top1")] + [results[key] for key in ("top2", "top3") if results.get(key) is not None]
     if not all(isinstance(score, float) and math.isfinite(score) for score in scores):
         raise InvalidDataset("The held-out photos gave no usable score; add more readable photos per label.")
 

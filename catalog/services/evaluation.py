@@ -98,7 +98,11 @@ def retrieval_evaluate(queries: EmbeddedPhotos, catalog: EmbeddedPhotos, *, weig
 
 
 def retrieval_metrics(relevance: list[list[bool]]) -> dict[str, float]:
-    """P@1, P@10 and mAP@10 (average precision over the first 10, divided by min(10, hits possible))."""
+    """P@1, P@10 and mAP@10: average precision over the first 10, divided by 10.
+
+    The usual divisor is min(10, relevant items in the catalog); every type of the evaluation
+    catalog has more than 10 photos, so the two agree there. With fewer, this one is lower.
+    """
     matrix = np.array([row + [False] * (TOP_K - len(row)) for row in relevance], dtype=np.float64)
     cumulative = np.cumsum(matrix, axis=1)
     precision_at_k = cumulative / np.arange(1, TOP_K + 1)

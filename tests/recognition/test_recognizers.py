@@ -47,3 +47,21 @@ def test_a_head_trained_on_folders_round_trips_and_reports_metrics(demo_subset, 
     assert results["top1"] >= 0.9  # it has seen these very photos
     assert np.array(results["confusion"]).sum() == len(dataset.files)
     assert set(results["per_class"]) == set(dataset.labels)
+
+
+def test_an_evaluation_reports_no_number_it_did_not_measure():
+    # given: a head of three labels, evaluated on one hat and one pair of shoes (no dress held out),
+    # which never predicts a dress
+    from recognition.recognizers import Head
+    from recognition.training import format_report
+
+    head = Head("t", ("hat", "shoes", "dress"), np.eye(3, 4, dtype=np.float32) * 10, np.zeros(3, np.float32), "v")
+    results = evaluate_head(head, np.eye(3, 4, dtype=np.float32)[[0, 1]], np.array([0, 1]))
+
+    # then: the dress has no precision nor recall (not 0.0, which reads as "always wrong"), top-3 of
+    # three labels is 1.0 by construction so it is not reported, and the report prints "-" for them
+    assert results["per_class"]["dress"] == {"precision": None, "recall": None, "support": 0}
+    assert (results["top1"], results["top2"], results["top3"]) == (1.0, 1.0, None)
+    report = format_report(results)
+    assert "top-3: -" in report
+    assert [line.split() for line in report.splitlines() if line.startswith("dress")][0][:3] == ["dress", "-", "-"]
