@@ -11,7 +11,7 @@ from recognition.errors import RecognitionError
 from recognition.forms import RecognizerVersionAddForm
 from recognition.models import RecognizerVersion
 from recognition.reports import confusion_svg, score_shown
-from recognition.versions import version_create, version_make_live, version_roll_back
+from recognition.versions import version_create, version_delete, version_make_live, version_roll_back
 
 
 @admin.register(RecognizerVersion)
@@ -42,6 +42,18 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
         )
         obj.pk, obj.version = created.pk, created.version
         self.message_user(request, f"Training {created} in the background; this page shows its progress.")
+
+    def has_delete_permission(self, request: HttpRequest, obj: RecognizerVersion | None = None) -> bool:
+        # The live version is not deleted: its recognizer would silently vanish (version_delete).
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_live)
+
+    def delete_model(self, request: HttpRequest, obj: RecognizerVersion) -> None:
+        version_delete(version=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        # Django asks has_delete_permission of every selected version first: a live one stops it all.
+        for version in queryset:
+            version_delete(version=version)
 
     @admin.display(description="Progress")
     def progress_shown(self, version: RecognizerVersion) -> str:

@@ -329,5 +329,23 @@ def version_roll_back(*, name: str) -> RecognizerVersion:
     return version_make_live(version=previous, allow_worse=True)
 
 
+def version_delete(*, version: RecognizerVersion) -> None:
+    """Delete a version that is not live, with its uploaded zip and its trained head.
+
+    The live one is refused: its recognizer would silently vanish (or fall back to the shipped head);
+    make another version live first. A shipped head's files are never touched, only its row.
+    """
+    if version.is_live:
+        raise RecognitionError(f"{version} is live; make another version live (or roll back) before deleting it.")
+    upload = version.upload.name if version.upload else ""
+    directory = Path(version.directory) if version.directory else None
+    version.delete()
+    if upload:
+        version.upload.storage.delete(upload)
+    recognizers = Path(settings.RECOGNIZER_DIR).resolve()
+    if directory is not None and directory.resolve().is_relative_to(recognizers):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _next_version(name: str) -> int:
     return (RecognizerVersion.objects.filter(name=name).aggregate(top=Max("version"))["top"] or 0) + 1

@@ -365,3 +365,45 @@ def test_a_zip_made_by_macos_finder_trains_on_its_photos_only(committed):
     assert version.status == RecognizerVersion.Status.READY, version.failure_reason
     assert version.labels == ["hat", "shoes"]
     assert version.metrics["train_samples"] + version.metrics["evaluation"]["samples"] == 10
+
+
+def test_the_live_version_cannot_be_deleted_and_a_deleted_one_takes_its_files_along(admin_client, committed):
+    # given: two trained versions of a recognizer, the second live
+    with committed():
+        older, live = (
+            version_create(name="headwear", source=RecognizerVersion.Source.ZIP, upload=hats_and_shoes_zip())
+            for _ in range(2)
+        )
+    older.refresh_from_db()
+    live.refresh_from_db()
+    version_make_live(version=live)
+    url = "/admin/recognition/recognizerversion/{}/delete/"
+
+    # when / then: deleting the live one is refused, and it still serves
+    assert admin_client.post(url.format(live.pk), {"post": "yes"}).status_code == 403
+    assert "headwear" in recognizers_live()
+
+    # when / then: the older one goes, with its uploaded zip and its head
+    files = [Path(older.upload.path), Path(older.directory) / "head.npz"]
+    assert all(path.exists() for path in files)
+    assert admin_client.post(url.format(older.pk), {"post": "yes"}).status_code == 302
+    assert not RecognizerVersion.objects.filter(pk=older.pk).exists()
+    assert not any(path.exists() for path in files)
+
+
+def test_deleting_a_selection_that_holds_the_live_version_deletes_nothing(admin_client, committed):
+    with committed():
+        older, live = (
+            version_create(name="headwear", source=RecognizerVersion.Source.ZIP, upload=hats_and_shoes_zip())
+            for _ in range(2)
+        )
+    live.refresh_from_db()
+    version_make_live(version=live)
+    selected = {"action": "delete_selected", "_selected_action": [older.pk, live.pk]}
+
+    response = admin_client.post("/admin/recognition/recognizerversion/", selected | {"post": "yes"})
+
+    assert response.status_code == 403  # Django refuses the whole selection
+    assert RecognizerVersion.objects.count() == 2
+    older.refresh_from_db()
+    assert Path(older.directory, "head.npz").exists()
