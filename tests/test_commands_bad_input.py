@@ -43,7 +43,7 @@ def test_training_on_photos_none_of_which_can_be_read_saves_no_head(unreadable_p
 
 
 def test_training_into_a_folder_that_cannot_be_written_is_a_message(demo_subset, blocked_path):
-    with pytest.raises(CommandError, match="could not save the head to"):
+    with pytest.raises(CommandError, match="could not write .*folder"):
         run("train_recognizer", "type", "--data", str(demo_subset), "--output", str(blocked_path))
 
 
@@ -97,3 +97,36 @@ def test_retag_without_a_model_is_a_message(tagged_catalog, monkeypatch):
 def test_setup_demo_with_an_empty_user_name_is_a_message():
     with pytest.raises(CommandError, match="--username must name the admin user"):
         run("setup_demo", "--username", " ")
+
+
+def test_a_fine_tune_whose_held_out_folder_is_unusable_fails_before_training_and_keeps_the_backbone(
+    demo_subset, tmp_path, settings
+):
+    # given: the running fine-tuned weights, and a held-out folder with a label that does not exist
+    running = tmp_path / "weights" / "tuned.pt"
+    running.parent.mkdir()
+    running.write_bytes(b"the weights every live head was trained on")
+    settings.BACKBONE_TUNED_WEIGHTS = running
+    (tmp_path / "held-out" / "jacket").mkdir(parents=True)
+    # when
+    with pytest.raises(CommandError, match="not labels"):
+        run("train_recognizer", "type", "--data", str(demo_subset), "--eval-data", str(tmp_path / "held-out"),
+            "--fine-tune", "--epochs", "1", "--output", str(tmp_path / "head"))
+    # then: nothing was trained, saved or replaced
+    assert running.read_bytes() == b"the weights every live head was trained on"
+    assert [path.name for path in running.parent.iterdir()] == ["tuned.pt"]
+    assert not (tmp_path / "head").exists()
+
+
+def test_a_fine_tune_puts_its_backbone_in_place_only_with_the_head_trained_on_it(demo_subset, tmp_path, settings):
+    from recognition.backbone import BackboneConfig, backbone_version
+    from recognition.recognizers import load_head
+
+    weights = tmp_path / "weights" / "tuned.pt"
+    settings.BACKBONE_TUNED_WEIGHTS = weights
+    output = run("train_recognizer", "type", "--data", str(demo_subset), "--fine-tune", "--epochs", "1",
+                 "--output", str(tmp_path / "head"))
+    version = backbone_version(BackboneConfig(tuned_weights=weights))
+    assert load_head(tmp_path / "head").backbone_version == version
+    assert f"saved fine-tuned backbone {version}" in output
+    assert [path.name for path in weights.parent.iterdir()] == ["tuned.pt"]  # no staged file left

@@ -49,12 +49,18 @@ class Command(BaseCommand):
             raise CommandError(f"--epochs must be at least 1, not {options['epochs']}.")
         output: Path = options["output"] or BUILTIN_ARTIFACTS_DIR / name
         label_set = LABEL_SETS.get(name)
+        staged_weights: Path | None = None
         try:
             labels = label_set.labels if label_set else None
             features = label_set.features if label_set else FEATURES_EMBEDDING
             dataset = load_dataset(options["data"], labels_csv=options["labels"], attribute=name, labels=labels)
+            held_out = None
+            if options["eval_data"]:  # read first: a bad folder must fail before anything is trained
+                held_out = load_dataset(
+                    options["eval_data"], labels_csv=options["labels"], attribute=name, labels=dataset.labels
+                )
             if options["fine_tune"]:
-                head, backbone = self._fine_tune(name, dataset, options)
+                head, backbone, staged_weights = self._fine_tune(name, dataset, options)
                 targets_count = len(dataset.files)
             else:
                 backbone = backbone_get()
@@ -70,33 +76,42 @@ class Command(BaseCommand):
                 "train_dir": str(options["data"]),
                 "fine_tuned": bool(options["fine_tune"]),
             }
-            if options["eval_data"]:
-                held_out = load_dataset(
-                    options["eval_data"], labels_csv=options["labels"], attribute=name, labels=head.labels
-                )
+            if held_out is not None:
                 results = self._evaluate(head, backbone, held_out, options["verbosity"])
                 metrics |= {"eval_dir": str(options["eval_data"]), "evaluation": results}
                 self.stdout.write(format_report(results))
+            save_head(head, output, metrics)
+            if staged_weights is not None:  # the new backbone serves only once its head is saved
+                staged_weights.replace(self._weights_path())
+                self.stdout.write(f"saved fine-tuned backbone {backbone.version} to {self._weights_path()}")
         except RecognitionError as exc:
             raise CommandError(exc.message) from None
-        try:
-            save_head(head, output, metrics)
         except OSError as exc:
-            raise CommandError(f"could not save the head to {output}: {exc.strerror or exc}") from None
+            raise CommandError(f"could not write {exc.filename or output}: {exc.strerror or exc}") from None
+        finally:
+            if staged_weights is not None:
+                staged_weights.unlink(missing_ok=True)  # after a failure: the running backbone stays
         self.stdout.write(f"saved {name} ({len(dataset.labels)} labels, {targets_count} photos) to {output}")
 
-    def _fine_tune(self, name: str, dataset: FolderDataset, options: dict) -> tuple[Head, Backbone]:
+    @staticmethod
+    def _weights_path() -> Path:
+        return settings.BACKBONE_TUNED_WEIGHTS or BUILTIN_ARTIFACTS_DIR / "backbone" / "tuned.pt"
+
+    def _fine_tune(self, name: str, dataset: FolderDataset, options: dict) -> tuple[Head, Backbone, Path]:
+        """The head, and the tuned backbone saved beside the running one's weights (moved over them only
+        once the whole run has succeeded)."""
         recipe = dataclasses.replace(FineTuneRecipe(), epochs=options["epochs"])
         config = BackboneConfig(device=settings.RECOGNITION_DEVICE, threads=settings.RECOGNITION_THREADS)
         backbone = Backbone(config)  # fresh ImageNet weights, never the process-wide instance
         total = recipe.epochs * len(dataset.files)
         with progress_bar(total=total, desc="fine-tuning", verbosity=options["verbosity"]) as bar:
             head = fine_tune(backbone, dataset, name=name, recipe=recipe, progress=bar.update)
-        weights_path = settings.BACKBONE_TUNED_WEIGHTS or BUILTIN_ARTIFACTS_DIR / "backbone" / "tuned.pt"
-        save_tuned_weights(backbone, weights_path)
-        # Reload from the saved (float16) file, so that evaluation sees exactly what will serve.
-        reloaded = Backbone(dataclasses.replace(config, tuned_weights=weights_path))
-        self.stdout.write(f"saved fine-tuned backbone {reloaded.version} to {weights_path}")
+        weights_path = self._weights_path()
+        staged = weights_path.with_name(f".{weights_path.name}.new")
+        save_tuned_weights(backbone, staged)
+        # Reload from the saved (float16) file, so that evaluation sees exactly what will serve; its
+        # version is the file's digest, so it stays the same once the file is moved into place.
+        reloaded = Backbone(dataclasses.replace(config, tuned_weights=staged))
         # Refit the head on the tuned features of un-augmented photos: on clothing-small this gave
         # 0.921 top-1 on validation where the head trained jointly under augmentation gave 0.883.
         with progress_bar(total=len(dataset.files), desc="refitting head", verbosity=options["verbosity"]) as bar:
@@ -104,7 +119,7 @@ class Command(BaseCommand):
         head = train_head(
             name, embeddings, targets_embedded(dataset, skipped), dataset.labels, backbone_version=reloaded.version
         )
-        return head, reloaded
+        return head, reloaded, staged
 
     def _evaluate(self, head: Head, backbone: Backbone, held_out: FolderDataset, verbosity: int) -> dict:
         with progress_bar(total=len(held_out.files), desc="evaluating", verbosity=verbosity) as bar:
