@@ -367,8 +367,9 @@ def test_a_zip_made_by_macos_finder_trains_on_its_photos_only(committed):
     assert version.metrics["train_samples"] + version.metrics["evaluation"]["samples"] == 10
 
 
-def test_the_live_version_cannot_be_deleted_and_a_deleted_one_takes_its_files_along(admin_client, committed):
-    # given: two trained versions of a recognizer, the second live
+@pytest.fixture
+def older_and_live(committed) -> tuple[RecognizerVersion, RecognizerVersion]:
+    """Two trained versions of a recognizer, the second live."""
     with committed():
         older, live = (
             version_create(name="headwear", source=RecognizerVersion.Source.ZIP, upload=hats_and_shoes_zip())
@@ -376,7 +377,11 @@ def test_the_live_version_cannot_be_deleted_and_a_deleted_one_takes_its_files_al
         )
     older.refresh_from_db()
     live.refresh_from_db()
-    version_make_live(version=live)
+    return older, version_make_live(version=live)
+
+
+def test_the_live_version_cannot_be_deleted_and_a_deleted_one_takes_its_files_along(admin_client, older_and_live):
+    older, live = older_and_live
     url = "/admin/recognition/recognizerversion/{}/delete/"
 
     # when / then: deleting the live one is refused, and it still serves
@@ -391,14 +396,8 @@ def test_the_live_version_cannot_be_deleted_and_a_deleted_one_takes_its_files_al
     assert not any(path.exists() for path in files)
 
 
-def test_deleting_a_selection_that_holds_the_live_version_deletes_nothing(admin_client, committed):
-    with committed():
-        older, live = (
-            version_create(name="headwear", source=RecognizerVersion.Source.ZIP, upload=hats_and_shoes_zip())
-            for _ in range(2)
-        )
-    live.refresh_from_db()
-    version_make_live(version=live)
+def test_deleting_a_selection_that_holds_the_live_version_deletes_nothing(admin_client, older_and_live):
+    older, live = older_and_live
     selected = {"action": "delete_selected", "_selected_action": [older.pk, live.pk]}
 
     response = admin_client.post("/admin/recognition/recognizerversion/", selected | {"post": "yes"})
