@@ -72,7 +72,11 @@ def refine_choices(current: dict[str, str]) -> list[dict]:
 
 
 def predictions_shown(predictions: dict[str, list[Prediction]], per_attribute: int = 3) -> list[dict]:
-    """For display: each attribute's top candidates above its show threshold, with display names."""
+    """For display: each attribute's top candidates at or above its show threshold, with display names.
+
+    When none reaches it, the best guess alone is shown, with its low score beside it: the shopper
+    sees how unsure it is rather than an attribute left out.
+    """
     shown = []
     for attribute, candidates in predictions.items():
         label_set = LABEL_SETS.get(attribute)
