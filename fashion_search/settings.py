@@ -8,6 +8,7 @@ broker with separate workers. Every variable is listed in `.env.example`.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves STATIC_ROOT (filled by collectstatic) under gunicorn, where Django itself serves no static files.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Before CSRF, which would otherwise be the first to read an oversized body and answer a bare 400.
@@ -93,6 +96,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "staticfiles")
+# Until collectstatic has run there is no STATIC_ROOT; with DEBUG on (`make run`) WhiteNoise serves
+# from the apps' own folders meanwhile, so its warning about the missing folder says nothing useful.
+warnings.filterwarnings("ignore", message="No directory at: ")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # collectstatic also writes a gzip copy of each text file, which WhiteNoise sends to browsers that
+    # accept it (the API docs' 1.5 MB script, 0.4 MB gzipped).
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 
@@ -160,7 +172,7 @@ WEB_GC_TUNE = env_bool("WEB_GC_TUNE", True)
 
 # --- Celery ------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a host named, or kombu warns it assumed one
 CELERY_RESULT_BACKEND = None
 # Without a broker, tasks run in-process so that the app works with nothing else installed.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
