@@ -1,6 +1,6 @@
 """Upload to results over HTTP against gunicorn with a 100k-item catalog: p50/p95, first request, memory.
 
-    .venv/bin/python bench/http_search.py [--items 100000] [--requests 100] [--workers 2] [--threads 4]
+    .venv/bin/python bench/http_search.py [--items 100000] [--requests 100] [--workers 2] [--threads 4] [--cold]
 
 Set-up: a PostgreSQL database of its own (BENCH_HTTP_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/fashion_bench_100k, created when missing), migrated, filled with
@@ -14,7 +14,9 @@ one inference thread per worker. Requests: real validation photos at 448 px on t
 shopper page sends them) posted to `POST /api/v1/search?limit=12`, and to the shopper page as search.js
 posts them (`POST /`, answered with the results panel and the address of Complete the look, then that
 `GET /look/...`), first one request at a time, then 4 at a time. Prints latency percentiles and each
-worker's memory. A benchmark: nothing is asserted.
+worker's memory. With --cold, the index file is first dropped from the page cache, as after a reboot,
+so the first searches read it from disk (bench/README.md, "From 100k to a million items", cold start).
+A benchmark: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -173,6 +175,13 @@ def run_requests(
     return [s for s, _, _ in results], [t for _, t, _ in results], sum(1 for *_, ok in results if not ok), rate
 
 
+def index_files_evict(directory: Path) -> None:
+    """Drop the index files from the kernel's page cache, as after a reboot (no root needed: they are clean)."""
+    for path in directory.glob("index-*.faiss"):
+        with open(path, "rb") as handle:
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -180,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var" / "bench-100k")
+    parser.add_argument("--cold", action="store_true",
+                        help="drop the index file from the page cache before starting the server (a cold start)")
     args = parser.parse_args(argv)
 
     print(f"Machine: {machine_line()}\n", flush=True)
@@ -189,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     connections.close_all()
 
     uploads = [as_uploaded(p) for p in photo_paths("validation")[::7][:50]]
+    if args.cold:
+        index_files_evict(args.var_dir / "index")
     log = args.var_dir / "results" / "gunicorn.log"
     started = time.perf_counter()
     server, base_url = gunicorn_start(env, workers=args.workers, threads=args.threads, log=log)
@@ -212,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop(server)
     upload_kb = np.mean([len(u) for u in uploads]) / 1024
-    print(f"#### Upload to results over HTTP, {args.items:,}-item catalog ({args.workers} gunicorn workers x "
+    cold = ", started with the index out of the page cache" if args.cold else ""
+    print(f"#### Upload to results over HTTP, {args.items:,}-item catalog{cold} ({args.workers} gunicorn workers x "
           f"{args.threads} threads, PostgreSQL, {UPLOAD_SHORT_SIDE_PX}-px JPEG uploads of ~{upload_kb:.0f} KB)\n")
     print(f"Server start to every worker warmed up: {start_s:.1f}s; first request after start: "
           f"{first_s * 1000:.0f} ms (HTTP {first_status})" + (f"; catalog set-up {setup_s:.0f}s" if setup_s else "")
