@@ -130,3 +130,13 @@ def test_a_fine_tune_puts_its_backbone_in_place_only_with_the_head_trained_on_it
     assert load_head(tmp_path / "head").backbone_version == version
     assert f"saved fine-tuned backbone {version}" in output
     assert [path.name for path in weights.parent.iterdir()] == ["tuned.pt"]  # no staged file left
+
+
+def test_a_head_records_the_backbone_it_reads_even_when_this_run_did_not_fine_tune_it(demo_subset, tmp_path):
+    from recognition.recognizers import load_metrics
+    from recognition.services import backbone_get
+
+    run("train_recognizer", "type", "--data", str(demo_subset), "--output", str(tmp_path / "head"))
+
+    metrics = load_metrics(tmp_path / "head")
+    assert (metrics["fine_tuned"], metrics["backbone"]) == (False, backbone_get().version)

@@ -74,7 +74,8 @@ class Command(BaseCommand):
             metrics: dict = {
                 "train_samples": targets_count,
                 "train_dir": str(options["data"]),
-                "fine_tuned": bool(options["fine_tune"]),
+                "fine_tuned": bool(options["fine_tune"]),  # whether this run fine-tuned the backbone
+                "backbone": backbone.version,  # the one it reads, fine-tuned by this run or an earlier one
             }
             if held_out is not None:
                 results = self._evaluate(head, backbone, held_out, options["verbosity"])
