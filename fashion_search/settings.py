@@ -82,7 +82,12 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    except ValueError as exc:  # an unknown scheme or a malformed address: say which variable
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a database address like postgres://user@host:5432/name: {exc}"
+        ) from None
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default keeps its SQLite file here
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}}
@@ -190,7 +195,9 @@ INDEX_REBUILD_TIME_LIMIT = env_int("INDEX_REBUILD_TIME_LIMIT", 3600)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} is not one of DEBUG, INFO, WARNING, ERROR or CRITICAL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -249,7 +256,7 @@ else:
 
 def _env_rate(name: str, default: str) -> str:
     value = env_str(name, default)
-    if not re.fullmatch(r"\d+/\d*[smhd]", value):
+    if not re.fullmatch(r"\d+/([1-9]\d*)?[smhd]", value):  # a period of 0 would divide by zero per request
         raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 30/m or 100/15m")
     return value
 

@@ -70,6 +70,27 @@ def test_an_unknown_environment_name_is_refused(tmp_path):
     assert "DJANGO_ENV" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "notaurl"),
+        ("DATABASE_URL", "postgres://user@db:notaport/shop"),
+        ("LOG_LEVEL", "verbose"),
+        ("RATE_LIMIT_API", "30/0m"),  # a period of 0: every request would divide by zero
+        ("RATE_LIMIT_UPLOADS", "thirty"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_its_variable(tmp_path, name, value):
+    result = manage("check", env={name: value}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-600:]
+
+
+@pytest.mark.parametrize("value", ["30/m", "100/15m", "5/s", "1000/d", "10/1h"])
+def test_a_rate_as_documented_is_accepted(tmp_path, value):
+    assert manage("check", env={"RATE_LIMIT_PAGES": value}, tmp_path=tmp_path).returncode == 0
+
+
 def test_production_takes_its_secret_from_the_environment_and_turns_debug_off(tmp_path, production):
     script = (
         "import json; from django.conf import settings as s; print(json.dumps({'key': s.SECRET_KEY, "
