@@ -1,4 +1,7 @@
-"""Keep the index in step with deletions: a deleted photo leaves the index once its transaction commits.
+"""Keep the index and the media folder in step with deletions, once their transaction commits.
+
+A deleted photo's file, and the file an image replaced, are deleted too (`photo_file_forget`): left
+on disk they stayed served under /media/ for good.
 
 Deletion never waits on the index's writer lock: it queues the coalesced `sync_index` task, which
 drops every id no longer tagged (catalog.services.index.index_sync). With eager tasks (development,
@@ -9,7 +12,7 @@ photos before then (catalog.services.search reads the rows).
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, pre_save
 from django.dispatch import receiver
 
 from catalog.models import Photo
@@ -39,3 +42,50 @@ def photo_deleted(sender: type[Photo], instance: Photo, using: str, **kwargs: ob
     ):
         return
     transaction.on_commit(SyncIndexOnCommit(), using=using)
+
+
+@receiver(post_delete, sender=Photo)
+def photo_file_deleted(sender: type[Photo], instance: Photo, using: str, **kwargs: object) -> None:
+    if instance.image.name:
+        photo_file_forget(instance.image.name, using=using)
+
+
+@receiver(pre_save, sender=Photo)
+def photo_image_replaced(sender: type[Photo], instance: Photo, using: str, **kwargs: object) -> None:
+    if instance.pk is None:
+        return
+    before = Photo.objects.using(using).filter(pk=instance.pk).values_list("image", flat=True).first()
+    if before and before != instance.image.name:
+        photo_file_forget(before, using=using)
+
+
+class FilesForgetOnCommit:
+    """The on-commit callback that deletes a transaction's forgotten photo files, all in one go."""
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self.names: set[str] = set()
+        self.ran = False
+
+    def __call__(self) -> None:
+        self.ran = True
+        # One query for them all (a bulk delete of many items): the image column has no index.
+        named = set(Photo.objects.using(self.using).filter(image__in=self.names).values_list("image", flat=True))
+        storage = Photo._meta.get_field("image").storage
+        for name in self.names - named:
+            storage.delete(name)
+
+
+def photo_file_forget(name: str, *, using: str) -> None:
+    """Delete a photo file once the transaction commits (a rolled-back deletion keeps it), unless another
+    photo still names it (photos may share a file: bench catalogs point every photo at one)."""
+    connection = transaction.get_connection(using)
+    pending = [
+        entry[1] for entry in connection.run_on_commit if isinstance(entry[1], FilesForgetOnCommit) and not entry[1].ran
+    ] if connection.in_atomic_block else []
+    if pending:
+        pending[0].names.add(name)
+        return
+    forget = FilesForgetOnCommit(using)
+    forget.names.add(name)
+    transaction.on_commit(forget, using=using)
