@@ -13,7 +13,7 @@ from django.core.management import call_command
 from catalog.models import Photo
 from catalog.services.index import index_compact, index_matches_catalog, index_rebuild, index_sync
 from catalog.services.tagging import photo_tag
-from catalog.signals import SyncIndexOnCommit
+from catalog.signals import FilesForgetOnCommit, SyncIndexOnCommit
 from catalog.tasks import compact_index, rebuild_index, sync_index
 from recognition.index_store import SYNC_LOCK_FILE, SYNC_QUEUED_FILE
 from recognition.services import index_store_get
@@ -85,8 +85,15 @@ def make_hnsw(settings) -> None:
 
 
 def queued(callbacks: list) -> list[str]:
-    """What the captured on-commit callbacks queued: "sync_index" for a deletion's, else the callback's name."""
-    return ["sync_index" if isinstance(callback, SyncIndexOnCommit) else callback.__name__ for callback in callbacks]
+    """What the captured on-commit callbacks queued: "sync_index" for a deletion's, else the callback's name.
+
+    The deleted photos' files are deleted on commit too (FilesForgetOnCommit), which queues nothing.
+    """
+    return [
+        "sync_index" if isinstance(callback, SyncIndexOnCommit) else callback.__name__
+        for callback in callbacks
+        if not isinstance(callback, FilesForgetOnCommit)
+    ]
 
 
 def found_by_own_vector(photos: list[Photo]) -> set[int]:
