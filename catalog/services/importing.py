@@ -109,8 +109,17 @@ def import_details_read(csv_path: Path | None) -> dict[str, ItemDetails]:
 
 
 def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDetails]:
-    if not reader.fieldnames or "file" not in reader.fieldnames:
+    # "File", " name" (a space after the comma): spreadsheets and hand-written headers vary so.
+    reader.fieldnames = [column.strip().lower() for column in reader.fieldnames or []]
+    if "file" not in reader.fieldnames:
         raise ImportSourceInvalid(f"{csv_path} needs a header row with a 'file' column.")
+    # A nameless column (a trailing comma, as spreadsheets write one) holds nothing to lose.
+    unknown = [column for column in reader.fieldnames if column and column not in ("file", *DETAIL_COLUMNS)]
+    if unknown:  # ignored, its values would be lost without a word ("cost" meant as the price)
+        raise ImportSourceInvalid(
+            f"{csv_path} has columns the import does not know: {', '.join(map(repr, unknown))}; "
+            f"its columns are file, {', '.join(DETAIL_COLUMNS)} (rename or remove the others)."
+        )
     width = len(reader.fieldnames)
     details: dict[str, ItemDetails] = {}
     lines: dict[str, int] = {}

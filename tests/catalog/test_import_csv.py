@@ -142,3 +142,26 @@ def test_an_argument_that_names_the_wrong_thing_is_a_clean_command_error(demo_su
     with pytest.raises(CommandError, match=message):
         run_import(*(arg.format(root=demo_subset) for arg in args))
     assert not Item.objects.exists()
+
+
+def test_header_names_are_read_whatever_their_case_and_spaces(demo_subset, tmp_path, run_import):
+    relative = first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"File, Name ,PRICE,\n{relative},Navy Coat,49.90,\n")
+
+    run_import(str(demo_subset), "--csv", str(csv_path))
+
+    item = Item.objects.get(import_key=relative)
+    assert (item.name, str(item.price)) == ("Navy Coat", "49.90")
+
+
+def test_a_column_the_import_does_not_know_is_refused_before_anything_is_written(
+    demo_subset, tmp_path, run_import
+):
+    # "cost" meant as the price would otherwise be dropped without a word
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file,title,cost\n{first_relative(demo_subset)},Navy Coat,49.90\n")
+
+    with pytest.raises(CommandError, match="columns the import does not know: 'title', 'cost'"):
+        run_import(str(demo_subset), "--csv", str(csv_path))
+    assert not Item.objects.exists()
