@@ -230,9 +230,9 @@ class VectorIndex:
         Filtered inside the search by a FAISS selector on slots, so the `k` come from the matching
         vectors however far down the whole catalog's ranking they sit. Up to SCAN_AMONG_MATCHES_PER_ROOT
         times the root of the index's size, they are compared with the query one by one (exact). More
-        are walked in the HNSW graph,
-        which skips non-matching nodes in its results but still walks through them, so it explores
-        `k` divided by the matching share (up to FILTERED_EF_SEARCH_MAX) to find `k` of them.
+        are walked in the HNSW graph, which skips non-matching nodes in its results but still walks
+        through them, so it explores `k` divided by the matching share (up to FILTERED_EF_SEARCH_MAX)
+        to find `k` of them.
         """
         allowed = np.isin(self._slot_ids, np.asarray(ids, dtype=np.int64)) & self._live
         matching = int(np.count_nonzero(allowed))

@@ -6,6 +6,7 @@ and shapes hits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,14 +150,10 @@ def _index_candidates(
 ) -> tuple[list[IndexHit], dict[int, CandidatePhoto]]:
     """The index's nearest photos, enough of them to hold `limit` items when the catalog has that many."""
     index = index_store_get().load()
-    k = CANDIDATE_PHOTOS
-    while True:
-        hits = index.search(embedding.reshape(1, -1), k)[0]
-        candidates = candidate_photos(photo_ids=[hit.id for hit in hits])
-        items = {row.item_id for row in candidates.values()} - exclude_item_ids
-        if len(items) >= limit or len(hits) < k or k >= MOST_CANDIDATE_PHOTOS:
-            return hits, candidates
-        k = min(k * 4, MOST_CANDIDATE_PHOTOS)
+    return _nearest_widened(
+        lambda k: index.search(embedding.reshape(1, -1), k)[0],
+        first=CANDIDATE_PHOTOS, limit=limit, exclude_item_ids=exclude_item_ids,
+    )
 
 
 def _filtered_candidates(
@@ -174,9 +171,20 @@ def _filtered_candidates(
     """
     photo_ids = np.array(photo_ids_best_tagged(filters=filters), dtype=np.int64)
     index = index_store_get().load()
-    k = FILTER_CANDIDATE_PHOTOS
+    return _nearest_widened(
+        lambda k: index.search_among(embedding, k, photo_ids),
+        first=FILTER_CANDIDATE_PHOTOS, limit=limit, exclude_item_ids=exclude_item_ids,
+    )
+
+
+def _nearest_widened(
+    nearest: Callable[[int], list[IndexHit]], *, first: int, limit: int, exclude_item_ids: frozenset[int]
+) -> tuple[list[IndexHit], dict[int, CandidatePhoto]]:
+    """The `nearest(k)` photos with their candidate rows, `first` of them, then four times as many up to
+    MOST_CANDIDATE_PHOTOS while they hold fewer than `limit` items (items with many photos of one look)."""
+    k = first
     while True:
-        hits = index.search_among(embedding, k, photo_ids)
+        hits = nearest(k)
         candidates = candidate_photos(photo_ids=[hit.id for hit in hits])
         items = {row.item_id for row in candidates.values()} - exclude_item_ids
         if len(items) >= limit or len(hits) < k or k >= MOST_CANDIDATE_PHOTOS:
