@@ -11,15 +11,20 @@ photos before then (catalog.services.search reads the rows).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from django.db import transaction
 from django.db.models.signals import post_delete, pre_save
 from django.dispatch import receiver
 
 from catalog.models import Photo
 
+T = TypeVar("T")
+
 
 class SyncIndexOnCommit:
-    """The on-commit callback that queues `sync_index`; remembers having run, for `photo_deleted`."""
+    """The on-commit callback that queues `sync_index`; remembers having run, for `on_commit_once`."""
 
     def __init__(self) -> None:
         self.ran = False
@@ -31,17 +36,27 @@ class SyncIndexOnCommit:
         sync_index_task.delay()
 
 
+def on_commit_once(kind: type[T], make: Callable[[], T], *, using: str) -> T:
+    """The callback of `kind` this transaction will run on commit, registered by `make` if none is yet.
+
+    One callback serves every deletion of a transaction (an item's photos, an admin bulk delete).
+    `run_on_commit` holds the callbacks still pending (a rolled-back savepoint's are dropped); Django's
+    test helper runs them without removing them, hence their `ran`.
+    """
+    connection = transaction.get_connection(using)
+    if connection.in_atomic_block:
+        for entry in connection.run_on_commit:
+            if isinstance(entry[1], kind) and not entry[1].ran:
+                return entry[1]
+    callback = make()
+    transaction.on_commit(callback, using=using)
+    return callback
+
+
 @receiver(post_delete, sender=Photo)
 def photo_deleted(sender: type[Photo], instance: Photo, using: str, **kwargs: object) -> None:
-    connection = transaction.get_connection(using)
-    # One sync serves every deletion of a transaction (an item's photos, an admin bulk delete), and each
-    # sync reads the whole index, so queue it once. `run_on_commit` holds the callbacks still pending
-    # (a rolled-back savepoint's are dropped); Django's test helper runs them without removing them.
-    if connection.in_atomic_block and any(
-        isinstance(entry[1], SyncIndexOnCommit) and not entry[1].ran for entry in connection.run_on_commit
-    ):
-        return
-    transaction.on_commit(SyncIndexOnCommit(), using=using)
+    # Each sync reads the whole index, so a transaction queues one.
+    on_commit_once(SyncIndexOnCommit, SyncIndexOnCommit, using=using)
 
 
 @receiver(post_delete, sender=Photo)
@@ -79,13 +94,4 @@ class FilesForgetOnCommit:
 def photo_file_forget(name: str, *, using: str) -> None:
     """Delete a photo file once the transaction commits (a rolled-back deletion keeps it), unless another
     photo still names it (photos may share a file: bench catalogs point every photo at one)."""
-    connection = transaction.get_connection(using)
-    pending = [
-        entry[1] for entry in connection.run_on_commit if isinstance(entry[1], FilesForgetOnCommit) and not entry[1].ran
-    ] if connection.in_atomic_block else []
-    if pending:
-        pending[0].names.add(name)
-        return
-    forget = FilesForgetOnCommit(using)
-    forget.names.add(name)
-    transaction.on_commit(forget, using=using)
+    on_commit_once(FilesForgetOnCommit, lambda: FilesForgetOnCommit(using), using=using).names.add(name)
