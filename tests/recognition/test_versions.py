@@ -1,13 +1,9 @@
-"""Recognizer versions: train from a zip or hand-set catalog tags, held-out metrics, make live, roll back."""
+"""Recognizer versions: trained from a zip or hand-set catalog tags, with held-out metrics and reports."""
 
 from __future__ import annotations
 
 import io
-import shutil
 import zipfile
-from dataclasses import replace
-from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -18,19 +14,15 @@ from catalog.models import Photo
 from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
 from recognition.models import RecognizerVersion
-from recognition.recognizers import BUILTIN_ARTIFACTS_DIR, load_head, load_metrics, save_head
 from recognition.reports import confusion_svg
 from recognition.services import recognizers_live
 from recognition.versions import (
-    FewerLabelsThanLive,
-    TrainedOnAnotherBackbone,
-    WorseThanLive,
     version_create,
     version_make_live,
-    version_roll_back,
     versions_register_builtin,
 )
 from tests.conftest import demo_photos
+from tests.recognition.version_helpers import hats_and_shoes_zip
 
 pytestmark = pytest.mark.django_db
 
@@ -38,16 +30,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def recognizer_dir(settings, tmp_path):
     settings.RECOGNIZER_DIR = tmp_path / "recognizers"
-
-
-def hats_and_shoes_zip() -> SimpleUploadedFile:
-    """A zip with a folder per label, as a merchant would upload for a new recognizer."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for photo in demo_photos(per_type=5):
-            if photo.parent.name in ("hat", "shoes"):
-                archive.write(photo, f"headwear-or-feet/{photo.parent.name}/{photo.name}")
-    return SimpleUploadedFile("mine.zip", buffer.getvalue(), content_type="application/zip")
 
 
 def test_a_new_recognizer_trains_from_a_zip_and_is_evaluated_on_held_out_photos(committed):
@@ -76,68 +58,6 @@ def test_a_zip_that_escapes_its_folder_fails_with_a_reason(committed):
     version.refresh_from_db()
     assert version.status == RecognizerVersion.Status.FAILED
     assert "outside" in version.failure_reason
-
-
-def test_a_worse_version_is_not_made_live_silently_and_rollback_restores_the_previous_one():
-    versions_register_builtin()
-    builtin = RecognizerVersion.objects.get(name="type", is_live=True)
-    worse = RecognizerVersion.objects.create(
-        name="type",
-        version=builtin.version + 1,
-        status=RecognizerVersion.Status.READY,
-        directory=builtin.directory,
-        metrics={"evaluation": {"top1": 0.5}},
-    )
-    with pytest.raises(WorseThanLive, match="below the live"):
-        version_make_live(version=worse)
-    assert RecognizerVersion.objects.get(name="type", is_live=True) == builtin
-
-    version_make_live(version=worse, allow_worse=True)
-    assert RecognizerVersion.objects.get(name="type", is_live=True) == worse
-    assert version_roll_back(name="type") == builtin
-    assert RecognizerVersion.objects.get(name="type", is_live=True) == builtin
-
-
-def test_a_version_that_knows_fewer_labels_than_the_live_one_is_not_made_live_silently(committed):
-    # given the shipped type recognizer live, and a type version trained on hats and shoes only,
-    # which scores perfectly on its own held-out hats and shoes
-    versions_register_builtin()
-    builtin = RecognizerVersion.objects.get(name="type", is_live=True)
-    with committed():
-        narrow = version_create(name="type", source=RecognizerVersion.Source.ZIP, upload=hats_and_shoes_zip())
-    narrow.refresh_from_db()
-    assert narrow.status == RecognizerVersion.Status.READY, narrow.failure_reason
-
-    # when it is made live, it is refused, naming what the shop would lose
-    with pytest.raises(FewerLabelsThanLive, match=r"learned 2 of the live version's 10 labels \(missing: .*dress"):
-        version_make_live(version=narrow)
-    assert RecognizerVersion.objects.get(name="type", is_live=True) == builtin
-
-    # and only an explicit choice puts it live
-    version_make_live(version=narrow, allow_worse=True)
-    assert RecognizerVersion.objects.get(name="type", is_live=True) == narrow
-
-
-def test_a_version_trained_on_another_backbone_is_never_made_live(tmp_path):
-    # given a ready version whose head was trained on another backbone's embedding
-    versions_register_builtin()
-    builtin = RecognizerVersion.objects.get(name="type", is_live=True)
-    shipped = load_head(Path(builtin.directory))
-    save_head(replace(shipped, backbone_version="efficientnet-lite0:other"), tmp_path / "old")
-    stale = RecognizerVersion.objects.create(
-        name="type",
-        version=builtin.version + 1,
-        status=RecognizerVersion.Status.READY,
-        directory=str(tmp_path / "old"),
-        metrics={"evaluation": {"top1": 0.99}},
-    )
-
-    # when it is made live, even explicitly, it is refused with the reason
-    with pytest.raises(TrainedOnAnotherBackbone, match="trained on the backbone efficientnet-lite0:other"):
-        version_make_live(version=stale, allow_worse=True)
-
-    # then the shipped version stays live
-    assert RecognizerVersion.objects.get(name="type", is_live=True) == builtin
 
 
 def test_hand_set_catalog_tags_are_training_data(tagged_catalog, committed, settings):
@@ -182,39 +102,6 @@ def test_a_zip_of_a_single_label_fails_instead_of_scoring_a_perfect_top1(committ
     version.refresh_from_db()
     assert version.status == RecognizerVersion.Status.FAILED
     assert "at least two labels" in version.failure_reason
-
-
-def test_without_registered_versions_a_worse_one_is_measured_against_the_shipped_head(tmp_path):
-    # given: a production site (setup_demo never ran, so the shipped type head serves with no row),
-    # and a version that scored 0.30 on its held-out photos
-    directory = tmp_path / "worse"
-    shutil.copytree(BUILTIN_ARTIFACTS_DIR / "type", directory)
-    metrics = load_metrics(directory)
-    worse = RecognizerVersion.objects.create(
-        name="type", version=1, status=RecognizerVersion.Status.READY, directory=str(directory),
-        metrics=metrics | {"evaluation": metrics["evaluation"] | {"top1": 0.30}},
-    )
-    # when / then: it is not made live silently
-    with pytest.raises(WorseThanLive, match="below the live shipped type recognizer"):
-        version_make_live(version=worse)
-
-
-def test_roll_back_returns_to_the_version_live_before_not_a_shipped_head_that_never_was(tmp_path):
-    # given: version 1 live, then version 2; then the shipped heads registered (setup_demo after an upgrade)
-    directory = tmp_path / "copy"
-    shutil.copytree(BUILTIN_ARTIFACTS_DIR / "type", directory)
-    first = RecognizerVersion.objects.create(
-        name="type", version=1, status=RecognizerVersion.Status.READY, directory=str(directory),
-        made_live_at=timezone.now() - timedelta(days=2),
-    )
-    RecognizerVersion.objects.create(
-        name="type", version=2, status=RecognizerVersion.Status.READY, directory=str(directory),
-        made_live_at=timezone.now() - timedelta(days=1), is_live=True,
-    )
-    versions_register_builtin()
-    assert not RecognizerVersion.objects.get(name="type", source=RecognizerVersion.Source.BUILTIN).is_live
-    # when / then
-    assert version_roll_back(name="type") == first
 
 
 @pytest.mark.parametrize("attribute", ["zzz", "../../x", "/tmp/x", "\x00"])
@@ -365,44 +252,3 @@ def test_a_zip_made_by_macos_finder_trains_on_its_photos_only(committed):
     assert version.status == RecognizerVersion.Status.READY, version.failure_reason
     assert version.labels == ["hat", "shoes"]
     assert version.metrics["train_samples"] + version.metrics["evaluation"]["samples"] == 10
-
-
-@pytest.fixture
-def older_and_live(committed) -> tuple[RecognizerVersion, RecognizerVersion]:
-    """Two trained versions of a recognizer, the second live."""
-    with committed():
-        older, live = (
-            version_create(name="headwear", source=RecognizerVersion.Source.ZIP, upload=hats_and_shoes_zip())
-            for _ in range(2)
-        )
-    older.refresh_from_db()
-    live.refresh_from_db()
-    return older, version_make_live(version=live)
-
-
-def test_the_live_version_cannot_be_deleted_and_a_deleted_one_takes_its_files_along(admin_client, older_and_live):
-    older, live = older_and_live
-    url = "/admin/recognition/recognizerversion/{}/delete/"
-
-    # when / then: deleting the live one is refused, and it still serves
-    assert admin_client.post(url.format(live.pk), {"post": "yes"}).status_code == 403
-    assert "headwear" in recognizers_live()
-
-    # when / then: the older one goes, with its uploaded zip and its head
-    files = [Path(older.upload.path), Path(older.directory) / "head.npz"]
-    assert all(path.exists() for path in files)
-    assert admin_client.post(url.format(older.pk), {"post": "yes"}).status_code == 302
-    assert not RecognizerVersion.objects.filter(pk=older.pk).exists()
-    assert not any(path.exists() for path in files)
-
-
-def test_deleting_a_selection_that_holds_the_live_version_deletes_nothing(admin_client, older_and_live):
-    older, live = older_and_live
-    selected = {"action": "delete_selected", "_selected_action": [older.pk, live.pk]}
-
-    response = admin_client.post("/admin/recognition/recognizerversion/", selected | {"post": "yes"})
-
-    assert response.status_code == 403  # Django refuses the whole selection
-    assert RecognizerVersion.objects.count() == 2
-    older.refresh_from_db()
-    assert Path(older.directory, "head.npz").exists()
