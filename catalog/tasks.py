@@ -70,7 +70,8 @@ def sync_index() -> None:
 
 @shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=3, **INDEX_REBUILD_LIMITS)
 def compact_index() -> None:
-    """Rebuild the HNSW graph without its tombstones (queued by a sync that finds it due)."""
+    """Fold the delta into a new base and rebuild the HNSW graph without its tombstones, each when due
+    (queued by a sync that finds either due)."""
     index_compact()
 
 

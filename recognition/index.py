@@ -5,6 +5,7 @@ read by recognition.index_file.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -187,6 +188,55 @@ class VectorIndex:
         if flat_max_items is not None and self.kind == "flat" and len(self) > flat_max_items:
             self._rebuild(hnsw=True, reason=f"grew past {flat_max_items} vectors")
 
+    @property
+    def slots(self) -> int:
+        """Slots in the FAISS index, tombstoned ones included."""
+        return len(self._slot_ids)
+
+    def tombstoned(self) -> NDArray[np.int64]:
+        """The tombstoned slots, in order."""
+        return np.flatnonzero(~self._live)
+
+    def live_ids_among(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Which of `ids` have a live vector here, each once."""
+        return np.unique(self._slot_ids[self._live & np.isin(self._slot_ids, ids)])
+
+    def live_entries(self) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.int64]]:
+        """The live vectors' ids, vectors (as stored, decoded to float32) and stamps."""
+        storage = faiss.downcast_index(self._index.index)
+        if isinstance(storage, faiss.IndexHNSW):
+            storage = faiss.downcast_index(storage.storage)
+        vectors = storage.reconstruct_n(0, self.slots) if self.slots else np.zeros((0, self.dim), np.float32)
+        return self._slot_ids[self._live], np.ascontiguousarray(vectors[self._live]), self._stamps[self._live]
+
+    def view(self) -> VectorIndex:
+        """A copy sharing this index's vectors and graph, with tombstones of its own (`hide`).
+
+        Cheap (one bool a slot), so a delta's removals can be applied to a base that other searches
+        share, mapped or not. Edit the view only through `hide`: its FAISS index is the original's.
+        """
+        viewed = copy.copy(self)
+        viewed._live = self._live.copy()
+        viewed._search_params = None
+        viewed.changed = False
+        return viewed
+
+    def hide(self, ids: NDArray[np.int64]) -> int:
+        """Tombstone the live slots of `ids` without touching FAISS's data, so also in a mapped index.
+
+        Returns how many slots it tombstoned. For a layer's removals (recognition.index_layers); use
+        `remove` to edit an index of one's own.
+        """
+        slots = np.flatnonzero(np.isin(self._slot_ids, np.asarray(ids, dtype=np.int64)) & self._live)
+        self.hide_slots(slots)
+        return len(slots)
+
+    def hide_slots(self, slots: NDArray[np.int64]) -> None:
+        """Tombstone `slots` (as `hide`, by slot)."""
+        if len(slots):
+            self._live[slots] = False
+            self._search_params = None
+
     def remove(self, ids: NDArray[np.int64]) -> int:
         """Remove ids (absent ones are ignored); returns how many were removed. Never rebuilds the graph."""
         self._writable()
@@ -261,9 +311,13 @@ class VectorIndex:
         ]
         return sorted(hits, key=lambda hit: (-round(hit.score, 6), hit.id))
 
-    def write(self, path: Path) -> None:
-        """Write one file: the FAISS index, then the tombstones, the stamps and the trailer (index_file)."""
-        index_file_write(path, self._index, removed=np.flatnonzero(~self._live), stamps=self._stamps)
+    def write(self, path: Path, *, tombstones: NDArray[np.int64] | None = None) -> None:
+        """Write one file: the FAISS index, then the tombstones, the stamps and the trailer (index_file).
+
+        `tombstones` replace its own: a delta's file holds the slots of its base that it removes.
+        """
+        removed = np.flatnonzero(~self._live) if tombstones is None else tombstones
+        index_file_write(path, self._index, removed=removed, stamps=self._stamps)
 
     @classmethod
     def read(cls, path: Path, version: str, *, mapped: bool = False) -> VectorIndex:

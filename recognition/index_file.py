@@ -63,8 +63,10 @@ def index_file_write(
         )
 
 
-def index_file_read(path: Path, *, mapped: bool) -> IndexFileContents:
+def index_file_read(path: Path, *, mapped: bool, removed_within: int | None = None) -> IndexFileContents:
     """Read an index file, or one in an earlier format; with `mapped`, memory-map its vectors (read-only).
+
+    Tombstones must be slots of its own index, or below `removed_within` (a delta's: its base's slots).
 
     Raises OSError, RuntimeError (faiss, on a truncated file) or ValueError when it is missing or corrupt.
     """
@@ -90,7 +92,8 @@ def index_file_read(path: Path, *, mapped: bool) -> IndexFileContents:
             removed = np.zeros(0, dtype=np.int64)
             stamps = None
             mapped = False
-    if not isinstance(index, faiss.IndexIDMap2) or (len(removed) and removed.max() >= index.ntotal):
+    slots = index.ntotal if removed_within is None else removed_within
+    if not isinstance(index, faiss.IndexIDMap2) or (len(removed) and (removed.max() >= slots or removed.min() < 0)):
         raise ValueError("not an id-mapped index, or tombstones beyond its vectors")
     if stamps is not None and len(stamps) != index.ntotal:
         raise ValueError(f"{len(stamps)} stamps for {index.ntotal} vectors")

@@ -1,10 +1,12 @@
 """The index files of one directory: published atomically, reloaded cheaply, edited under a lock.
 
 The database is the source of truth; the index is a derived artefact that can always be rebuilt.
-On disk, `INDEX_DIR/CURRENT` names the live index file (`index-<version>.faiss`). Writers hold an
-exclusive lock file, write a new file to a temporary name, fsync, rename it into place and only
-then swap `CURRENT`, so a crash mid-write leaves the previous index live. Readers compare the
-version in `CURRENT` (one small read) with the one they hold and reload when it changed.
+On disk, `INDEX_DIR/CURRENT` names the live version: a base file (`index-<base>.faiss`), and after a
+`+` the delta published over it (`delta-<delta>.faiss`, recognition.index_layers), if any. Writers
+hold an exclusive lock file, write a new file to a temporary name, fsync, rename it into place and
+only then swap `CURRENT`, so a crash mid-write leaves the previous index live. Readers compare the
+version in `CURRENT` (one small read) with the one they hold and reload when it changed; a new delta
+over the base they hold costs them a read of the delta alone.
 
 A writer killed mid-publish leaves at most a temporary file (`.index-*.tmp`, `.current-*`) or a
 finished index file that `CURRENT` does not name. Neither is ever read; the next writer, holding the
@@ -26,6 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from recognition.index import IndexUnreadable, VectorIndex
+from recognition.index_file import index_file_read
+from recognition.index_layers import LayeredIndex
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ SYNC_RUNNING_FILE = ".sync-running"  # the requests a round has taken, until it 
 SYNC_QUEUED_FILE = ".sync-queued"  # a sync task is queued to run shortly (IndexStore.sync_queued)
 # Name patterns of the temporary files of `_publish`; any found while holding the lock are left-overs.
 TEMP_PATTERNS = (".index-*.tmp", ".current-*")
+# Between a version's base and its delta in `CURRENT`.
+DELTA_SEPARATOR = "+"
 # A published file that could not be read is tried again after this long, in case the failure passed
 # (out of memory or file handles while mapping it); meanwhile searches keep the version they had.
 UNREADABLE_RETRY_S = 30.0
@@ -53,7 +59,8 @@ class IndexStore:
         self.directory = directory
         self.dim = dim
         self.mapped = mapped  # whether `load` memory-maps the vectors (shared) or reads a private copy
-        self._cached: VectorIndex | None = None
+        self._cached: LayeredIndex | None = None
+        self._base: VectorIndex | None = None  # the base `_cached` was made from, as read from its file
         # A published version that failed to read while an older one was served, and when it failed.
         self._unreadable: tuple[str, float] = ("", 0.0)
         self._lock = threading.Lock()
@@ -65,7 +72,7 @@ class IndexStore:
         except FileNotFoundError:
             return ""
 
-    def load(self) -> VectorIndex:
+    def load(self) -> LayeredIndex:
         """The published index, reloaded only when a newer version was published.
 
         One thread of the process reads a new version while the others go on searching the one they
@@ -99,13 +106,13 @@ class IndexStore:
                     version, len(index), index.kind, time.perf_counter() - started,
                 )
             else:
-                index = VectorIndex(self.dim)
+                index = LayeredIndex(VectorIndex(self.dim))
             self._cached = index
             return index
         finally:
             self._lock.release()
 
-    def _read_latest(self, version: str) -> tuple[VectorIndex, str]:
+    def _read_latest(self, version: str) -> tuple[LayeredIndex, str]:
         """Read `version`, or the newer one published while it was read (and its file pruned meanwhile).
 
         `CURRENT` is read before the file, so two publishes in between delete the file named: that is
@@ -114,13 +121,42 @@ class IndexStore:
         """
         for _ in range(LOAD_ATTEMPTS - 1):
             try:
-                return VectorIndex.read(self._file(version), version, mapped=self.mapped), version
+                return self._read_cached_base(version), version
             except IndexUnreadable:
                 newer = self.current_version()
                 if not newer or newer == version:
                     raise
                 version = newer
-        return VectorIndex.read(self._file(version), version, mapped=self.mapped), version
+        return self._read_cached_base(version), version
+
+    def _read_cached_base(self, version: str) -> LayeredIndex:
+        """Read `version` for searching, reusing the base already held when only its delta is new."""
+        base_version, _, _ = version.partition(DELTA_SEPARATOR)
+        base = self._base
+        if base is None or base.version != base_version:
+            base = VectorIndex.read(self._file(base_version), base_version, mapped=self.mapped)
+        index = self._read_delta(base, version, editable=False)
+        self._base = base
+        return index
+
+    def _read_delta(self, base: VectorIndex, version: str, *, editable: bool) -> LayeredIndex:
+        """`base` with the delta `version` names over it (none when it names none)."""
+        base_version, _, delta_version = version.partition(DELTA_SEPARATOR)
+        read_private = (lambda: VectorIndex.read(self._file(base_version), base_version)) if editable else None
+        if not delta_version:
+            return LayeredIndex(
+                base, base_version=base_version, version=version, editable=editable, read_base_private=read_private
+            )
+        path = self._delta_file(delta_version)
+        try:
+            contents = index_file_read(path, mapped=False, removed_within=base.slots)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
+        delta = VectorIndex(self.dim, contents.index, stamps=contents.stamps)
+        return LayeredIndex(
+            base, base_version=base_version, delta=delta, removed=contents.removed, version=version,
+            editable=editable, read_base_private=read_private,
+        )
 
     def _unreadable_recently(self, version: str) -> bool:
         """Whether `version` failed to read less than UNREADABLE_RETRY_S ago (the failure may have passed)."""
@@ -128,14 +164,21 @@ class IndexStore:
         return version == failed_version and time.monotonic() - failed_at < UNREADABLE_RETRY_S
 
     @contextlib.contextmanager
-    def editing(self) -> Iterator[VectorIndex]:
-        """Yield a private copy of the latest index under an exclusive lock, then publish it if it changed.
+    def editing(self) -> Iterator[LayeredIndex]:
+        """Yield an editable copy of the latest index under an exclusive lock, then publish it if it changed.
 
+        Its base is mapped, not copied, until an edit must change the base itself (a flat base, a
+        merge, a compaction): an edit of a large catalog then holds no second copy of its vectors.
         If the body raises, nothing is published.
         """
         with self._locked(LOCK_FILE, blocking=True):
             version = self.current_version()
-            index = VectorIndex.read(self._file(version), version) if version else VectorIndex(self.dim)
+            if version:
+                base_version = version.partition(DELTA_SEPARATOR)[0]
+                base = VectorIndex.read(self._file(base_version), base_version, mapped=True)
+                index = self._read_delta(base, version, editable=True)
+            else:
+                index = LayeredIndex(VectorIndex(self.dim), editable=True)
             yield index
             if index.changed:
                 self._publish(index)
@@ -145,7 +188,7 @@ class IndexStore:
         with self._locked(LOCK_FILE, blocking=True):
             self._publish(index)
 
-    def sync(self, update: Callable[[VectorIndex], object]) -> bool:
+    def sync(self, update: Callable[[LayeredIndex], object]) -> bool:
         """Run `update` on the latest index and publish the result, coalescing callers that overlap.
 
         For edits whose content comes from elsewhere (the database): `update` must bring the index
@@ -228,19 +271,23 @@ class IndexStore:
     def _file(self, version: str) -> Path:
         return self.directory / f"index-{version}.faiss"
 
-    def _publish(self, index: VectorIndex) -> None:
+    def _delta_file(self, delta_version: str) -> Path:
+        return self.directory / f"delta-{delta_version}.faiss"
+
+    def _publish(self, index: LayeredIndex | VectorIndex) -> None:
+        """Write the index's delta alone over the base it was read with, or the whole index as a new base."""
         # Versions sort by time, so the newest is obvious on disk; the suffix keeps them unique.
-        version = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        written = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         previous = self.current_version()
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".index-", suffix=".tmp")
-        os.close(fd)
+        if isinstance(index, LayeredIndex) and not index.base_changed and index.base_version:
+            version = f"{index.base_version}{DELTA_SEPARATOR}{written}"
+            self._write_durably(self._delta_file(written), lambda path: _delta_write(index, path))
+        else:
+            version = written
+            whole = index.base if isinstance(index, LayeredIndex) else index
+            self._write_durably(self._file(written), whole.write)
+        fd, tmp_current = tempfile.mkstemp(dir=self.directory, prefix=".current-")
         try:
-            index.write(Path(tmp))
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; web and worker users may differ
-            os.replace(tmp, self._file(version))
-            fd, tmp_current = tempfile.mkstemp(dir=self.directory, prefix=".current-")
             with os.fdopen(fd, "w") as handle:
                 handle.write(version)
                 handle.flush()
@@ -250,10 +297,23 @@ class IndexStore:
             # The renames are durable only once the directory itself is synced.
             self._fsync_directory()
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            Path(tmp_current).unlink(missing_ok=True)
         index.version = version
         self._prune(keep={version, previous})
         logger.info("published index %s (%d vectors, %s)", version, len(index), index.kind)
+
+    def _write_durably(self, target: Path, write: Callable[[Path], None]) -> None:
+        """Write a file under a temporary name, fsync it and rename it to `target`."""
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".index-", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(Path(tmp))
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; web and worker users may differ
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def _fsync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)
@@ -263,7 +323,7 @@ class IndexStore:
             os.close(fd)
 
     def _prune(self, keep: set[str]) -> None:
-        """Delete every index file but the live and the previous version, and temporary files; under the lock.
+        """Delete every file but the live and the previous version's (base and delta), and temporary files.
 
         The previous version stays for a reader that read `CURRENT` just before the swap and is
         still loading its file. A reader that memory-mapped an older one keeps reading it: on a
@@ -274,10 +334,20 @@ class IndexStore:
         for pattern in TEMP_PATTERNS:
             for path in self.directory.glob(pattern):
                 path.unlink(missing_ok=True)
-        kept = {self._file(version) for version in keep if version}
-        for path in self.directory.glob("index-*.faiss"):
+        kept = set()
+        for version in filter(None, keep):
+            base_version, _, delta_version = version.partition(DELTA_SEPARATOR)
+            kept.add(self._file(base_version))
+            if delta_version:
+                kept.add(self._delta_file(delta_version))
+        for path in [*self.directory.glob("index-*.faiss"), *self.directory.glob("delta-*.faiss")]:
             if path not in kept:
                 path.unlink(missing_ok=True)
+
+
+def _delta_write(index: LayeredIndex, path: Path) -> None:
+    """The delta's file: its vectors as a flat FAISS index, and as its tombstones the base slots it removes."""
+    index.delta.write(path, tombstones=index.delta_removed())
 
 
 _stores: dict[tuple[Path, int, bool], IndexStore] = {}

@@ -6,8 +6,11 @@ there, an unreadable file), `index_repair` brings it back in step; processes cal
 
 Newly tagged, re-tagged and deleted photos reach the index through `index_sync`, which adds every
 tagged photo the index lacks, replaces every vector older than its photo's embedding and drops every
-id no longer tagged in one publish, and coalesces overlapping calls: a publish rewrites the whole
-index file (about 2 KB per photo), so one per photo would cost O(n) each as the catalog grows.
+id no longer tagged in one publish, and coalesces overlapping calls: each sync reads every tagged
+photo's id and tagging time, so one per photo would cost O(n) each as the catalog grows. Over an HNSW
+index a publish writes only a delta of the edits since the base file was written
+(recognition.index_layers); once that delta is due a merge, the same background task as compaction
+folds it into a new base.
 Deletions go through it too (catalog/signals.py), so no request waits on the index's writer lock.
 
 Each vector carries its photo's `tagged_at` as a stamp (microseconds since the epoch), which every
@@ -38,6 +41,7 @@ from numpy.typing import NDArray
 
 from catalog.models import Photo
 from recognition.index import UNKNOWN_STAMP, IndexUnreadable, VectorIndex
+from recognition.index_layers import LayeredIndex
 from recognition.index_store import IndexStore
 from recognition.services import EMBEDDING_DIM, index_store_get
 
@@ -75,11 +79,12 @@ def index_sync() -> bool:
 def index_sync_soon(*, queue: str | None = None) -> None:
     """Queue one coalesced sync on `queue` INDEX_SYNC_DELAY_S from now, unless one is queued already.
 
-    For a photo's new embedding in a worker (a first one or a re-tag). Each sync rewrites the whole
-    index file (0.5 GB and about 1.5 s at 100k photos), so syncing after every photo made a single
-    worker spend about a hundred times longer publishing than tagging; with the delay, the photos
-    tagged meanwhile share one publish, and search finds them within seconds. With eager tasks
-    (development, tests) the sync runs at once.
+    For a photo's new embedding in a worker (a first one or a re-tag). Each sync once rewrote the
+    whole index file (0.5 GB and about 1.5 s at 100k photos), so syncing after every photo made a
+    single worker spend about a hundred times longer publishing than tagging. A delta publish is
+    cheap, but each sync still reads every tagged photo's id and tagging time (0.4 s at 100k photos):
+    with the delay, the photos tagged meanwhile share one sync, and search finds them within seconds.
+    With eager tasks (development, tests) the sync runs at once.
     """
     from catalog.tasks import sync_index as sync_index_task
 
@@ -106,25 +111,27 @@ def index_sync_queued_run() -> bool:
 
 
 def index_compact() -> bool:
-    """Reconcile the published index with the database and rebuild its graph without tombstones.
+    """Reconcile the published index with the database, fold its delta into a new base and rebuild
+    its graph without tombstones, each when due.
 
-    Slow (333 s at 1M photos on 2 cores): runs from the `compact_index` task. It goes through the
+    Slow (a merge takes seconds at 1M photos, a rebuild of the graph 333 s on 2 cores): runs from
+    the `compact_index` task. It goes through the
     coalesced sync, so while it builds, other syncs return at once and its next round (reconcile
     only, quick) serves their requests. Compacts only when still due, so a duplicate task costs one
     reconcile. Returns whether this call ran; if another sync held the lock, that one queues the
     compaction again once it is done.
     """
 
-    def update(index: VectorIndex) -> None:
+    def update(index: LayeredIndex) -> None:
         _index_reconcile(index)
-        if index.compaction_due:
+        if index.compaction_due or index.merge_due:
             index.compact(flat_max_items=settings.FLAT_INDEX_MAX_ITEMS)
 
     ran, _ = _index_sync_with(update)
     return ran
 
 
-def index_rebuild(*, progress: Callable[[int], None] | None = None) -> VectorIndex:
+def index_rebuild(*, progress: Callable[[int], None] | None = None) -> LayeredIndex | VectorIndex:
     """Rebuild the index from every tagged photo's stored embedding and publish it.
 
     Safe to run at any time: the new index replaces the old one in a single rename, then a sync
@@ -252,20 +259,21 @@ def _index_rebuild_once(store: IndexStore, reason: str) -> IndexRepair:
         return IndexRepair(added=len(index_rebuild()), rebuilt=True)
 
 
-def _index_sync_with(update: Callable[[VectorIndex], object]) -> tuple[bool, VectorIndex | None]:
-    """Run `update` through the store's coalesced sync, then queue a compaction if its index is due one.
+def _index_sync_with(update: Callable[[LayeredIndex], object]) -> tuple[bool, LayeredIndex | None]:
+    """Run `update` through the store's coalesced sync, then queue a compaction if its index is due one
+    (or due a merge of its delta, which the same task does).
 
     Returns whether this call ran, and the index its last round left published (None if it did not
     run: the process holding the sync lock then checks compaction itself).
     """
-    last: list[VectorIndex] = []
+    last: list[LayeredIndex] = []
 
-    def round_(index: VectorIndex) -> None:
+    def round_(index: LayeredIndex) -> None:
         update(index)
         last[:] = [index]
 
     ran = index_store_get().sync(round_)
-    if last and last[0].compaction_due:
+    if last and (last[0].compaction_due or last[0].merge_due):
         _index_compaction_schedule()
     return ran, (last[0] if last else None)
 
@@ -281,7 +289,7 @@ def _index_compaction_schedule() -> None:
     transaction.on_commit(compact_index)
 
 
-def _index_reconcile(index: VectorIndex) -> IndexRepair:
+def _index_reconcile(index: LayeredIndex) -> IndexRepair:
     """Bring `index` (a private copy, under the writer lock) in step with the database."""
     indexed, counts = np.unique(index.ids(), return_counts=True)
     tagged_ids, tagged_stamps = _tagged_photo_stamps()
@@ -311,7 +319,7 @@ def _index_reconcile(index: VectorIndex) -> IndexRepair:
 
 
 def _out_of_date_ids(
-    index: VectorIndex, tagged_ids: NDArray[np.int64], tagged_stamps: NDArray[np.int64]
+    index: LayeredIndex, tagged_ids: NDArray[np.int64], tagged_stamps: NDArray[np.int64]
 ) -> set[int]:
     """Ids of tagged photos whose indexed vector carries a known stamp other than the row's (`tagged_ids` sorted).
 
@@ -327,7 +335,7 @@ def _out_of_date_ids(
     return set(ids[stale].tolist())
 
 
-def _index_matches(index: VectorIndex) -> bool:
+def _index_matches(index: LayeredIndex) -> bool:
     ids = index.ids()
     tagged_ids, tagged_stamps = _tagged_photo_stamps()
     return (

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recognition.index_store import IndexStore
+from recognition.index import VectorIndex
+from recognition.index_store import DELTA_SEPARATOR, IndexStore
 
 ROOT = Path(__file__).resolve().parents[2]
 DIM = 32
@@ -35,8 +36,8 @@ def die():
 
 if crash_at == "writing-index-file":  # half the bytes are on disk under the temporary name
     real_write = index_module.VectorIndex.write
-    def write(self, path):
-        real_write(self, path)
+    def write(self, path, **options):
+        real_write(self, path, **options)
         with open(path, "r+b") as handle:
             handle.truncate(path.stat().st_size // 2)
         die()
@@ -114,3 +115,35 @@ def test_a_half_written_index_file_that_current_does_not_name_is_never_read(publ
     assert sorted(IndexStore(directory, DIM).load().ids().tolist()) == [0, 1, 2, 3, 4]
     assert run_writer(directory, "never") == 0
     assert "index-99999999999999999999-deadbeef.faiss" not in leftovers(directory, version)
+
+
+@pytest.fixture
+def published_hnsw(tmp_path: Path) -> tuple[Path, str]:
+    """An index directory with an HNSW index of ids 0..49 published, so edits publish a delta over it."""
+    store = IndexStore(tmp_path, DIM)
+    store.replace(VectorIndex.build(np.arange(50), unit_vectors(50, seed=0), flat_max_items=10))
+    return tmp_path, store.current_version()
+
+
+@pytest.mark.parametrize("crash_at", ["writing-index-file", "swapping-current"])
+def test_a_writer_killed_mid_delta_publish_leaves_the_previous_index_live(published_hnsw, crash_at):
+    directory, version = published_hnsw
+    replaced = unit_vectors(5, seed=1)  # the writer's new vectors for ids 5..9
+
+    # when a writer process is killed while publishing its delta
+    assert run_writer(directory, crash_at) == -signal.SIGKILL
+
+    # then a process starting now loads the previous index, without the writer's vectors
+    store = IndexStore(directory, DIM)
+    assert store.current_version() == version
+    assert sorted(store.load().ids().tolist()) == list(range(50))
+    assert [row[0].id for row in store.load().search(replaced, 1)] != [5, 6, 7, 8, 9]
+
+    # and the next writer publishes its delta over the same base and clears the debris
+    assert run_writer(directory, "never") == 0
+    current = store.current_version()
+    base_version, _, delta_version = current.partition(DELTA_SEPARATOR)
+    assert base_version == version and delta_version
+    assert [row[0].id for row in store.load().search(replaced, 1)] == [5, 6, 7, 8, 9]
+    names = {path.name for path in directory.iterdir()}
+    assert names == {".lock", "CURRENT", f"index-{version}.faiss", f"delta-{delta_version}.faiss"}

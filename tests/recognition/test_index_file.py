@@ -153,16 +153,23 @@ def test_a_file_cut_short_at_its_end_is_refused_rather_than_read_without_its_tom
         VectorIndex.read(path, "damaged", mapped=True)
 
 
-def test_a_store_told_not_to_map_reads_a_private_copy_that_it_may_edit(tmp_path):
+def test_a_store_told_not_to_map_reads_a_private_copy_edited_only_through_editing(tmp_path):
     # given a published index (INDEX_MEMORY_MAP=0, for an INDEX_DIR shared across hosts)
     index, vectors = hnsw_index()
     IndexStore(tmp_path, 32).replace(index)
 
-    # when a store that does not map loads it, then its copy is private and editable
-    loaded = IndexStore(tmp_path, 32, mapped=False).load()
+    # when a store that does not map loads it, then its copy is private
+    store = IndexStore(tmp_path, 32, mapped=False)
+    loaded = store.load()
     assert not loaded.mapped
-    loaded.remove(np.array([1]))
-    assert len(loaded) == 499
+
+    # and, shared by every search of the process, it refuses edits: they go through `editing`
+    with pytest.raises(IndexReadOnly):
+        loaded.remove(np.array([1]))
+    assert len(loaded) == 500
+    with store.editing() as editable:
+        editable.remove(np.array([1]))
+    assert len(store.load()) == 499
 
 
 def test_a_file_whose_trailer_sizes_do_not_add_up_is_refused(tmp_path):
