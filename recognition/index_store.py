@@ -167,15 +167,15 @@ class IndexStore:
     def editing(self) -> Iterator[LayeredIndex]:
         """Yield an editable copy of the latest index under an exclusive lock, then publish it if it changed.
 
-        Its base is mapped, not copied, until an edit must change the base itself (a flat base, a
-        merge, a compaction): an edit of a large catalog then holds no second copy of its vectors.
-        If the body raises, nothing is published.
+        Its base is mapped (where the store maps), not copied, until an edit must change the base
+        itself (a flat base, a merge, a compaction): an edit of a large catalog then holds no second
+        copy of its vectors. If the body raises, nothing is published.
         """
         with self._locked(LOCK_FILE, blocking=True):
             version = self.current_version()
             if version:
                 base_version = version.partition(DELTA_SEPARATOR)[0]
-                base = VectorIndex.read(self._file(base_version), base_version, mapped=True)
+                base = VectorIndex.read(self._file(base_version), base_version, mapped=self.mapped)
                 index = self._read_delta(base, version, editable=True)
             else:
                 index = LayeredIndex(VectorIndex(self.dim), editable=True)

@@ -229,9 +229,9 @@ def index_repair() -> IndexRepair:
     start. Safe beside running workers: the database is read under the index's writer lock, so a
     photo tagged or deleted meanwhile is either seen here or written by its own task afterwards.
 
-    Uses a private store, so the caller (a worker's parent process) keeps no copy in memory.
+    Uses a store of its own, so the caller (a worker's parent process) keeps no copy in memory.
     """
-    store = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM, mapped=False)  # it only edits a private copy
+    store = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM, mapped=settings.INDEX_MEMORY_MAP)
     try:
         published = store.load()
         if len(published) and (published.stamps() == UNKNOWN_STAMP).any():

@@ -15,7 +15,8 @@ from catalog.services.index import index_compact, index_matches_catalog, index_r
 from catalog.services.tagging import photo_tag
 from catalog.signals import FilesForgetOnCommit, SyncIndexOnCommit
 from catalog.tasks import compact_index, rebuild_index, sync_index
-from recognition.index_store import SYNC_LOCK_FILE, SYNC_QUEUED_FILE
+from recognition import index_layers
+from recognition.index_store import DELTA_SEPARATOR, SYNC_LOCK_FILE, SYNC_QUEUED_FILE
 from recognition.services import index_store_get
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +100,32 @@ def queued(callbacks: list) -> list[str]:
 def found_by_own_vector(photos: list[Photo]) -> set[int]:
     queries = np.vstack([photo.embedding_vector() for photo in photos])
     return {hit.id for row in index_store_get().load().search(queries, 20) for hit in row}
+
+
+def test_over_an_hnsw_index_a_sync_publishes_a_delta_and_a_due_merge_is_queued_and_folds_it_in(
+    tagged_catalog, settings, committed, monkeypatch
+):
+    # given an HNSW index of the 20 photos
+    make_hnsw(settings)
+    base_version = index_store_get().current_version()
+
+    # when a photo is re-tagged: a sync publishes its new vector as a delta over the same base
+    retagged = Photo.objects.order_by("pk").first()
+    assert photo_tag(photo_id=retagged.pk, force=True).status == Photo.Status.TAGGED
+    version = index_store_get().current_version()
+    assert version.startswith(base_version + DELTA_SEPARATOR)
+    assert index_matches_catalog()
+
+    # and when a deletion leaves the delta past its due size (here 2 edits), the same task as a
+    # compaction is queued after the publish, and runs (eagerly): the delta is folded into a new base
+    monkeypatch.setattr(index_layers, "MERGE_DUE_LEAST", 2)
+    with committed() as callbacks:
+        Photo.objects.order_by("pk").last().delete()
+    assert queued(callbacks) == ["sync_index", "compact_index"]
+    merged = index_store_get().current_version()
+    assert DELTA_SEPARATOR not in merged and merged != base_version
+    assert index_matches_catalog()
+    assert retagged.pk in found_by_own_vector([Photo.objects.get(pk=retagged.pk)])
 
 
 def test_deleting_photos_queues_one_sync_on_commit_that_removes_them_from_search(tagged_catalog, committed):
