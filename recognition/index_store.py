@@ -148,11 +148,12 @@ class IndexStore:
                 base, base_version=base_version, version=version, editable=editable, read_base_private=read_private
             )
         path = self._delta_file(delta_version)
+        mapped = self.mapped and not editable  # shared by the web processes, as the base is
         try:
-            contents = index_file_read(path, mapped=False, removed_within=base.slots)
+            contents = index_file_read(path, mapped=mapped, removed_within=base.slots)
         except (OSError, RuntimeError, ValueError) as exc:
             raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
-        delta = VectorIndex(self.dim, contents.index, stamps=contents.stamps)
+        delta = VectorIndex(self.dim, contents.index, stamps=contents.stamps, mapped=contents.mapped)
         return LayeredIndex(
             base, base_version=base_version, delta=delta, removed=contents.removed, version=version,
             editable=editable, read_base_private=read_private,
