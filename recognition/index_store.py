@@ -142,7 +142,10 @@ class IndexStore:
     def _read_delta(self, base: VectorIndex, version: str, *, editable: bool) -> LayeredIndex:
         """`base` with the delta `version` names over it (none when it names none)."""
         base_version, _, delta_version = version.partition(DELTA_SEPARATOR)
-        read_private = (lambda: VectorIndex.read(self._file(base_version), base_version)) if editable else None
+        # An edit of a mapped base reads it privately first; a base read privately is this edit's own.
+        read_private = (
+            (lambda: VectorIndex.read(self._file(base_version), base_version)) if editable and base.mapped else None
+        )
         if not delta_version:
             return LayeredIndex(
                 base, base_version=base_version, version=version, editable=editable, read_base_private=read_private

@@ -12,11 +12,12 @@ from recognition.index_store import DELTA_SEPARATOR, IndexStore
 from tests.recognition.index_helpers import found_ids, hnsw_index, unit_vectors
 
 
-@pytest.fixture
-def published(tmp_path):
-    """A directory with an HNSW index of ids 0..499 published; returns its store and the vectors."""
+@pytest.fixture(params=[True, False], ids=["mapped", "read-privately"])
+def published(tmp_path, request):
+    """A directory with an HNSW index of ids 0..499 published; returns its store (which maps its files,
+    or reads them privately as with INDEX_MEMORY_MAP=0) and the vectors."""
     index, vectors = hnsw_index()
-    store = IndexStore(tmp_path, 32)
+    store = IndexStore(tmp_path, 32, mapped=request.param)
     store.replace(index)
     return store, vectors
 
@@ -48,7 +49,7 @@ def test_an_edit_of_an_hnsw_index_publishes_a_delta_and_leaves_the_base_file_as_
     assert delta_file.stat().st_size < base_stat.st_size / 20
 
     # and a process starting now finds every edit
-    loaded = IndexStore(store.directory, 32).load()
+    loaded = IndexStore(store.directory, 32, mapped=store.mapped).load()
     assert sorted(loaded.ids().tolist()) == [*range(4), *range(5, 505)]
     assert found_ids(loaded, added, 1) == [[500], [501], [502], [503], [504]]
     assert found_ids(loaded, replacement, 1) == [[3]]
@@ -86,7 +87,7 @@ def test_searches_over_base_and_delta_rank_as_one_index(published):
 
 def test_a_process_holding_the_base_reads_only_the_new_delta(published, monkeypatch):
     store, _ = published
-    searching = IndexStore(store.directory, 32)
+    searching = IndexStore(store.directory, 32, mapped=store.mapped)
     searching.load()
     reads: list[str] = []
     real_read = VectorIndex.read.__func__
@@ -133,7 +134,7 @@ def test_a_delta_past_its_due_size_is_merged_into_a_new_base(published):
     assert DELTA_SEPARATOR not in version
     assert f"index-{version}.faiss" in base_files(store)  # beside the previous version's, kept for readers
 
-    loaded = IndexStore(store.directory, 32).load()
+    loaded = IndexStore(store.directory, 32, mapped=store.mapped).load()
     assert loaded.kind == "hnsw" and not loaded.merge_due
     assert len(loaded) == 500 - 2 + many
     assert found_ids(loaded, vectors[5:8], 1) == [[5], [6], [7]]
@@ -160,7 +161,7 @@ def test_a_delta_whose_tombstones_lie_beyond_its_base_is_refused(published):
     delta.write(delta_file, tombstones=np.array([600]))
 
     with pytest.raises(IndexUnreadable, match="cannot be read"):
-        IndexStore(store.directory, 32).load()
+        IndexStore(store.directory, 32, mapped=store.mapped).load()
 
 
 def test_the_previous_version_stays_on_disk_for_a_reader_still_loading_it(published):
