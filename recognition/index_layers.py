@@ -96,12 +96,12 @@ class LayeredIndex:
 
     @property
     def base(self) -> VectorIndex:
-        """The base with every tombstone applied: what a whole publish writes."""
+        """The base with every tombstone applied: what a whole publish writes (for the store only)."""
         return self._base
 
     @property
     def delta(self) -> VectorIndex:
-        """The vectors added since the base was written (flat, exact)."""
+        """The vectors added since the base was written (flat, exact; for the store only)."""
         return self._delta
 
     def delta_removed(self) -> NDArray[np.int64]:
@@ -168,6 +168,7 @@ class LayeredIndex:
         if self._base.compaction_due:
             self._writable_base()
             self._base.compact(flat_max_items=flat_max_items)
+            self._base_removed = self._base.tombstoned()
             self.base_changed = True
 
     def merge(self, *, flat_max_items: int | None = None) -> None:
@@ -197,9 +198,10 @@ class LayeredIndex:
         return _merged(base_hits, self._delta.search_among(query, k, ids), k)
 
     def _edits_base(self) -> bool:
-        """Whether edits go to the base itself: a flat (small) base is rewritten whole on each publish."""
+        """Whether edits go to the base itself: a flat (small) base is rewritten whole on each publish,
+        and so is a base this edit already changed (turned HNSW, merged, compacted)."""
         self._editable()
-        if self._base.kind == "hnsw":
+        if self._base.kind == "hnsw" and not self.base_changed:
             return False
         self._writable_base()
         return True

@@ -132,12 +132,10 @@ class IndexStore:
     def _read_cached_base(self, version: str) -> LayeredIndex:
         """Read `version` for searching, reusing the base already held when only its delta is new."""
         base_version, _, _ = version.partition(DELTA_SEPARATOR)
-        base = self._base
-        if base is None or base.version != base_version:
-            base = VectorIndex.read(self._file(base_version), base_version, mapped=self.mapped)
-        index = self._read_delta(base, version, editable=False)
-        self._base = base
-        return index
+        if self._base is None or self._base.version != base_version:
+            # Kept at once: if deltas published meanwhile prune the one named, the retry reads only the next.
+            self._base = VectorIndex.read(self._file(base_version), base_version, mapped=self.mapped)
+        return self._read_delta(self._base, version, editable=False)
 
     def _read_delta(self, base: VectorIndex, version: str, *, editable: bool) -> LayeredIndex:
         """`base` with the delta `version` names over it (none when it names none)."""
@@ -288,6 +286,8 @@ class IndexStore:
             self._write_durably(self._delta_file(written), lambda path: _delta_write(index, path))
         else:
             version = written
+            if isinstance(index, LayeredIndex):
+                index.merge()  # a delta left beside a base written whole would be lost with it
             whole = index.base if isinstance(index, LayeredIndex) else index
             self._write_durably(self._file(written), whole.write)
         fd, tmp_current = tempfile.mkstemp(dir=self.directory, prefix=".current-")

@@ -173,3 +173,64 @@ def test_the_previous_version_stays_on_disk_for_a_reader_still_loading_it(publis
     assert len(list(store.directory.glob("delta-*.faiss"))) == 2
     assert len(base_files(store)) == 1
     assert store_module.CURRENT_FILE in {path.name for path in store.directory.iterdir()}
+
+
+def test_an_edit_that_turns_the_index_hnsw_publishes_every_later_add_too(tmp_path):
+    # given a flat index of 100 vectors and a flat limit of 150
+    store = IndexStore(tmp_path, 32)
+    vectors = unit_vectors(301, seed=30)
+    with store.editing() as index:
+        index.add(np.arange(100), vectors[:100], flat_max_items=150)
+
+    # when one edit (a sync's batches) crosses the limit, then goes on adding and replacing
+    with store.editing() as index:
+        index.add(np.arange(100, 200), vectors[100:200], flat_max_items=150)
+        assert index.kind == "hnsw"
+        index.add(np.arange(200, 300), vectors[200:300], flat_max_items=150)
+        index.add(np.array([5]), vectors[300:301], flat_max_items=150)
+
+    # then the new base holds all of it
+    loaded = IndexStore(tmp_path, 32).load()
+    assert sorted(loaded.ids().tolist()) == list(range(300))
+    assert found_ids(loaded, vectors[[250, 300]], 1) == [[250], [5]]
+
+
+def test_adds_after_a_merge_in_the_same_edit_are_published(published):
+    store, vectors = published
+    with store.editing() as index:
+        index.add(np.array([600]), unit_vectors(1, seed=31))
+    with store.editing() as index:
+        index.compact(flat_max_items=10)
+        index.add(np.array([601]), unit_vectors(1, seed=32))
+    loaded = IndexStore(store.directory, 32, mapped=store.mapped).load()
+    assert {600, 601} <= set(loaded.ids().tolist()) and len(loaded) == 502
+
+
+def test_a_reader_whose_delta_is_replaced_while_it_reads_the_base_reads_the_base_once(published, monkeypatch):
+    store, _ = published
+    with store.editing() as index:
+        index.add(np.array([600]), unit_vectors(1, seed=33))
+    real_read = VectorIndex.read.__func__
+    base_reads: list[str] = []
+    new_ids = iter(range(601, 700))
+
+    writing = []
+
+    def read_while_two_deltas_are_published(cls, path, *args, **options):
+        base = real_read(cls, path, *args, **options)
+        if writing or not path.name.startswith("index-"):
+            return base  # the writer's own reads
+        base_reads.append(path.name)
+        if len(base_reads) == 1:
+            writing.append(True)
+            for _ in range(2):  # the delta CURRENT named is pruned before the reader gets to it
+                with store.editing() as index:
+                    index.add(np.array([next(new_ids)]), unit_vectors(1, seed=34))
+            writing.clear()
+        return base
+
+    reader = IndexStore(store.directory, 32, mapped=store.mapped)
+    monkeypatch.setattr(VectorIndex, "read", classmethod(read_while_two_deltas_are_published))
+    loaded = reader.load()
+    assert {600, 601, 602} <= set(loaded.ids().tolist())
+    assert len(base_reads) == 1
