@@ -132,7 +132,7 @@ INDEX_MEMORY_MAP = env_bool("INDEX_MEMORY_MAP", True)
 # candidates at 1M (recall@10 0.974 or better). Up to 10k exact search is never the slowest size.
 FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 10_000)
 # Seconds a worker waits after tagging a new photo before adding it to the index, so that the photos tagged
-# meanwhile share one publish (each rewrites the whole index file: about 1.5 s at 100k photos).
+# meanwhile share one sync (each reads every tagged photo's id and tagging time: 1.5-2 s at a million).
 INDEX_SYNC_DELAY_S = env_float("INDEX_SYNC_DELAY", 2.0)
 RECOGNITION_DEVICE = env_str("RECOGNITION_DEVICE", "auto")  # auto | cpu | cuda
 # Fine-tuned backbone weights; by default the file shipped in recognition/artifacts/backbone/ when present.
