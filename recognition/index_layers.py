@@ -25,8 +25,8 @@ from recognition.index import IndexHit, IndexReadOnly, VectorIndex
 
 # A delta past this share of its base's slots, counting its vectors and tombstones, is due a merge,
 # but never below the least nor above the most of these counts. A delta is searched exactly, beside
-# the base: 0.15 to 0.37 ms per 1,000 vectors on the 2-core machines measured (FLAT_INDEX_MAX_ITEMS),
-# so at most about 2 ms on top of the base's search.
+# the base: a full one (5,000 vectors) added 2.7 ms p50 to a search of a million on a 2-core AMD Zen 3
+# (bench/index_publish.py), and merging it costs a whole rewrite (17 s there) in a background task.
 MERGE_DUE_FRACTION = 0.05
 MERGE_DUE_LEAST = 1_000
 MERGE_DUE_MOST = 5_000
