@@ -118,8 +118,8 @@ def index_compact() -> bool:
     Slow (a merge takes 17 s at 1M photos, a rebuild of the graph 333 s, on 2 cores): runs from the
     `compact_index` task. It goes through the coalesced sync, so while it builds, other syncs return
     at once and its next round (reconcile only, quick) serves their requests. Compacts and merges
-    only when still due, so a duplicate task costs one reconcile. Returns whether this call ran; if another sync held the lock, that one queues the
-    compaction again once it is done.
+    only when still due, so a duplicate task costs one reconcile. Returns whether this call ran; if
+    another sync held the lock, that one queues the compaction again once it is done.
     """
 
     def update(index: LayeredIndex) -> None:
