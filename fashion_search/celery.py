@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 
 from celery import Celery
@@ -25,8 +26,22 @@ def index_repair_on_worker_start(**kwargs: object) -> None:
     worker that died may have held.
 
     A signal of the worker only, so that migrations, `check` and the web processes never run it.
-    A failure is logged and the worker serves anyway: tagging does not need a sound index.
+    Runs in a process forked for it, which the worker waits for: an HNSW build or edit starts FAISS's
+    OpenMP threads, and every pool process forked afterwards from a parent holding them (to replace
+    one killed at its time limit, say) hung at its first parallel FAISS call, as OpenMP does after a
+    fork. A failure is logged and the worker serves anyway: tagging does not need a sound index.
     """
+    from django.db import connection
+
+    connection.close()  # the child opens its own; neither the child nor the pool may share this one
+    repairing = multiprocessing.get_context("fork").Process(target=_index_repair_logged, name="index-repair")
+    repairing.start()
+    repairing.join()
+    if repairing.exitcode != 0:
+        logger.error("the index repair process exited with status %s", repairing.exitcode)
+
+
+def _index_repair_logged() -> None:
     from django.db import DatabaseError, connection
 
     from catalog.services.index import index_repair, index_sync_queue_forget
@@ -39,6 +54,5 @@ def index_repair_on_worker_start(**kwargs: object) -> None:
         logger.exception("could not repair the index on worker start")
         return
     finally:
-        # The parent process opened this connection; its pool children must not share it.
         connection.close()
     logger.info("index checked on worker start: %s", repair)
