@@ -38,6 +38,7 @@ def test_stamps_are_the_tagging_times_in_microseconds_exactly(tagged_catalog):
     by_id = dict(zip(ids.tolist(), stamps.tolist(), strict=True))
     assert [by_id[photo.pk] for photo in photos] == [photo_index_stamp(t) for t in TAGGING_TIMES]
     assert by_id[photos[-1].pk] == NO_TAGGED_AT_STAMP
+    assert by_id[photos[0].pk] == 1_796_148_261_000_000  # `date -u -d @1796148261`: Tue Dec 1 18:04:21 UTC 2026
     assert by_id[photos[1].pk] - by_id[photos[0].pk] == 1
     assert ids.tolist() == sorted(Photo.objects.filter(status=Photo.Status.TAGGED).values_list("pk", flat=True))
 
