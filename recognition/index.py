@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recognition.errors import RecognitionError
-from recognition.index_file import index_file_read, index_file_write
+from recognition.index_file import IndexFileContents, index_file_read, index_file_write
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class VectorIndex:
 
     def live_ids_among(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
         """Which of `ids` have a live vector here, each once."""
-        return np.unique(self._slot_ids[self._live & np.isin(self._slot_ids, ids)])
+        return np.unique(self._slot_ids[self._live_slots(ids)])
 
     def live_entries(self) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.int64]]:
         """The live vectors' ids, vectors (as stored, decoded to float32) and stamps."""
@@ -227,7 +227,7 @@ class VectorIndex:
         Returns how many slots it tombstoned. For a layer's removals (recognition.index_layers); use
         `remove` to edit an index of one's own.
         """
-        slots = np.flatnonzero(np.isin(self._slot_ids, np.asarray(ids, dtype=np.int64)) & self._live)
+        slots = self._live_slots(ids)
         self.hide_slots(slots)
         return len(slots)
 
@@ -325,11 +325,7 @@ class VectorIndex:
 
         Raises IndexUnreadable when it is missing or corrupt.
         """
-        try:
-            contents = index_file_read(path, mapped=mapped)
-        # faiss reports truncated files as RuntimeError; a short header or a bad count as ValueError
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
+        contents = index_contents_read(path, version, mapped=mapped)
         return cls(
             contents.index.d, contents.index, version, contents.removed, stamps=contents.stamps, mapped=contents.mapped
         )
@@ -338,9 +334,13 @@ class VectorIndex:
         if self.mapped:
             raise IndexReadOnly(f"index {self.version} is memory-mapped for searching; edit a copy read unmapped")
 
+    def _live_slots(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The live slots holding any of `ids`, in order."""
+        return np.flatnonzero(np.isin(self._slot_ids, np.asarray(ids, dtype=np.int64)) & self._live)
+
     def _remove_lazily(self, ids: NDArray[np.int64]) -> int:
         """Drop ids from a flat index, tombstone them in an HNSW one; returns how many ids were present."""
-        slots = np.flatnonzero(np.isin(self._slot_ids, ids) & self._live)
+        slots = self._live_slots(ids)
         if len(slots) == 0:
             return 0
         present = np.unique(self._slot_ids[slots])
@@ -351,7 +351,7 @@ class VectorIndex:
             self._slot_ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
             self._live = np.ones(len(self._slot_ids), dtype=bool)
         else:
-            self._live[slots] = False
+            self.hide_slots(slots)
         self._edited()
         return len(present)
 
@@ -410,6 +410,17 @@ class VectorIndex:
         if skip is not None:
             params.sel = skip
         return params
+
+
+def index_contents_read(
+    path: Path, version: str, *, mapped: bool, removed_within: int | None = None
+) -> IndexFileContents:
+    """An index file's contents (index_file_read), or IndexUnreadable naming `version` when it is missing or corrupt."""
+    try:
+        return index_file_read(path, mapped=mapped, removed_within=removed_within)
+    # faiss reports truncated files as RuntimeError; a short header or a bad count as ValueError
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
 
 
 def _stamps_or_unknown(stamps: NDArray[np.int64] | None, count: int) -> NDArray[np.int64]:

@@ -59,9 +59,7 @@ class LayeredIndex:
         self._base_removed = base.tombstoned()  # what the base's own file tombstones
         # Tombstones of our own over a base that may be shared: its vectors and graph are not copied.
         self._base = base.view()
-        if removed is not None and len(removed):
-            if int(np.max(removed)) >= self._base.slots:
-                raise ValueError(f"delta tombstones beyond the base's {self._base.slots} slots")
+        if removed is not None:  # slots of the base, checked against it when the delta's file was read
             self._base.hide_slots(np.asarray(removed, dtype=np.int64))
         self._delta = delta if delta is not None else VectorIndex(self.dim)
         self._read_base_private = read_base_private

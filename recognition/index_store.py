@@ -27,8 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from recognition.index import IndexUnreadable, VectorIndex
-from recognition.index_file import index_file_read
+from recognition.index import IndexUnreadable, VectorIndex, index_contents_read
 from recognition.index_layers import LayeredIndex
 
 logger = logging.getLogger(__name__)
@@ -150,10 +149,7 @@ class IndexStore:
             )
         path = self._delta_file(delta_version)
         mapped = self.mapped and not editable  # shared by the web processes, as the base is
-        try:
-            contents = index_file_read(path, mapped=mapped, removed_within=base.slots)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise IndexUnreadable(f"index {version} at {path} cannot be read: {str(exc)[:200]}") from None
+        contents = index_contents_read(path, version, mapped=mapped, removed_within=base.slots)
         delta = VectorIndex(self.dim, contents.index, stamps=contents.stamps, mapped=contents.mapped)
         return LayeredIndex(
             base, base_version=base_version, delta=delta, removed=contents.removed, version=version,

@@ -209,13 +209,13 @@ def test_a_version_replaced_twice_while_repair_reads_it_is_no_reason_to_rebuild(
     other = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM)
     raced = []
 
-    def read_while_published_twice(path, *, mapped):
+    def read_while_published_twice(path, **options):
         if not raced:
             raced.append(path)
             for _ in range(2):
                 with other.editing() as index:
                     index.remove(index.ids()[:1])
-        return read(path, mapped=mapped)
+        return read(path, **options)
 
     monkeypatch.setattr(index_module, "index_file_read", read_while_published_twice)
 
