@@ -8,12 +8,15 @@ run, which only read, or add items of their own.
 Playwright drives Debian's Chromium (`make browser` installs it); it never downloads a browser. Every
 request that leaves loopback is refused, except the demo shop's host, which gets a stub page, so the
 tests prove the pages work offline.
+
+The tests that start real Celery workers (tests/e2e/workers.py) each get a queue of their own (`queue`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import socket
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from tests.conftest import DEMO_DIR, demo_photos
+from tests.e2e.workers import UNACKED_INDEX_KEY, UNACKED_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -214,3 +219,23 @@ def _mean_difference(old: bytes, new: bytes) -> float:
     if a.size != b.size:
         return float("inf")
     return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    """A queue of this test's own, so that no other worker takes its tasks."""
+    import redis
+
+    from fashion_search.celery import app
+
+    name = f"worker-test-{uuid.uuid4().hex[:8]}"
+    app.conf.task_always_eager = False
+    yield name
+    app.conf.task_always_eager = True
+    # A failed run may leave messages of this queue unacknowledged; no worker will ever consume them.
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    for tag, raw in client.hgetall(UNACKED_KEY).items():
+        if json.loads(raw)[2] == name:
+            client.hdel(UNACKED_KEY, tag)
+            client.zrem(UNACKED_INDEX_KEY, tag)
+    client.delete(name)

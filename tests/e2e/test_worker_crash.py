@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -36,7 +35,7 @@ from catalog.models import Item, Photo, Tag
 from recognition.index_store import IndexStore
 from recognition.services import EMBEDDING_DIM
 from tests.conftest import demo_photos
-from tests.e2e.workers import NEEDS_POSTGRES_AND_REDIS, worker_environment
+from tests.e2e.workers import NEEDS_POSTGRES_AND_REDIS, UNACKED_KEY, worker_environment
 
 pytestmark = NEEDS_POSTGRES_AND_REDIS
 
@@ -45,28 +44,6 @@ PHOTOS = 8
 VISIBILITY_TIMEOUT_S = 15  # how long the broker waits before handing a dead worker's message out again
 RESTORE_INTERVAL_S = 2
 WAIT_S = 240  # two worker start-ups (torch import, model load) on a busy 2-core machine, plus the timeout
-UNACKED_KEY = "unacked"  # kombu's Redis hash of delivered, unacknowledged messages
-UNACKED_INDEX_KEY = "unacked_index"  # and the delivery time of each
-
-
-@pytest.fixture
-def queue() -> Iterator[str]:
-    """A queue of this test's own, so that no other worker takes its tasks."""
-    import redis
-
-    from fashion_search.celery import app
-
-    name = f"crash-test-{uuid.uuid4().hex[:8]}"
-    app.conf.task_always_eager = False
-    yield name
-    app.conf.task_always_eager = True
-    # A failed run may leave messages of this queue unacknowledged; no worker will ever consume them.
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    for tag, raw in client.hgetall(UNACKED_KEY).items():
-        if json.loads(raw)[2] == name:
-            client.hdel(UNACKED_KEY, tag)
-            client.zrem(UNACKED_INDEX_KEY, tag)
-    client.delete(name)
 
 
 @pytest.fixture

@@ -17,8 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,16 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 START_WAIT_S = 180  # torch import and model load on a busy 2-core machine
 REBUILD_WAIT_S = 90  # a rebuild of these photos takes about a second; a hung one never ends
 PHOTOS = 320
-
-
-@pytest.fixture
-def queue() -> Iterator[str]:
-    from fashion_search.celery import app
-
-    name = f"fork-test-{uuid.uuid4().hex[:8]}"
-    app.conf.task_always_eager = False
-    yield name
-    app.conf.task_always_eager = True
 
 
 def wait_for(condition, *, timeout_s: float, what: str) -> None:

@@ -1,4 +1,7 @@
-"""What the tests that start real Celery worker processes share: when they run, and the workers' environment."""
+"""What the tests that start real Celery worker processes share: when they run, and the workers' environment.
+
+Their queue, one for each test, is the `queue` fixture of tests/e2e/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,9 @@ import os
 import pytest
 from django.conf import settings
 from django.db import connection
+
+UNACKED_KEY = "unacked"  # kombu's Redis hash of delivered, unacknowledged messages
+UNACKED_INDEX_KEY = "unacked_index"  # and the delivery time of each
 
 # Real PostgreSQL and Redis only: a worker process cannot share the test's SQLite or in-memory broker.
 NEEDS_POSTGRES_AND_REDIS = [
