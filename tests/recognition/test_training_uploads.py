@@ -8,12 +8,7 @@ from recognition.models import RecognizerVersion
 from recognition.versions import version_create
 from tests.recognition.test_versions import hats_and_shoes_zip
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def recognizer_dir(settings, tmp_path):
-    settings.RECOGNIZER_DIR = tmp_path / "recognizers"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("recognizer_dir")]
 
 
 def test_a_training_zip_is_stored_outside_the_served_media_and_cannot_be_downloaded(committed, settings, client):

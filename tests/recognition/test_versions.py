@@ -24,12 +24,7 @@ from recognition.versions import (
 from tests.conftest import demo_photos
 from tests.recognition.version_helpers import hats_and_shoes_zip
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def recognizer_dir(settings, tmp_path):
-    settings.RECOGNIZER_DIR = tmp_path / "recognizers"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("recognizer_dir")]
 
 
 def test_a_new_recognizer_trains_from_a_zip_and_is_evaluated_on_held_out_photos(committed):

@@ -24,12 +24,7 @@ from recognition.versions import (
 )
 from tests.recognition.version_helpers import hats_and_shoes_zip
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def recognizer_dir(settings, tmp_path):
-    settings.RECOGNIZER_DIR = tmp_path / "recognizers"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("recognizer_dir")]
 
 
 def test_a_worse_version_is_not_made_live_silently_and_rollback_restores_the_previous_one():
