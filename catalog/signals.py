@@ -66,8 +66,11 @@ def photo_file_deleted(sender: type[Photo], instance: Photo, using: str, **kwarg
 
 
 @receiver(pre_save, sender=Photo)
-def photo_image_replaced(sender: type[Photo], instance: Photo, using: str, **kwargs: object) -> None:
-    if instance.pk is None:
+def photo_image_replaced(
+    sender: type[Photo], instance: Photo, using: str, update_fields: frozenset[str] | None = None, **kwargs: object
+) -> None:
+    # A save of named fields without the image (tagging stores its results so) cannot replace it: no query.
+    if instance.pk is None or (update_fields is not None and "image" not in update_fields):
         return
     before = Photo.objects.using(using).filter(pk=instance.pk).values_list("image", flat=True).first()
     if before and before != instance.image.name:
