@@ -28,7 +28,7 @@ So the edits here never compact: when they leave an index due, they queue `compa
 
 from __future__ import annotations
 
-import itertools
+import io
 import logging
 import time
 from collections.abc import Callable
@@ -349,9 +349,9 @@ def _index_matches(index: LayeredIndex) -> bool:
 def _tagged_photo_stamps() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The ids of the tagged photos, sorted, and their embeddings' stamps.
 
-    Every sync reads these for the whole catalog. On PostgreSQL the database computes the stamps:
-    1.5 to 2.1 s at a million photos on 2 cores, against 3.6 to 4.7 s for the ORM's rows and Python's
-    datetime arithmetic, which other databases use (0.40 s at 100k photos on SQLite).
+    Every sync reads these for the whole catalog. On PostgreSQL they come as one binary COPY that numpy
+    reads (0.4 to 0.85 s at a million photos on 2 cores); other databases go through the ORM's rows and
+    Python's datetime arithmetic (3.6 to 4.7 s at a million on PostgreSQL, 0.40 s at 100k on SQLite).
     """
     if connection.vendor == "postgresql":
         return _tagged_photo_stamps_postgresql()
@@ -367,21 +367,54 @@ def _tagged_photo_stamps() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     return np.array(ids, dtype=np.int64), np.array(stamps, dtype=np.int64)
 
 
-def _tagged_photo_stamps_postgresql() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """`_tagged_photo_stamps` with the stamps computed in the database, exactly as `photo_index_stamp` does.
+# A binary COPY row of two non-null 8-byte fields: the field count, then each field's length and value.
+_PG_ID_TIME_ROW = np.dtype(
+    [("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("tagged_at_len", ">i4"), ("tagged_at", ">i8")]
+)
+_PG_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+# PostgreSQL's epoch, 2000-01-01 UTC, as a stamp (timestamps are integers since PostgreSQL 10); and the
+# tagging time of a photo without one, which reads back as NO_TAGGED_AT_STAMP (the Unix epoch).
+_PG_EPOCH_STAMP = photo_index_stamp(datetime(2000, 1, 1, tzinfo=UTC))
+_PG_NO_TAGGED_AT = "'1970-01-01 00:00:00+00'::timestamptz"
 
-    Whole seconds and the microseconds apart, each an integer whatever type EXTRACT returns (double
-    precision before PostgreSQL 14, which would round a whole microsecond stamp).
+
+def _tagged_photo_stamps_postgresql() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """`_tagged_photo_stamps` read as PostgreSQL's binary COPY of ids and tagging times.
+
+    In that format a timestamptz is its stored integer, microseconds since 2000-01-01 UTC, so the
+    stamp is one addition, and each row is 26 bytes that numpy reads without a Python object per
+    row: 0.36 to 0.85 s at a million photos on 2 cores, against 2.2 to 3.0 s for the stamps computed
+    in SQL and fetched as rows, most of it the rows. The database returns them unsorted (a
+    sequential scan, not the primary key's index), numpy sorts them.
     """
-    table = Photo._meta.db_table
+    table = connection.ops.quote_name(Photo._meta.db_table)
     query = (
-        "SELECT id, COALESCE("
-        "EXTRACT(EPOCH FROM date_trunc('second', tagged_at))::bigint * 1000000"
-        " + EXTRACT(MICROSECONDS FROM tagged_at)::bigint %% 1000000, %s)"  # %% escapes the modulo
-        f" FROM {connection.ops.quote_name(table)} WHERE status = %s AND embedding IS NOT NULL ORDER BY id"
+        f"COPY (SELECT id, COALESCE(tagged_at, {_PG_NO_TAGGED_AT}) FROM {table}"
+        f" WHERE status = '{Photo.Status.TAGGED.value}' AND embedding IS NOT NULL) TO STDOUT WITH (FORMAT binary)"
     )
+    copied = io.BytesIO()
     with connection.cursor() as cursor:
-        cursor.execute(query, [NO_TAGGED_AT_STAMP, Photo.Status.TAGGED.value])
-        rows = cursor.fetchall()
-    pairs = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows)).reshape(-1, 2)
-    return pairs[:, 0].copy(), pairs[:, 1].copy()
+        cursor.copy_expert(query, copied)
+    rows = _pg_binary_copy_rows(copied.getbuffer(), _PG_ID_TIME_ROW)
+    ids = rows["id"].astype(np.int64)
+    stamps = rows["tagged_at"].astype(np.int64) + _PG_EPOCH_STAMP
+    order = np.argsort(ids)
+    return ids[order], stamps[order]
+
+
+def _pg_binary_copy_rows(data: memoryview, row: np.dtype) -> NDArray[np.void]:
+    """The rows of a binary COPY (PostgreSQL's manual, COPY, "Binary Format") whose rows are all `row`,
+    checked: every row must have its fields, each of its fixed length (no nulls)."""
+    if bytes(data[:11]) != _PG_COPY_SIGNATURE:
+        raise ValueError("not a PostgreSQL binary COPY")
+    extension = int.from_bytes(data[15:19], "big")
+    body = data[19 + extension : len(data) - 2]  # the trailer is a field count of -1
+    if len(body) % row.itemsize:
+        raise ValueError(f"binary COPY rows are not {row.itemsize} bytes each")
+    rows = np.frombuffer(body, dtype=row)
+    values = [name for name in row.names if f"{name}_len" in row.names]
+    if not (rows["fields"] == len(values)).all() or any(
+        (rows[f"{name}_len"] != row[name].itemsize).any() for name in values
+    ):
+        raise ValueError("binary COPY rows are not the fixed-width rows expected")
+    return rows

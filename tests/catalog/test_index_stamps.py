@@ -24,6 +24,7 @@ TAGGING_TIMES = [
     datetime(2026, 12, 1, 18, 4, 21, 500_001, tzinfo=UTC),
     datetime(2026, 12, 1, 18, 4, 21, 999_999, tzinfo=UTC),
     datetime(2038, 1, 19, 3, 14, 8, 123_457, tzinfo=UTC),
+    datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),  # before PostgreSQL's epoch
     None,  # tagged before tagging times were recorded
 ]
 
