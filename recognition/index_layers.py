@@ -124,7 +124,7 @@ class LayeredIndex:
             return
         if self._edits_base():
             self._base.add(ids, vectors, stamps=stamps, flat_max_items=flat_max_items)
-            self.base_changed = self._base.changed
+            self.base_changed = self.base_changed or self._base.changed  # a merge may have set it already
             return
         if self._base.hide(ids):
             self._delta_changed = True
@@ -134,9 +134,11 @@ class LayeredIndex:
     def remove(self, ids: NDArray[np.int64]) -> int:
         """Remove ids from both layers; returns how many ids were present."""
         ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return 0  # without reading a flat base privately
         if self._edits_base():
             removed = self._base.remove(ids)
-            self.base_changed = self._base.changed
+            self.base_changed = self.base_changed or self._base.changed  # a merge may have set it already
             return removed
         present = np.union1d(self._base.live_ids_among(ids), self._delta.live_ids_among(ids))
         if len(present):

@@ -203,6 +203,21 @@ def test_past_a_fifth_of_the_slots_removed_the_graph_stays_as_it_is_and_reports_
     assert found_ids(index, vectors[200:205], 1) == [[200], [201], [202], [203], [204]]
 
 
+def test_an_index_of_mostly_tombstones_still_finds_k_live_vectors_before_its_compaction():
+    # given an HNSW index of 3,000 vectors of which all but 60 were removed (a mass deletion)
+    index, vectors = hnsw_index(n=3000)
+    index.remove(np.arange(60, 3000))
+
+    # when it is searched for 50 neighbours
+    found = found_ids(index, unit_vectors(20, seed=7), 50)
+
+    # then each search fills its 50 from the 60 live vectors: the nearest 50, as an exact search finds them
+    live = vectors[:60]
+    exact = np.argsort(-(unit_vectors(20, seed=7) @ live.T), axis=1)[:, :50]
+    assert [len(row) for row in found] == [50] * 20
+    assert [set(row) for row in found] == [set(row) for row in exact.tolist()]
+
+
 def test_compact_rebuilds_the_graph_from_the_live_vectors_alone():
     # given an HNSW index past its compaction threshold
     index, vectors = hnsw_index()

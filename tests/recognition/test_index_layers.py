@@ -206,6 +206,20 @@ def test_adds_after_a_merge_in_the_same_edit_are_published(published):
     assert {600, 601} <= set(loaded.ids().tolist()) and len(loaded) == 502
 
 
+def test_a_merge_of_removals_alone_stays_published_through_later_edits_in_the_same_edit(published):
+    store, _ = published
+    with store.editing() as index:
+        index.remove(np.array([1, 2]))
+    with store.editing() as index:
+        index.remove(np.array([3]))
+        index.merge()
+        assert index.remove(np.array([12345])) == 0  # absent
+        index.remove(np.array([4]))
+    assert DELTA_SEPARATOR not in store.current_version()
+    loaded = IndexStore(store.directory, 32, mapped=store.mapped).load()
+    assert not {1, 2, 3, 4} & set(loaded.ids().tolist()) and len(loaded) == 496
+
+
 def test_a_reader_whose_delta_is_replaced_while_it_reads_the_base_reads_the_base_once(published, monkeypatch):
     store, _ = published
     with store.editing() as index:
