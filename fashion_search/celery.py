@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 
 from celery import Celery
 from celery.signals import worker_ready
@@ -16,6 +17,9 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 logger = logging.getLogger(__name__)
+
+# How often the worker, waiting for its start-up repair, checks whether it was told to stop.
+REPAIR_STOP_POLL_S = 0.5
 
 
 @worker_ready.connect
@@ -31,12 +35,21 @@ def index_repair_on_worker_start(**kwargs: object) -> None:
     one killed at its time limit, say) hung at its first parallel FAISS call, as OpenMP does after a
     fork. A failure is logged and the worker serves anyway: tagging does not need a sound index.
     """
+    from celery.worker import state as worker_state
     from django.db import connection
 
     connection.close()  # the child opens its own; neither the child nor the pool may share this one
     repairing = multiprocessing.get_context("fork").Process(target=_index_repair_logged, name="index-repair")
     repairing.start()
-    repairing.join()
+    while repairing.is_alive():
+        repairing.join(timeout=REPAIR_STOP_POLL_S)
+        # Told to stop (Ctrl-C, a supervisor's TERM): a rebuild takes minutes at a million photos, and a
+        # repair cut short leaves the published index as it was, for the next start to repair.
+        if repairing.is_alive() and (worker_state.should_stop is not None or worker_state.should_terminate is not None):
+            logger.warning("worker stopping: the index repair is cut short")
+            repairing.terminate()
+            repairing.join()
+            return
     if repairing.exitcode != 0:
         logger.error("the index repair process exited with status %s", repairing.exitcode)
 
@@ -47,9 +60,14 @@ def _index_repair_logged() -> None:
     from catalog.services.index import index_repair, index_sync_queue_forget
     from recognition.errors import RecognitionError
 
+    # Not the worker's handlers, which the fork copied: they would only note a stop and repair on.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
-        repair = index_repair()
+        # Before the repair reads the catalog: a tagging committed after that read finds no mark and
+        # queues its own sync, where forgetting afterwards would erase the mark it relied on.
         index_sync_queue_forget()
+        repair = index_repair()
     except (DatabaseError, OSError, RecognitionError):
         logger.exception("could not repair the index on worker start")
         return
