@@ -58,6 +58,8 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
             status=Photo.Status.FAILED, failure_reason=str(exc)[:500]
         )
         logger.warning("photo %s failed: %s%s", photo_id, exc, "" if failed else " (since replaced; not recorded)")
+        if failed and photo.embedding is not None:
+            index_sync_soon(queue=index_queue)  # its vector, of an image it no longer shows, leaves the index
         photo.refresh_from_db()
         return photo
     embedding = backbone.embed([image])[0]

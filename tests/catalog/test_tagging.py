@@ -8,6 +8,7 @@ from django.core.files.base import ContentFile
 from catalog.models import Item, Photo, Tag
 from catalog.services import tagging
 from catalog.services.index import index_matches_catalog, index_rebuild
+from catalog.services.items import photos_queue_tagging
 from catalog.services.tagging import photo_tag, photo_tag_set_by_hand
 from recognition.services import index_store_get
 from tests.conftest import demo_photos
@@ -51,6 +52,21 @@ def test_a_corrupt_photo_is_marked_failed_with_a_reason():
     photo.refresh_from_db()
     assert photo.status == Photo.Status.FAILED
     assert photo.failure_reason.startswith("The image is")  # e.g. "The image is truncated: ..."
+
+
+def test_a_tagged_photo_whose_new_image_fails_leaves_the_index(tagged_catalog, committed):
+    # given a tagged, indexed photo whose image a merchant replaces with one that cannot be read
+    photo = Photo.objects.filter(status=Photo.Status.TAGGED).first()
+    assert photo.pk in index_store_get().load().ids()
+    with committed():
+        photo.image.save("replaced.jpg", ContentFile(b"\xff\xd8\xff garbage"), save=True)
+        photos_queue_tagging(photo_ids=[photo.pk], force=True, image_changed=True)  # as the admin's save does
+
+    # when its re-tagging runs, then it failed and its old vector left the index
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.FAILED
+    assert photo.pk not in index_store_get().load().ids()
+    assert index_matches_catalog()
 
 
 def test_a_photo_deleted_before_its_task_runs_is_skipped():
