@@ -10,14 +10,16 @@ from __future__ import annotations
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import DatabaseError
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from catalog.models import Photo
 from catalog.services.index import index_compact, index_photo_ensure, index_rebuild, index_sync_queued_run
 from catalog.services.tagging import photo_tag, photo_tag_failed
 
-# Transient: database hiccups and I/O (a media volume briefly away). Corrupt photos are not
-# transient; the service marks them failed instead of raising.
-TRANSIENT_ERRORS = (DatabaseError, OSError)
+# Transient: database hiccups, I/O (a media volume briefly away) and a broker out of reach (a tagging
+# could not queue its index sync). Corrupt photos are not transient; the service marks them failed
+# instead of raising.
+TRANSIENT_ERRORS = (DatabaseError, OSError, BrokerUnavailable)
 # Rebuilding a whole HNSW graph outlasts CELERY_TASK_TIME_LIMIT at a large catalog (333 s at 1M on 2
 # cores): these tasks get their own limit (fashion_search/settings.py, INDEX_REBUILD_TIME_LIMIT).
 # They acknowledge on receipt, not late: a late-acked message still unacknowledged after the broker's
@@ -48,14 +50,16 @@ def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
         if self.request.retries >= self.max_retries:  # the last try: no retry follows to tag it
             photo_tag_failed(photo_id=photo_id, reason=f"not tagged after {self.max_retries + 1} tries: {exc}")
         raise
-    # A worker killed after committing the tags but before writing the index leaves the photo
-    # tagged yet unindexed; the redelivered task then skips tagging, so it checks the index here.
+    # A worker killed after committing the tags but before the index sync, or a try whose sync could
+    # not be queued, leaves the photo tagged yet unindexed; the next delivery or try then skips
+    # tagging, so it checks the index here.
     redelivered = (self.request.delivery_info or {}).get("redelivered", False)
-    if redelivered and photo is not None and photo.status == Photo.Status.TAGGED:
+    if (redelivered or self.request.retries) and photo is not None and photo.status == Photo.Status.TAGGED:
         index_photo_ensure(photo=photo)
 
 
 @shared_task(
+    bind=True,
     acks_late=True,
     autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=2,
@@ -63,9 +67,9 @@ def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
     retry_jitter=True,
     max_retries=6,
 )
-def sync_index() -> None:
+def sync_index(self: Task) -> None:
     """Bring the index in step with the catalog (queued after taggings and deletions); coalesces, idempotent."""
-    index_sync_queued_run()
+    index_sync_queued_run(queue=(self.request.delivery_info or {}).get("routing_key"))
 
 
 @shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=3, **INDEX_REBUILD_LIMITS)

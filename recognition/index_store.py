@@ -40,6 +40,7 @@ REBUILD_LOCK_FILE = ".rebuild-lock"  # held by a process rebuilding the index fr
 SYNC_REQUEST_FILE = ".sync-requested"
 SYNC_RUNNING_FILE = ".sync-running"  # the requests a round has taken, until it has published
 SYNC_QUEUED_FILE = ".sync-queued"  # a sync task is queued to run shortly (IndexStore.sync_queued)
+SYNC_DONE_FILE = ".sync-done"  # when the last sync ended (its time) and how long it took (its text)
 # Name patterns of the temporary files of `_publish`; any found while holding the lock are left-overs.
 TEMP_PATTERNS = (".index-*.tmp", ".current-*")
 # Between a version's base and its delta in `CURRENT`.
@@ -209,6 +210,7 @@ class IndexStore:
             with self._locked(SYNC_LOCK_FILE, blocking=False) as held:
                 if not held:
                     return ran
+                started = time.perf_counter()
                 while request.exists() or running.exists():
                     # Taken before `update` reads anything, so a request left from here on gets another
                     # round; kept until the round published, so a round that fails or dies is redone.
@@ -218,7 +220,22 @@ class IndexStore:
                         update(index)
                     running.unlink()
                     ran = True
+                (self.directory / SYNC_DONE_FILE).write_text(f"{time.perf_counter() - started:.3f}")
         return ran
+
+    def sync_pending(self) -> bool:
+        """Whether a sync request waits for a round (left by a caller while another process held the sync)."""
+        return (self.directory / SYNC_REQUEST_FILE).exists() or (self.directory / SYNC_RUNNING_FILE).exists()
+
+    def sync_rested(self, *, least_s: float, factor: float) -> bool:
+        """Whether the last sync ended at least `least_s` ago, and at least `factor` times as long as it
+        took (or none has run here): lets callers bound the share of their time that syncs take."""
+        done = self.directory / SYNC_DONE_FILE
+        try:
+            ended, took = done.stat().st_mtime, float(done.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return True
+        return time.time() - ended >= max(least_s, factor * took)
 
     def sync_queued(self, *, within_s: float) -> bool:
         """Whether a sync was marked queued less than `within_s` seconds ago (`sync_queue_mark`).

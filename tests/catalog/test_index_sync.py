@@ -9,14 +9,22 @@ import time
 import numpy as np
 import pytest
 from django.core.management import call_command
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from catalog.models import Photo
-from catalog.services.index import index_compact, index_matches_catalog, index_rebuild, index_sync
+from catalog.services.index import (
+    SYNC_QUEUED_STALE_S,
+    SYNC_RECHECK_S,
+    index_compact,
+    index_matches_catalog,
+    index_rebuild,
+    index_sync,
+)
 from catalog.services.tagging import photo_tag
 from catalog.signals import FilesForgetOnCommit, SyncIndexOnCommit
-from catalog.tasks import compact_index, rebuild_index, sync_index
+from catalog.tasks import TRANSIENT_ERRORS, compact_index, rebuild_index, sync_index, tag_photo
 from recognition import index_layers
-from recognition.index_store import DELTA_SEPARATOR, SYNC_LOCK_FILE, SYNC_QUEUED_FILE
+from recognition.index_store import DELTA_SEPARATOR, SYNC_DONE_FILE, SYNC_LOCK_FILE, SYNC_QUEUED_FILE
 from recognition.services import index_store_get
 
 pytestmark = pytest.mark.django_db
@@ -335,3 +343,95 @@ def test_retagging_an_indexed_photo_rewrites_no_index_and_the_queued_sync_tombst
     assert index.kind == "hnsw" and index.removed_slots == 1 and len(index) == 20
     assert score_of(target.pk, new_vector) == pytest.approx(1.0, abs=1e-3)
     assert index_matches_catalog()
+
+
+@pytest.fixture
+def sent_syncs(monkeypatch) -> list[dict]:
+    """Tasks sent to a broker, as workers run them (not eagerly): the `sync_index` messages sent, by their options."""
+    sent: list[dict] = []
+    sync_index.app.conf.task_always_eager = False  # the autouse `eager_tasks` fixture sets it back
+    monkeypatch.setattr(sync_index, "apply_async", lambda *args, **options: sent.append(options))
+    return sent
+
+
+def untagged_photo() -> int:
+    """A photo of the catalog made pending again and dropped from the index; returns its id."""
+    photo_id = Photo.objects.order_by("pk").values_list("pk", flat=True).first()
+    Photo.objects.filter(pk=photo_id).update(status=Photo.Status.PENDING, embedding=None)
+    index_sync()
+    return photo_id
+
+
+def last_sync_was(*, seconds_ago: float, took_s: float) -> None:
+    done = index_store_get().directory / SYNC_DONE_FILE
+    done.write_text(str(took_s))
+    ended = time.time() - seconds_ago
+    os.utime(done, (ended, ended))
+
+
+def test_a_tagging_long_after_the_last_sync_publishes_its_photo_itself(tagged_catalog, sent_syncs):
+    # given a worker whose last sync took 0.5 s and ended 10 s ago
+    photo_id = untagged_photo()
+    last_sync_was(seconds_ago=10, took_s=0.5)
+
+    # when it tags a photo, then the photo is searchable at once, and no sync was queued
+    photo_tag(photo_id=photo_id)
+    assert photo_id in indexed_ids() and sent_syncs == []
+
+
+def test_a_tagging_soon_after_a_long_sync_leaves_its_photo_to_a_queued_sync(tagged_catalog, sent_syncs, settings):
+    # given a worker whose last sync took 5 s and ended 10 s ago: a sync now would make syncs a third of its time
+    photo_id = untagged_photo()
+    last_sync_was(seconds_ago=10, took_s=5)
+
+    # when it tags a photo, then it queues one sync for later and publishes nothing itself
+    photo_tag(photo_id=photo_id)
+    assert photo_id not in indexed_ids()
+    assert [options["countdown"] for options in sent_syncs] == [settings.INDEX_SYNC_DELAY_S]
+
+    # and the queued sync indexes it
+    sync_index.apply()
+    assert photo_id in indexed_ids()
+
+
+def test_a_sync_that_could_not_be_queued_leaves_no_mark_for_later_taggings_to_trust(tagged_catalog, monkeypatch):
+    # given a broker that refuses the sync a tagging queues
+    photo_id = untagged_photo()
+    last_sync_was(seconds_ago=0, took_s=5)
+    sync_index.app.conf.task_always_eager = False  # the autouse `eager_tasks` fixture sets it back
+    real_apply_async = sync_index.apply_async
+
+    def broker_down(*args, **options):
+        raise BrokerUnavailable("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(sync_index, "apply_async", broker_down)
+
+    # when the tagging queues its sync, then it fails (and the task is retried), leaving no mark behind
+    with pytest.raises(BrokerUnavailable):
+        photo_tag(photo_id=photo_id)
+    assert not index_store_get().sync_queued(within_s=SYNC_QUEUED_STALE_S)
+    assert issubclass(BrokerUnavailable, TRANSIENT_ERRORS)
+
+    # and the task's retry, finding the photo tagged already, makes sure of its vector itself
+    sync_index.app.conf.task_always_eager = True
+    monkeypatch.setattr(sync_index, "apply_async", real_apply_async)
+    tag_photo.apply(args=[photo_id], retries=1)
+    assert photo_id in indexed_ids()
+
+
+def test_a_queued_sync_that_finds_another_process_syncing_looks_again_later(tagged_catalog, sent_syncs):
+    # given a photo tagged while another process holds the sync (a compaction, say)
+    embedding = Photo.objects.order_by("pk").values_list("embedding", flat=True).first()
+    photo_id = untagged_photo()
+    lock = index_store_get().directory / SYNC_LOCK_FILE
+    with lock.open("w") as other_process:
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        Photo.objects.filter(pk=photo_id).update(status=Photo.Status.TAGGED, embedding=embedding)
+
+        # when the queued sync runs, then it leaves its request to that process and queues a look later
+        assert sync_index.apply().get() is None
+        assert [options["countdown"] for options in sent_syncs] == [SYNC_RECHECK_S]
+
+    # and when that process died without serving the request, the later look indexes the photo
+    sync_index.apply()
+    assert photo_id in indexed_ids()
