@@ -382,7 +382,7 @@ def _tagged_photo_stamps() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     reads (0.4 to 0.85 s at a million photos on 2 cores); other databases go through the ORM's rows and
     Python's datetime arithmetic (3.6 to 4.7 s at a million on PostgreSQL, 0.40 s at 100k on SQLite).
     """
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and connection.Database.__name__ == "psycopg2":  # psycopg 3 copies otherwise
         return _tagged_photo_stamps_postgresql()
     rows = (
         Photo.objects.filter(status=Photo.Status.TAGGED, embedding__isnull=False)
@@ -434,10 +434,10 @@ def _tagged_photo_stamps_postgresql() -> tuple[NDArray[np.int64], NDArray[np.int
 def _pg_binary_copy_rows(data: memoryview, row: np.dtype) -> NDArray[np.void]:
     """The rows of a binary COPY (PostgreSQL's manual, COPY, "Binary Format") whose rows are all `row`,
     checked: every row must have its fields, each of its fixed length (no nulls)."""
-    if bytes(data[:11]) != _PG_COPY_SIGNATURE:
-        raise ValueError("not a PostgreSQL binary COPY")
+    if bytes(data[:11]) != _PG_COPY_SIGNATURE or bytes(data[-2:]) != b"\xff\xff":  # a trailer: field count -1
+        raise ValueError("not a whole PostgreSQL binary COPY")
     extension = int.from_bytes(data[15:19], "big")
-    body = data[19 + extension : len(data) - 2]  # the trailer is a field count of -1
+    body = data[19 + extension : len(data) - 2]
     if len(body) % row.itemsize:
         raise ValueError(f"binary COPY rows are not {row.itemsize} bytes each")
     rows = np.frombuffer(body, dtype=row)

@@ -9,7 +9,9 @@ from django.db import connection
 
 from catalog.models import Photo
 from catalog.services.index import (
+    _PG_ID_TIME_ROW,
     NO_TAGGED_AT_STAMP,
+    _pg_binary_copy_rows,
     _tagged_photo_stamps,
     _tagged_photo_stamps_postgresql,
     photo_index_stamp,
@@ -58,3 +60,26 @@ def test_postgresql_computes_the_same_stamps_as_python(tagged_catalog):
     assert ids.tolist() == [pk for pk, _ in rows] and untagged.pk not in ids
     assert stamps[ids.tolist().index(photos[-1].pk)] == NO_TAGGED_AT_STAMP
     assert stamps.tolist() == [photo_index_stamp(tagged_at) for _, tagged_at in rows]
+
+
+def binary_copy(rows: list[tuple[int, int]]) -> bytes:
+    """A binary COPY of (id, time) rows as PostgreSQL writes it (manual: COPY, "Binary Format")."""
+    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    body = b"".join(
+        (2).to_bytes(2, "big") + (8).to_bytes(4, "big") + photo_id.to_bytes(8, "big", signed=True)
+        + (8).to_bytes(4, "big") + time.to_bytes(8, "big", signed=True)
+        for photo_id, time in rows
+    )
+    return header + body + b"\xff\xff"
+
+
+def test_a_binary_copy_is_read_whole_or_refused():
+    copied = binary_copy([(7, 1), (3, -5)])
+    rows = _pg_binary_copy_rows(memoryview(copied), _PG_ID_TIME_ROW)
+    assert rows["id"].tolist() == [7, 3] and rows["tagged_at"].tolist() == [1, -5]
+    cut_short = copied[:-2]
+    a_row_cut_short = copied[:-9] + b"\xff\xff"
+    a_field_of_another_length = copied[:19] + copied[19:].replace(b"\x00\x00\x00\x08", b"\x00\x00\x00\x04", 1)
+    for damaged in (cut_short, a_row_cut_short, a_field_of_another_length):
+        with pytest.raises(ValueError):
+            _pg_binary_copy_rows(memoryview(damaged), _PG_ID_TIME_ROW)
