@@ -6,9 +6,9 @@ Set-up: the 100k-item PostgreSQL catalog of bench/http_search.py (created the sa
 The newest `--photos` photos are set back to pending and dropped from the index; then a real Celery
 worker (prefork, concurrency 1, as `make worker`) on its own Redis database and queue tags them, one
 `tag_photo` task each, as the admin queues them. Measured from sending the tasks: when every photo is
-tagged, and when every one is in the published index (its sync waits INDEX_SYNC_DELAY_S after a first
-tagging so that the photos tagged meanwhile share one publish, each a rewrite of the whole index
-file). The photos keep their new embeddings (of the bench's one photo file), so the catalog stays
+tagged, and when every one is in the published index (the worker syncs after a tagging once its last
+sync is long enough ago, catalog.services.index.index_sync_soon, so that the photos tagged meanwhile
+share one publish). The photos keep their new embeddings (of the bench's one photo file), so the catalog stays
 complete for the next run. A benchmark: nothing is asserted.
 """
 
