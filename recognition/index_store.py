@@ -329,6 +329,8 @@ class IndexStore:
                 os.fsync(handle.fileno())
             os.chmod(tmp, 0o644)  # mkstemp makes it private; web and worker users may differ
             os.replace(tmp, target)
+            # Durable before `CURRENT` names it: POSIX does not promise that two renames reach the disk in order.
+            self._fsync_directory()
         finally:
             Path(tmp).unlink(missing_ok=True)
 
