@@ -258,7 +258,8 @@ def index_repair() -> IndexRepair:
     start. Safe beside running workers: the database is read under the index's writer lock, so a
     photo tagged or deleted meanwhile is either seen here or written by its own task afterwards.
 
-    Uses a store of its own, so the caller (a worker's parent process) keeps no copy in memory.
+    Checks and edits through a store of its own, so the caller keeps no copy of the index in memory
+    (a rebuild publishes through the process's store, like any rebuild).
     """
     store = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM, mapped=settings.INDEX_MEMORY_MAP)
     try:
