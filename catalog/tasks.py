@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import DatabaseError
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from catalog.models import Photo
@@ -44,6 +45,7 @@ INDEX_REBUILD_LIMITS = {
 def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
     # Its index sync goes to the queue this task came from, which the same workers consume.
     queue = (self.request.delivery_info or {}).get("routing_key")
+    started = timezone.now()
     try:
         photo = photo_tag(photo_id=photo_id, force=force, index_queue=queue)
     except TRANSIENT_ERRORS as exc:
@@ -54,7 +56,10 @@ def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
     # not be queued, leaves the photo tagged yet unindexed; the next delivery or try then skips
     # tagging, so it checks the index here.
     redelivered = (self.request.delivery_info or {}).get("redelivered", False)
-    if (redelivered or self.request.retries) and photo is not None and photo.status == Photo.Status.TAGGED:
+    tagged_before = (
+        photo is not None and photo.status == Photo.Status.TAGGED and (photo.tagged_at or started) <= started
+    )
+    if (redelivered or self.request.retries) and tagged_before:  # skipped here: an earlier try tagged it
         index_photo_ensure(photo=photo)
 
 

@@ -187,7 +187,7 @@ class IndexStore:
         with self._locked(LOCK_FILE, blocking=True):
             self._publish(index)
 
-    def sync(self, update: Callable[[LayeredIndex], object]) -> bool:
+    def sync(self, update: Callable[[LayeredIndex], object], *, timed: bool = True) -> bool:
         """Run `update` on the latest index and publish the result, coalescing callers that overlap.
 
         For edits whose content comes from elsewhere (the database): `update` must bring the index
@@ -199,6 +199,9 @@ class IndexStore:
         about two publishes, not one each. A round that raises, or whose process is killed, leaves
         its requests behind for the next caller's sync (and `index_repair` on process start), so
         none is lost. Returns whether this call ran `update`.
+
+        With `timed`, each round records when it ended and how long it took (`sync_rested`); a
+        compaction's rounds do not, as they take minutes where a sync takes a second.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         request, running = self.directory / SYNC_REQUEST_FILE, self.directory / SYNC_RUNNING_FILE
@@ -210,17 +213,18 @@ class IndexStore:
             with self._locked(SYNC_LOCK_FILE, blocking=False) as held:
                 if not held:
                     return ran
-                started = time.perf_counter()
                 while request.exists() or running.exists():
                     # Taken before `update` reads anything, so a request left from here on gets another
                     # round; kept until the round published, so a round that fails or dies is redone.
                     with contextlib.suppress(FileNotFoundError):
                         os.replace(request, running)
+                    started = time.perf_counter()
                     with self.editing() as index:
                         update(index)
+                    if timed:
+                        (self.directory / SYNC_DONE_FILE).write_text(f"{time.perf_counter() - started:.3f}")
                     running.unlink()
                     ran = True
-                (self.directory / SYNC_DONE_FILE).write_text(f"{time.perf_counter() - started:.3f}")
         return ran
 
     def sync_pending(self) -> bool:
@@ -228,13 +232,20 @@ class IndexStore:
         return (self.directory / SYNC_REQUEST_FILE).exists() or (self.directory / SYNC_RUNNING_FILE).exists()
 
     def sync_rested(self, *, least_s: float, factor: float) -> bool:
-        """Whether the last sync ended at least `least_s` ago, and at least `factor` times as long as it
-        took (or none has run here): lets callers bound the share of their time that syncs take."""
+        """Whether no sync round is running and the last one ended at least `least_s` ago and at least
+        `factor` times as long as it took (or none has run here): lets callers bound the share of their
+        time that syncs take. A request left during a round would only make the round run again."""
+        if (self.directory / SYNC_RUNNING_FILE).exists():
+            return False
         done = self.directory / SYNC_DONE_FILE
         try:
-            ended, took = done.stat().st_mtime, float(done.read_text() or 0)
-        except (FileNotFoundError, ValueError):
+            ended = done.stat().st_mtime
+        except FileNotFoundError:
             return True
+        try:
+            took = float(done.read_text())
+        except (OSError, ValueError):  # being written, or unreadable: the time alone
+            took = 0.0
         return time.time() - ended >= max(least_s, factor * took)
 
     def sync_queued(self, *, within_s: float) -> bool:

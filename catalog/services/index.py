@@ -95,8 +95,12 @@ def index_sync_soon(*, queue: str | None = None) -> None:
     tests) a queued sync runs at once.
     """
     store = index_store_get()
-    if store.sync_rested(least_s=settings.INDEX_SYNC_DELAY_S, factor=SYNC_REST_FACTOR) and index_sync():
-        return
+    if store.sync_rested(least_s=settings.INDEX_SYNC_DELAY_S, factor=SYNC_REST_FACTOR):
+        try:
+            if index_sync():
+                return
+        except Exception:  # the photo is stored: its tagging must not fail for the index (unreadable, disk full)
+            logger.exception("could not sync the index after tagging; queuing a sync instead")
     _index_sync_queue(store, countdown=settings.INDEX_SYNC_DELAY_S, queue=queue)
 
 
@@ -156,7 +160,7 @@ def index_compact() -> bool:
         if index.compaction_due or index.merge_due:
             index.compact(flat_max_items=settings.FLAT_INDEX_MAX_ITEMS)
 
-    ran, _ = _index_sync_with(update)
+    ran, _ = _index_sync_with(update, timed=False)
     return ran
 
 
@@ -289,7 +293,9 @@ def _index_rebuild_once(store: IndexStore, reason: str) -> IndexRepair:
         return IndexRepair(added=len(index_rebuild()), rebuilt=True)
 
 
-def _index_sync_with(update: Callable[[LayeredIndex], object]) -> tuple[bool, LayeredIndex | None]:
+def _index_sync_with(
+    update: Callable[[LayeredIndex], object], *, timed: bool = True
+) -> tuple[bool, LayeredIndex | None]:
     """Run `update` through the store's coalesced sync, then queue a compaction if its index is due one
     (or due a merge of its delta, which the same task does).
 
@@ -302,7 +308,7 @@ def _index_sync_with(update: Callable[[LayeredIndex], object]) -> tuple[bool, La
         update(index)
         last[:] = [index]
 
-    ran = index_store_get().sync(round_)
+    ran = index_store_get().sync(round_, timed=timed)
     if last and (last[0].compaction_due or last[0].merge_due):
         _index_compaction_schedule()
     return ran, (last[0] if last else None)

@@ -24,7 +24,15 @@ from catalog.services.tagging import photo_tag
 from catalog.signals import FilesForgetOnCommit, SyncIndexOnCommit
 from catalog.tasks import TRANSIENT_ERRORS, compact_index, rebuild_index, sync_index, tag_photo
 from recognition import index_layers
-from recognition.index_store import DELTA_SEPARATOR, SYNC_DONE_FILE, SYNC_LOCK_FILE, SYNC_QUEUED_FILE
+from recognition.index_store import (
+    CURRENT_FILE,
+    DELTA_SEPARATOR,
+    SYNC_DONE_FILE,
+    SYNC_LOCK_FILE,
+    SYNC_QUEUED_FILE,
+    SYNC_REQUEST_FILE,
+    SYNC_RUNNING_FILE,
+)
 from recognition.services import index_store_get
 
 pytestmark = pytest.mark.django_db
@@ -435,3 +443,50 @@ def test_a_queued_sync_that_finds_another_process_syncing_looks_again_later(tagg
     # and when that process died without serving the request, the later look indexes the photo
     sync_index.apply()
     assert photo_id in indexed_ids()
+
+
+def test_a_tagging_during_a_sync_round_leaves_its_photo_to_a_queued_sync(tagged_catalog, sent_syncs):
+    # given a sync round running in another process (which would run again for every request left meanwhile)
+    photo_id = untagged_photo()
+    last_sync_was(seconds_ago=60, took_s=0.5)
+    (index_store_get().directory / SYNC_RUNNING_FILE).touch()
+
+    # when a photo is tagged, then it queues a sync and leaves no request for another round
+    photo_tag(photo_id=photo_id)
+    assert len(sent_syncs) == 1
+    assert not (index_store_get().directory / SYNC_REQUEST_FILE).exists()
+
+
+def test_a_compaction_does_not_hold_back_the_next_taggings_sync(tagged_catalog, sent_syncs):
+    # given a worker whose last sync ended 10 s ago, and a compaction (minutes at a million photos) just now
+    photo_id = untagged_photo()
+    last_sync_was(seconds_ago=10, took_s=0.5)
+    index_compact()
+
+    # when a photo is tagged, then it syncs at once as after any sync long enough ago
+    photo_tag(photo_id=photo_id)
+    assert photo_id in indexed_ids() and sent_syncs == []
+
+
+def test_a_tagging_whose_index_cannot_be_read_is_stored_and_queues_a_sync(tagged_catalog, sent_syncs):
+    # given an index whose file is gone (deleted by hand, a volume not mounted)
+    photo_id = untagged_photo()
+    store = index_store_get()
+    (store.directory / f"index-{store.current_version()}.faiss").unlink()
+    (store.directory / CURRENT_FILE).write_text(f"{store.current_version()}0")  # a version never written
+    last_sync_was(seconds_ago=60, took_s=0.5)  # so the tagging syncs itself
+
+    # when a photo is tagged, then its tags are stored all the same and a sync is queued for later
+    assert photo_tag(photo_id=photo_id).status == Photo.Status.TAGGED
+    assert len(sent_syncs) == 1
+
+
+def test_a_retry_that_tags_the_photo_itself_leaves_it_to_the_queued_sync(tagged_catalog, sent_syncs):
+    # given a photo whose first try failed before tagging it, and a sync that ended a moment ago
+    photo_id = untagged_photo()
+    last_sync_was(seconds_ago=0, took_s=0.5)
+
+    # when the retry tags it, then it queues its sync as any tagging does, without syncing itself
+    tag_photo.apply(args=[photo_id], retries=1)
+    assert Photo.objects.get(pk=photo_id).status == Photo.Status.TAGGED
+    assert photo_id not in indexed_ids() and len(sent_syncs) == 1
