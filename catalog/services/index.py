@@ -90,9 +90,9 @@ def index_sync_soon(*, queue: str | None = None) -> None:
     so one per photo would cost more than tagging it. Here a worker syncs itself when no sync round
     is running and the last one ended at least INDEX_SYNC_DELAY_S ago and SYNC_REST_FACTOR times as
     long as it took (compactions aside), so syncs take at most a fifth of its time; the photos tagged
-    in between wait for the next such sync, or for the queued one. Queued alone, a sync waited behind every tagging queued before it: nothing of
-    a bulk import was searchable until the whole import was tagged. With eager tasks (development,
-    tests) a queued sync runs at once.
+    in between wait for the next such sync, or for the queued one. Queued alone, a sync waited behind
+    every tagging queued before it: nothing of a bulk import was searchable until the whole import
+    was tagged. With eager tasks (development, tests) a queued sync runs at once.
     """
     store = index_store_get()
     if store.sync_rested(least_s=settings.INDEX_SYNC_DELAY_S, factor=SYNC_REST_FACTOR):
