@@ -133,7 +133,7 @@ INDEX_MEMORY_MAP = env_bool("INDEX_MEMORY_MAP", True)
 FLAT_INDEX_MAX_ITEMS = env_int("FLAT_INDEX_MAX_ITEMS", 10_000)
 # The least seconds between two index syncs that taggings start (and the delay of a queued one), so that
 # the photos tagged meanwhile share one sync (each reads every tagged photo's id and tagging time: 0.6 s
-# at a million on PostgreSQL). A worker also waits four times as long as its last sync took.
+# at a million on PostgreSQL). A worker also waits nine times as long as its last sync took.
 INDEX_SYNC_DELAY_S = env_float("INDEX_SYNC_DELAY", 2.0)
 RECOGNITION_DEVICE = env_str("RECOGNITION_DEVICE", "auto")  # auto | cpu | cuda
 # Fine-tuned backbone weights; by default the file shipped in recognition/artifacts/backbone/ when present.

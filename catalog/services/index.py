@@ -53,7 +53,7 @@ REBUILD_BATCH_PHOTOS = 2000
 # A queued sync not started after this long counts as lost, and the next tagging queues another.
 SYNC_QUEUED_STALE_S = 120.0
 # A tagging syncs the index itself once the last sync ended this many times as long ago as it took.
-SYNC_REST_FACTOR = 4.0
+SYNC_REST_FACTOR = 9.0
 # A queued sync that found another process syncing looks again this much later (index_sync_queued_run).
 SYNC_RECHECK_S = 60.0
 # The stamp of a tagged photo without a tagging time (rows from before it was recorded).
@@ -89,7 +89,7 @@ def index_sync_soon(*, queue: str | None = None) -> None:
     photo's id and tagging time (0.4 s at 100k photos on SQLite, 0.6 s at a million on PostgreSQL),
     so one per photo would cost more than tagging it. Here a worker syncs itself when no sync round
     is running and the last one ended at least INDEX_SYNC_DELAY_S ago and SYNC_REST_FACTOR times as
-    long as it took (compactions aside), so syncs take at most a fifth of its time; the photos tagged
+    long as it took (compactions aside), so syncs take at most a tenth of its time; the photos tagged
     in between wait for the next such sync, or for the queued one. Queued alone, a sync waited behind
     every tagging queued before it: nothing of a bulk import was searchable until the whole import
     was tagged. With eager tasks (development, tests) a queued sync runs at once.
