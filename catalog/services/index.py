@@ -424,8 +424,8 @@ def _tagged_photo_stamps_postgresql() -> tuple[NDArray[np.int64], NDArray[np.int
     sequential scan, not the primary key's index), numpy sorts them.
     """
     table = connection.ops.quote_name(Photo._meta.db_table)
-    query = (
-        f"COPY (SELECT id, COALESCE(tagged_at, {_PG_NO_TAGGED_AT}) FROM {table}"
+    query = (  # ids cast to 8 bytes, whatever the column's type
+        f"COPY (SELECT id::bigint, COALESCE(tagged_at, {_PG_NO_TAGGED_AT}) FROM {table}"
         f" WHERE status = '{Photo.Status.TAGGED.value}' AND embedding IS NOT NULL) TO STDOUT WITH (FORMAT binary)"
     )
     copied = io.BytesIO()
