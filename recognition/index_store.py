@@ -222,7 +222,8 @@ class IndexStore:
                     with self.editing() as index:
                         update(index)
                     if timed:
-                        (self.directory / SYNC_DONE_FILE).write_text(f"{time.perf_counter() - started:.3f}")
+                        with contextlib.suppress(OSError):  # advice for the next caller, not worth failing a round
+                            (self.directory / SYNC_DONE_FILE).write_text(f"{time.perf_counter() - started:.3f}")
                     running.unlink()
                     ran = True
         return ran
