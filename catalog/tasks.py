@@ -10,17 +10,14 @@ from __future__ import annotations
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import DatabaseError
-from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from catalog.models import Photo
 from catalog.services.index import index_compact, index_photo_ensure, index_rebuild, index_sync_queued_run
 from catalog.services.tagging import photo_tag, photo_tag_failed
 
-# Transient: database hiccups, I/O (a media volume briefly away) and a broker out of reach (a tagging
-# could not queue its index sync). Corrupt photos are not transient; the service marks them failed
-# instead of raising.
-TRANSIENT_ERRORS = (DatabaseError, OSError, BrokerUnavailable)
+# Transient: database hiccups and I/O (a media volume briefly away). Corrupt photos are not
+# transient; the service marks them failed instead of raising.
+TRANSIENT_ERRORS = (DatabaseError, OSError)
 # Rebuilding a whole HNSW graph outlasts CELERY_TASK_TIME_LIMIT at a large catalog (333 s at 1M on 2
 # cores): these tasks get their own limit (fashion_search/settings.py, INDEX_REBUILD_TIME_LIMIT).
 # They acknowledge on receipt, not late: a late-acked message still unacknowledged after the broker's
@@ -45,22 +42,19 @@ INDEX_REBUILD_LIMITS = {
 def tag_photo(self: Task, photo_id: int, force: bool = False) -> None:
     # Its index sync goes to the queue this task came from, which the same workers consume.
     queue = (self.request.delivery_info or {}).get("routing_key")
-    started = timezone.now()
+    # A worker killed after committing the tags but before the index sync, or a try that failed after
+    # its commit, leaves the photo tagged yet perhaps unindexed; the next delivery or try then skips
+    # tagging, so it checks the index. Told by the row's own tagging time, as it was before this try.
+    again = (self.request.delivery_info or {}).get("redelivered", False) or self.request.retries > 0
+    tagged_at_before = Photo.objects.filter(pk=photo_id).values_list("tagged_at", flat=True).first() if again else None
     try:
         photo = photo_tag(photo_id=photo_id, force=force, index_queue=queue)
     except TRANSIENT_ERRORS as exc:
         if self.request.retries >= self.max_retries:  # the last try: no retry follows to tag it
             photo_tag_failed(photo_id=photo_id, reason=f"not tagged after {self.max_retries + 1} tries: {exc}")
         raise
-    # A worker killed after committing the tags but before the index sync, or a try whose sync could
-    # not be queued, leaves the photo tagged yet unindexed; the next delivery or try then skips
-    # tagging, so it checks the index here.
-    redelivered = (self.request.delivery_info or {}).get("redelivered", False)
-    tagged_before = (
-        photo is not None and photo.status == Photo.Status.TAGGED and (photo.tagged_at or started) <= started
-    )
-    if (redelivered or self.request.retries) and tagged_before:  # skipped here: an earlier try tagged it
-        index_photo_ensure(photo=photo)
+    if again and photo is not None and photo.status == Photo.Status.TAGGED and photo.tagged_at == tagged_at_before:
+        index_photo_ensure(photo=photo)  # skipped here: an earlier try or delivery tagged it
 
 
 @shared_task(

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from numpy.typing import NDArray
 
 from catalog.models import Photo
@@ -94,14 +95,29 @@ def index_sync_soon(*, queue: str | None = None) -> None:
     every tagging queued before it: nothing of a bulk import was searchable until the whole import
     was tagged. With eager tasks (development, tests) a queued sync runs at once.
     """
+    from catalog.tasks import sync_index as sync_index_task
+
     store = index_store_get()
+    in_process = sync_index_task.app.conf.task_always_eager  # a queued sync runs here and now
+    # The photo is stored: its tagging must not fail for the index (unreadable, a full disk).
     if store.sync_rested(least_s=settings.INDEX_SYNC_DELAY_S, factor=SYNC_REST_FACTOR):
         try:
             if index_sync():
                 return
-        except Exception:  # the photo is stored: its tagging must not fail for the index (unreadable, disk full)
-            logger.exception("could not sync the index after tagging; queuing a sync instead")
-    _index_sync_queue(store, countdown=settings.INDEX_SYNC_DELAY_S, queue=queue)
+        except Exception:
+            logger.exception("could not sync the index after tagging%s", "" if in_process else "; queuing a sync")
+            if in_process:
+                return  # a queued sync would fail the same way, here
+    try:
+        _index_sync_queue(store, countdown=settings.INDEX_SYNC_DELAY_S, queue=queue)
+    except BrokerUnavailable as exc:
+        # A retry of the tagging would need the broker too, and Celery drops a task whose retry it cannot send.
+        logger.warning("could not queue an index sync (%s); syncing now instead", exc)
+        index_sync()
+    except Exception:
+        if not in_process:
+            raise
+        logger.exception("could not sync the index after tagging")
 
 
 def index_sync_queue_forget() -> None:
