@@ -200,7 +200,7 @@ class IndexStore:
         its requests behind for the next caller's sync (and `index_repair` on process start), so
         none is lost. Returns whether this call ran `update`.
 
-        With `timed`, each round records when it ended and how long it took (`sync_rest_left`); a
+        With `timed`, each round records when it ended and how long it took (`sync_rested`); a
         compaction's rounds do not, as they take minutes where a sync takes a second.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -232,25 +232,22 @@ class IndexStore:
         """Whether a sync request waits for a round (left by a caller while another process held the sync)."""
         return (self.directory / SYNC_REQUEST_FILE).exists() or (self.directory / SYNC_RUNNING_FILE).exists()
 
-    def sync_rest_left(self, *, least_s: float, factor: float) -> float:
-        """Seconds until the last sync round ended at least `least_s` ago and at least `factor` times as
-        long ago as it took: 0 when it has (or none has run here), `least_s` while a round is running.
-
-        Lets callers bound the share of their time that syncs take. A request left during a round
-        would only make the round run again.
-        """
+    def sync_rested(self, *, least_s: float, factor: float) -> bool:
+        """Whether no sync round is running and the last one ended at least `least_s` ago and at least
+        `factor` times as long as it took (or none has run here): lets callers bound the share of their
+        time that syncs take. A request left during a round would only make the round run again."""
         if (self.directory / SYNC_RUNNING_FILE).exists():
-            return least_s
+            return False
         done = self.directory / SYNC_DONE_FILE
         try:
             ended = done.stat().st_mtime
         except FileNotFoundError:
-            return 0.0
+            return True
         try:
             took = float(done.read_text())
         except (OSError, ValueError):  # being written, or unreadable: the time alone
             took = 0.0
-        return max(0.0, max(least_s, factor * took) - (time.time() - ended))
+        return time.time() - ended >= max(least_s, factor * took)
 
     def sync_queued(self, *, within_s: float) -> bool:
         """Whether a sync was marked queued less than `within_s` seconds ago (`sync_queue_mark`).

@@ -83,25 +83,24 @@ def index_sync() -> bool:
 
 
 def index_sync_soon(*, queue: str | None = None) -> None:
-    """Sync now if the last sync is long enough ago, else queue one on `queue` for when it will be
-    (at least INDEX_SYNC_DELAY_S from now), unless one is queued already.
+    """Sync now if the last sync is long enough ago, else queue one on `queue` INDEX_SYNC_DELAY_S from
+    now (unless one is queued already).
 
     For a photo's new embedding in a worker (a first one or a re-tag). Each sync reads every tagged
     photo's id and tagging time (0.4 s at 100k photos on SQLite, 0.6 s at a million on PostgreSQL),
     so one per photo would cost more than tagging it. Here a worker syncs itself when no sync round
     is running and the last one ended at least INDEX_SYNC_DELAY_S ago and SYNC_REST_FACTOR times as
     long as it took (compactions aside), so syncs take at most a tenth of its time; the photos tagged
-    in between wait for the next such sync, or for the queued one, which waits as long. Queued alone,
-    a sync waited behind every tagging queued before it: nothing of a bulk import was searchable until
-    the whole import was tagged. With eager tasks (development, tests) a queued sync runs at once.
+    in between wait for the next such sync, or for the queued one. Queued alone, a sync waited behind
+    every tagging queued before it: nothing of a bulk import was searchable until the whole import
+    was tagged. With eager tasks (development, tests) a queued sync runs at once.
     """
     from catalog.tasks import sync_index as sync_index_task
 
     store = index_store_get()
     in_process = sync_index_task.app.conf.task_always_eager  # a queued sync runs here and now
     # The photo is stored: its tagging must not fail for the index (unreadable, a full disk).
-    rest_s = store.sync_rest_left(least_s=settings.INDEX_SYNC_DELAY_S, factor=SYNC_REST_FACTOR)
-    if rest_s == 0:
+    if store.sync_rested(least_s=settings.INDEX_SYNC_DELAY_S, factor=SYNC_REST_FACTOR):
         try:
             if index_sync():
                 return
@@ -110,7 +109,7 @@ def index_sync_soon(*, queue: str | None = None) -> None:
             if in_process:
                 return  # a queued sync would fail the same way, here
     try:
-        _index_sync_queue(store, countdown=max(settings.INDEX_SYNC_DELAY_S, rest_s), queue=queue)
+        _index_sync_queue(store, countdown=settings.INDEX_SYNC_DELAY_S, queue=queue)
     except BrokerUnavailable as exc:
         # A retry of the tagging would need the broker too, and Celery drops a task whose retry it cannot send.
         logger.warning("could not queue an index sync (%s); syncing now instead", exc)

@@ -76,7 +76,7 @@ def test_photo_saved_in_admin_is_tagged_by_a_worker_and_found_by_search(celery_w
     assert photo.status == Photo.Status.TAGGED
     assert photo.tags.filter(attribute="type").first().value == "hat"
 
-    # The worker publishes newly tagged photos to the index together, within seconds of tagging.
+    # The worker publishes newly tagged photos to the index together, within INDEX_SYNC_DELAY_S of tagging.
     while True:
         query = SimpleUploadedFile("q.jpg", hat.read_bytes(), content_type="image/jpeg")
         results = admin_client.post("/api/v1/search", {"image": query}).json()["results"]
