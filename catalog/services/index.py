@@ -92,9 +92,9 @@ def index_sync_soon(*, queue: str | None = None) -> None:
     is running and the last one ended at least INDEX_SYNC_DELAY_S ago and SYNC_REST_FACTOR times as
     long as it took (compactions aside), so these syncs take at most a tenth of its time; the photos
     tagged in between wait for the next such sync, or for the queued one (which runs when the worker
-    has time to spare, or after its backlog, so it is not held back as well). Queued alone, a sync waited behind
-    every tagging queued before it: nothing of a bulk import was searchable until the whole import
-    was tagged. With eager tasks (development, tests) a queued sync runs at once.
+    has time to spare, or after its backlog, so it is not held back as well). Queued alone, a sync
+    waited behind every tagging queued before it: nothing of a bulk import was searchable until the
+    whole import was tagged. With eager tasks (development, tests) a queued sync runs at once.
     """
     from catalog.tasks import sync_index as sync_index_task
 
