@@ -28,20 +28,19 @@ So the edits here never compact: when they leave an index due, they queue `compa
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from numpy.typing import NDArray
 
 from catalog.models import Photo
+from catalog.services.index_stamps import photo_index_stamp, tagged_photo_stamps
 from recognition.index import UNKNOWN_STAMP, IndexUnreadable, VectorIndex
 from recognition.index_layers import LayeredIndex
 from recognition.index_store import IndexStore
@@ -57,18 +56,6 @@ SYNC_QUEUED_STALE_S = 120.0
 SYNC_REST_FACTOR = 9.0
 # A queued sync that found another process syncing looks again this much later (index_sync_queued_run).
 SYNC_RECHECK_S = 60.0
-# The stamp of a tagged photo without a tagging time (rows from before it was recorded).
-NO_TAGGED_AT_STAMP = 0
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def photo_index_stamp(tagged_at: datetime | None) -> int:
-    """The index stamp of an embedding tagged at `tagged_at`: microseconds since the epoch, exactly."""
-    if tagged_at is None:
-        return NO_TAGGED_AT_STAMP
-    return (tagged_at - _EPOCH) // timedelta(microseconds=1)
-
-
 def index_sync() -> bool:
     """Bring the published index in step with the tagged photos, coalescing with concurrent calls.
 
@@ -96,10 +83,8 @@ def index_sync_soon(*, queue: str | None = None) -> None:
     waited behind every tagging queued before it: nothing of a bulk import was searchable until the
     whole import was tagged. With eager tasks (development, tests) a queued sync runs at once.
     """
-    from catalog.tasks import sync_index as sync_index_task
-
     store = index_store_get()
-    in_process = sync_index_task.app.conf.task_always_eager  # a queued sync runs here and now
+    in_process = _queued_syncs_run_here()
     # The photo is stored: its tagging must not fail for the index (unreadable, a full disk).
     if store.sync_rested(least_s=settings.INDEX_SYNC_DELAY_S, factor=SYNC_REST_FACTOR):
         try:
@@ -137,14 +122,19 @@ def index_sync_queued_run(*, queue: str | None = None) -> bool:
     first (a compaction killed at its time limit, say), nothing else would until the next edit. So
     the request is looked at again SYNC_RECHECK_S later, from `queue`.
     """
-    from catalog.tasks import sync_index as sync_index_task
-
     store = index_store_get()
     store.sync_queue_clear()
     ran = index_sync()
-    if not ran and store.sync_pending() and not sync_index_task.app.conf.task_always_eager:  # eager: recursion
+    if not ran and store.sync_pending() and not _queued_syncs_run_here():  # here, it would recurse
         _index_sync_queue(store, countdown=SYNC_RECHECK_S, queue=queue)
     return ran
+
+
+def _queued_syncs_run_here() -> bool:
+    """Whether a queued sync runs in this process, at once (eager tasks: development, tests)."""
+    from catalog.tasks import sync_index as sync_index_task
+
+    return sync_index_task.app.conf.task_always_eager
 
 
 def _index_sync_queue(store: IndexStore, *, countdown: float, queue: str | None) -> None:
@@ -346,7 +336,7 @@ def _index_reconcile(index: LayeredIndex) -> IndexRepair:
     """Bring `index` (a private copy, under the writer lock) in step with the database."""
     # Sorted id arrays throughout: Python sets of a million ids cost a second a sync.
     indexed, counts = np.unique(index.ids(), return_counts=True)
-    tagged_ids, tagged_stamps = _tagged_photo_stamps()
+    tagged_ids, tagged_stamps = tagged_photo_stamps()
     duplicated = indexed[counts > 1]
     extra = np.setdiff1d(indexed, tagged_ids, assume_unique=True)
     stale = np.setdiff1d(_out_of_date_ids(index, tagged_ids, tagged_stamps), duplicated, assume_unique=True)
@@ -391,83 +381,9 @@ def _out_of_date_ids(
 
 def _index_matches(index: LayeredIndex) -> bool:
     ids = index.ids()
-    tagged_ids, tagged_stamps = _tagged_photo_stamps()
+    tagged_ids, tagged_stamps = tagged_photo_stamps()
     return (
         np.array_equal(np.sort(ids), tagged_ids)  # the same ids, each once (`tagged_ids` is sorted and unique)
         and not (index.stamps() == UNKNOWN_STAMP).any()  # may be out of date, and nothing tells
         and not len(_out_of_date_ids(index, tagged_ids, tagged_stamps))
     )
-
-
-def _tagged_photo_stamps() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The ids of the tagged photos, sorted, and their embeddings' stamps.
-
-    Every sync reads these for the whole catalog. On PostgreSQL they come as one binary COPY that numpy
-    reads (0.4 to 0.85 s at a million photos on 2 cores); other databases go through the ORM's rows and
-    Python's datetime arithmetic (3.6 to 4.7 s at a million on PostgreSQL, 0.40 s at 100k on SQLite).
-    """
-    if connection.vendor == "postgresql" and connection.Database.__name__ == "psycopg2":  # psycopg 3 copies otherwise
-        return _tagged_photo_stamps_postgresql()
-    rows = (
-        Photo.objects.filter(status=Photo.Status.TAGGED, embedding__isnull=False)
-        .order_by("pk")
-        .values_list("pk", "tagged_at")
-    )
-    ids, stamps = [], []
-    for photo_id, tagged_at in rows:
-        ids.append(photo_id)
-        stamps.append(photo_index_stamp(tagged_at))
-    return np.array(ids, dtype=np.int64), np.array(stamps, dtype=np.int64)
-
-
-# A binary COPY row of two non-null 8-byte fields: the field count, then each field's length and value.
-_PG_ID_TIME_ROW = np.dtype(
-    [("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("tagged_at_len", ">i4"), ("tagged_at", ">i8")]
-)
-_PG_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-# PostgreSQL's epoch, 2000-01-01 UTC, as a stamp (timestamps are integers since PostgreSQL 10); and the
-# tagging time of a photo without one, which reads back as NO_TAGGED_AT_STAMP (the Unix epoch).
-_PG_EPOCH_STAMP = photo_index_stamp(datetime(2000, 1, 1, tzinfo=UTC))
-_PG_NO_TAGGED_AT = "'1970-01-01 00:00:00+00'::timestamptz"
-
-
-def _tagged_photo_stamps_postgresql() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """`_tagged_photo_stamps` read as PostgreSQL's binary COPY of ids and tagging times.
-
-    In that format a timestamptz is its stored integer, microseconds since 2000-01-01 UTC, so the
-    stamp is one addition, and each row is 26 bytes that numpy reads without a Python object per
-    row: 0.36 to 0.85 s at a million photos on 2 cores, against 2.2 to 3.0 s for the stamps computed
-    in SQL and fetched as rows, most of it the rows. The database returns them unsorted (a
-    sequential scan, not the primary key's index), numpy sorts them.
-    """
-    table = connection.ops.quote_name(Photo._meta.db_table)
-    query = (  # ids cast to 8 bytes, whatever the column's type
-        f"COPY (SELECT id::bigint, COALESCE(tagged_at, {_PG_NO_TAGGED_AT}) FROM {table}"
-        f" WHERE status = '{Photo.Status.TAGGED.value}' AND embedding IS NOT NULL) TO STDOUT WITH (FORMAT binary)"
-    )
-    copied = io.BytesIO()
-    with connection.cursor() as cursor:
-        cursor.copy_expert(query, copied)
-    rows = _pg_binary_copy_rows(copied.getbuffer(), _PG_ID_TIME_ROW)
-    ids = rows["id"].astype(np.int64)
-    stamps = rows["tagged_at"].astype(np.int64) + _PG_EPOCH_STAMP
-    order = np.argsort(ids)
-    return ids[order], stamps[order]
-
-
-def _pg_binary_copy_rows(data: memoryview, row: np.dtype) -> NDArray[np.void]:
-    """The rows of a binary COPY (PostgreSQL's manual, COPY, "Binary Format") whose rows are all `row`,
-    checked: every row must have its fields, each of its fixed length (no nulls)."""
-    if bytes(data[:11]) != _PG_COPY_SIGNATURE or bytes(data[-2:]) != b"\xff\xff":  # a trailer: field count -1
-        raise ValueError("not a whole PostgreSQL binary COPY")
-    extension = int.from_bytes(data[15:19], "big")
-    body = data[19 + extension : len(data) - 2]
-    if len(body) % row.itemsize:
-        raise ValueError(f"binary COPY rows are not {row.itemsize} bytes each")
-    rows = np.frombuffer(body, dtype=row)
-    values = [name for name in row.names if f"{name}_len" in row.names]
-    if not (rows["fields"] == len(values)).all() or any(
-        (rows[f"{name}_len"] != row[name].itemsize).any() for name in values
-    ):
-        raise ValueError("binary COPY rows are not the fixed-width rows expected")
-    return rows

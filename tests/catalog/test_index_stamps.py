@@ -8,13 +8,13 @@ import pytest
 from django.db import connection
 
 from catalog.models import Photo
-from catalog.services.index import (
+from catalog.services.index_stamps import (
     _PG_ID_TIME_ROW,
     NO_TAGGED_AT_STAMP,
     _pg_binary_copy_rows,
-    _tagged_photo_stamps,
     _tagged_photo_stamps_postgresql,
     photo_index_stamp,
+    tagged_photo_stamps,
 )
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def test_stamps_are_the_tagging_times_in_microseconds_exactly(tagged_catalog):
     for photo, tagged_at in zip(photos, TAGGING_TIMES, strict=True):
         Photo.objects.filter(pk=photo.pk).update(tagged_at=tagged_at)
 
-    ids, stamps = _tagged_photo_stamps()
+    ids, stamps = tagged_photo_stamps()
 
     by_id = dict(zip(ids.tolist(), stamps.tolist(), strict=True))
     assert [by_id[photo.pk] for photo in photos] == [photo_index_stamp(t) for t in TAGGING_TIMES]
