@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from catalog.services.evaluation import format_retrieval_report, photos_embed, retrieval_evaluate
 from catalog.services.ranking import RankingWeights
+from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
 from recognition.errors import RecognitionError
 from recognition.training import load_folder_dataset
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Print precision@1, precision@10 and mAP@10 of type agreement, embedding-only and hybrid. "
         "DIR/validation queries DIR/train by default; --queries and --catalog name other folders."

@@ -5,10 +5,11 @@ from __future__ import annotations
 from argparse import ArgumentTypeError
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from catalog.errors import CatalogError
 from catalog.services.importing import catalog_import, import_files_list
+from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
 
 
@@ -19,7 +20,7 @@ def _folder(text: str) -> Path:
     return Path(text)
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Import DIR (a sub-folder per type) into the catalog. Running it again adds new images and applies "
         "the CSV values changed since the last import; it never duplicates items nor undoes edits made in the admin."

@@ -3,13 +3,12 @@ a worker of the previous version during an upgrade). The app's own writers keep 
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from catalog.models import Photo
 from catalog.services.best_tags import PHOTOS_PER_CHUNK, tags_best_mark
+from fashion_search.commands import DatabaseCommand
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Mark each photo's best tag per attribute (the one refine, text search and Complete the look "
         "read), for tags written outside the app. Prints how many marks changed."

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from catalog.management.index_folder import index_folder_errors
 from catalog.models import Photo
 from catalog.services.index import index_rebuild
+from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Rebuild the FAISS index from every tagged photo's stored embedding (safe at any time)."
 
     def handle(self, *args: object, **options: object) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from catalog.management.index_folder import index_folder_errors
 from catalog.services.index import index_repair
+from fashion_search.commands import DatabaseCommand
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Add tagged photos missing from the index, replace out-of-date vectors, drop ids no longer in "
         "the catalog, rebuild an unreadable index. Publishes nothing when the index already matches."

@@ -19,7 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from catalog.management.index_folder import index_folder_errors
 from catalog.models import Photo
 from catalog.services.index import index_rebuild
 from catalog.services.tagging import CATALOG_MAX_BYTES, CATALOG_MAX_PIXELS, photos_tags_apply
+from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
 from recognition.embed_pipeline import PhotoPreparer, embed_in_batches
 from recognition.errors import RecognitionError
@@ -149,7 +150,7 @@ def _photos_store(
     return len(existing)
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Embed and tag catalog photos in batches (GPU when present, decoding in parallel), then rebuild the "
         "index. Takes photos not yet tagged by the current backbone; --force takes all."

@@ -8,14 +8,15 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from fashion_search.commands import DatabaseCommand
 from recognition.versions import versions_register_builtin
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Create the admin user (admin / DEMO_ADMIN_PASSWORD, default 'admin') and import the demo catalog."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
 from recognition.errors import RecognitionError
 from recognition.services import backbone_get, head_live
@@ -19,7 +20,7 @@ from recognition.training import (
 )
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Print top-1/2/3, per-class precision/recall and the confusion matrix of recognizer NAME on DIR."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -6,8 +6,9 @@ import dataclasses
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
 from recognition.backbone import Backbone, BackboneConfig, save_tuned_weights
 from recognition.errors import RecognitionError
@@ -26,7 +27,7 @@ from recognition.training import (
 )
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Train recognizer NAME on --data DIR (a sub-folder per label), evaluate on --eval-data. "
         "With --fine-tune, the backbone's last blocks are trained too and saved as the new backbone."
