@@ -58,12 +58,21 @@ def _index_repair_logged() -> None:
     from django.db import DatabaseError, connection
 
     from catalog.services.index import index_repair, index_sync_queue_forget
+    from fashion_search.database import migrations_unapplied, unapplied_summary
     from recognition.errors import RecognitionError
 
     # Not the worker's handlers, which the fork copied: they would only note a stop and repair on.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
+        if unapplied := migrations_unapplied():
+            # A first start before `migrate` (the README starts a worker, then `make serve`): a missing
+            # table's traceback would say nothing of the fix. The tags written later reach the index anyway.
+            logger.warning(
+                "index repair on worker start skipped: the database has %s; run `manage.py migrate`",
+                unapplied_summary(unapplied),
+            )
+            return
         # Before the repair reads the catalog: a tagging committed after that read finds no mark and
         # queues its own sync, where forgetting afterwards would erase the mark it relied on.
         index_sync_queue_forget()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.migrations.executor import MigrationExecutor
+
+from fashion_search.database import database_name, migrations_unapplied, unapplied_summary
 
 
 class DatabaseCommand(BaseCommand):
@@ -20,24 +20,12 @@ class DatabaseCommand(BaseCommand):
     def check_migrations(self) -> None:
         connection = connections[DEFAULT_DB_ALIAS]
         try:
-            executor = MigrationExecutor(connection)
-            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+            unapplied = migrations_unapplied()
         except DatabaseError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CommandError(f"cannot reach the database ({database_name(connection)}): {reason}") from None
-        if plan:
-            apps = ", ".join(sorted({migration.app_label for migration, _backwards in plan}))
+        if unapplied:
             raise CommandError(
-                f"the database ({database_name(connection)}) has {len(plan)} unapplied migration(s) "
-                f"for {apps}: run `python manage.py migrate` first"
+                f"the database ({database_name(connection)}) has {unapplied_summary(unapplied)}: "
+                "run `python manage.py migrate` first"
             )
-
-
-def database_name(connection: BaseDatabaseWrapper) -> str:
-    """Which database, without its password: a file for SQLite, host and name otherwise."""
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return str(settings["NAME"])
-    host = settings.get("HOST") or "localhost"
-    port = f":{settings['PORT']}" if settings.get("PORT") else ""
-    return f"{connection.vendor} {settings['NAME']} on {host}{port}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from celery.worker import state as worker_state
 from catalog.services import index as index_service
 from fashion_search import celery as worker_start
 
+ROOT = Path(__file__).resolve().parent.parent
 REPAIR_S = 30.0  # far longer than any test waits: the repair must be cut short, not finish
 
 
@@ -31,6 +34,7 @@ def slow_repair(monkeypatch, tmp_path: Path) -> Path:
 
     monkeypatch.setattr(index_service, "index_repair", repair)
     monkeypatch.setattr(index_service, "index_sync_queue_forget", lambda: None)
+    monkeypatch.setattr("fashion_search.database.migrations_unapplied", lambda: [])  # no database here
     return finished
 
 
@@ -115,3 +119,22 @@ def test_the_queued_sync_is_forgotten_before_the_repair_reads_the_catalog(monkey
 
     # then the mark was gone before the repair read anything: a tagging from then on queues its own sync
     assert marked_during_repair == [False]
+
+
+def test_a_worker_started_before_migrate_skips_the_repair_with_a_one_line_warning(tmp_path):
+    # given a database with no tables yet (the README starts a worker before `make serve` migrates)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
+    code = "from fashion_search.celery import _index_repair_logged; _index_repair_logged()"
+
+    # when the start-up repair runs (in this subprocess, as in the worker's child)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
+        cwd=ROOT, env=env | {"VAR_DIR": str(tmp_path)}, text=True, capture_output=True, timeout=120,
+    )
+
+    # then it says what to do, instead of a traceback about a missing table, and builds no index
+    assert result.returncode == 0, result.stderr
+    assert "index repair on worker start skipped" in result.stderr
+    assert "unapplied migration(s) for" in result.stderr and "run `manage.py migrate`" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "index").exists()
