@@ -9,6 +9,7 @@ has a step budget proportional to the file size (`BYTES_PER_STEP`).
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -59,6 +60,9 @@ def image_layout(data: bytes, fmt: str, *, start: int = 0, budget: StepBudget | 
         raise InvalidImage(_TRUNCATED) from None
 
 
+_FILL_BYTES = re.compile(rb"\xff*")
+
+
 def _jpeg_layout(data: bytes, start: int, budget: StepBudget) -> Layout:
     if data[start : start + 2] != b"\xff\xd8":
         raise InvalidImage("The JPEG data does not start with a start-of-image marker.")
@@ -68,8 +72,7 @@ def _jpeg_layout(data: bytes, start: int, budget: StepBudget) -> Layout:
         budget.take()
         if data[pos] != 0xFF:
             raise InvalidImage("The JPEG is corrupt: a segment does not start with a marker.")
-        while data[pos] == 0xFF:  # any number of fill bytes may precede a marker
-            pos += 1
+        pos = _FILL_BYTES.match(data, pos).end()  # any number may precede a marker; a loop took 2.6 s for 10 MB
         marker = data[pos]
         pos += 1
         if marker == 0xD9:  # EOI

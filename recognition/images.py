@@ -28,6 +28,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.image_layout import StepBudget, image_layout
 
+# Longest side over shortest side. Phone panoramas reach about 8:1; a file far thinner than that is no
+# photo of a garment, and a 1x40,000,000 PNG (76 KB, within the pixel cap) took 4-7 s of a web process's
+# CPU, its 40 million rows decoded and colour-analysed one by one.
+MAX_ASPECT_RATIO = 20
+
 # Magic bytes of the formats we accept, judged by content, never by file name.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -103,6 +108,13 @@ def decode_image(
                 raise ImageTooLarge(
                     f"The image is {width}x{height} pixels; the limit is {max_pixels} pixels."
                 )
+            if width == 0 or height == 0:
+                raise InvalidImage(f"The image is {width}x{height} pixels: it has no picture.")
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                raise InvalidImage(
+                    f"The image is {width}x{height} pixels, more than {MAX_ASPECT_RATIO} times as long as it "
+                    "is wide; upload a photo of the garment."
+                )
             if _FORMAT_FAMILY.get(image.format or "", image.format) != expected:
                 raise InvalidImage("The file's content does not match an image format.")
             if image.format in ("JPEG", "MPO") and draft_size:
@@ -116,8 +128,11 @@ def decode_image(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own bomb guard, for sizes past its global limit: refused before decoding too.
         raise ImageTooLarge(f"The image has too many pixels; the limit is {max_pixels} pixels.") from None
-    except UnidentifiedImageError as exc:
-        raise InvalidImage(f"The image could not be read: {exc}") from None
+    except UnidentifiedImageError:
+        # Pillow's own text names the BytesIO object it read ("cannot identify image file <_io...>").
+        raise InvalidImage(
+            f"The image could not be read: its {expected} header is corrupt (a zero width or height, say)."
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError) as exc:
         # Pillow reports truncated and corrupt streams as OSError or SyntaxError, and malformed headers
         # and EXIF blocks with whatever its parsers hit (struct.error, IndexError, KeyError, TypeError).

@@ -160,6 +160,34 @@ def test_a_file_of_millions_of_tiny_segments_is_refused_without_walking_them_all
         decode_image(data, max_bytes=10_000_000, max_pixels=4_000_000)
 
 
+def test_an_image_far_thinner_than_any_photo_is_refused_with_its_size():
+    # given a PNG of 1x2,000,000 pixels (within the pixel cap; 1x40,000,000 took seconds to decode)
+    thin = png_bomb(1, 2_000_000)
+    # when / then
+    with pytest.raises(InvalidImage, match=r"1x2000000 pixels, more than 20 times as long as it is wide"):
+        decode_image(thin, max_bytes=10_000_000, max_pixels=4_000_000)
+
+
+def test_a_panorama_is_accepted():
+    image = decode_image(encoded("JPEG", Image.new("RGB", (800, 100), "red")), **CAPS)
+    assert image.size == (800, 100)
+
+
+def test_a_jpeg_of_nothing_but_fill_bytes_is_refused_as_truncated():
+    data = b"\xff\xd8" + b"\xff" * 5_000_000
+    with pytest.raises(InvalidImage, match="truncated"):
+        decode_image(data, max_bytes=10_000_000, max_pixels=4_000_000)
+
+
+def test_a_png_of_zero_width_is_refused_with_a_reason_that_names_no_internal_object():
+    data = bytearray(encoded("PNG"))
+    data[16:20] = struct.pack(">I", 0)  # IHDR's width
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # and its CRC, so only the width is wrong
+    with pytest.raises(InvalidImage) as refusal:
+        decode_image(bytes(data), **CAPS)
+    assert "PNG header is corrupt" in refusal.value.message and "_io" not in refusal.value.message
+
+
 # --- Truncated, corrupt, empty, disguised ------------------------------------------------------------
 
 
