@@ -16,6 +16,7 @@ from ninja import Field, File, NinjaAPI, Query, Schema
 from ninja.errors import ValidationError
 from ninja.files import UploadedFile
 
+from catalog.api_parameters import parameters_unexpected
 from catalog.api_schemas import ErrorOut, ResultOut, WholeNumber
 from catalog.presenters import hit_as_dict
 from catalog.services.search import MAX_RESULTS, search_by_image
@@ -36,7 +37,10 @@ logger = logging.getLogger(__name__)
 api = NinjaAPI(
     title="Fashion search API",
     version="1",
-    description="Recognise garments in photos and find similar catalog items.",
+    description=(
+        "Recognise garments in photos and find similar catalog items. Parameters go in the query string; "
+        "one an operation does not take, or one given twice, answers 400 `invalid_request`."
+    ),
     urls_namespace="api-v1",
 )
 
@@ -181,13 +185,29 @@ def rate_limited(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 api.add_decorator(rate_limited, mode="view")
 
 
+def parameters_checked(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Answer 400 to a query parameter the operation does not take, or one given twice, and to form fields."""
+
+    @wraps(run)
+    def checked_run(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        reason = parameters_unexpected(request, [value for value in kwargs.values() if isinstance(value, Schema)])
+        if reason:
+            return _error(request, "invalid_request", reason, 400)
+        return run(request, *args, **kwargs)
+
+    return checked_run
+
+
+api.add_decorator(parameters_checked, mode="operation")
+
+
 @api.post(
     "/recognize",
     response={200: RecognizeOut, **ERRORS},
     summary="Recognise a garment photo",
     openapi_extra=_error_docs(
         f"{_INVALID_IMAGE}; `unknown_recognizer`: `model` names no live recognizer; "
-        "`invalid_request`: the `image` part is missing"
+        "`invalid_request`: the `image` part is missing, or a query parameter is unknown or repeated"
     ),
 )
 def recognize(request: HttpRequest, image: File[UploadedFile], params: Query[RecognizeParams]):
@@ -211,7 +231,8 @@ def recognize(request: HttpRequest, image: File[UploadedFile], params: Query[Rec
     response={200: SearchOut, **ERRORS},
     summary="Find catalog items similar to a photo",
     openapi_extra=_error_docs(
-        f"{_INVALID_IMAGE}; `invalid_request`: the `image` part is missing or `limit` is out of range"
+        f"{_INVALID_IMAGE}; `invalid_request`: the `image` part is missing, `limit` is out of range, "
+        "or a query parameter is unknown (`color` for `colour`, say) or repeated"
     ),
 )
 def search(request: HttpRequest, image: File[UploadedFile], params: Query[SearchParams]):

@@ -1,0 +1,37 @@
+"""Query parameters the API does not take are refused, not ignored.
+
+Ignored, `?color=red` (for `colour`) or a filter sent as a form field answered 200 with unfiltered
+results that looked filtered; a key given twice answered with whichever value came last.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from pydantic import BaseModel
+
+# Longest parameter name echoed in a refusal: the reason repeats what the client sent, within reason.
+_ECHO_MAX = 40
+
+
+def parameters_unexpected(request: HttpRequest, params: list[BaseModel]) -> str | None:
+    """Why the request's parameters are not what the operation reads (`params`, its parsed query
+    schemas), or None when they are."""
+    known = {name for model in params for name in type(model).model_fields}
+    unknown = [key for key in request.GET if key not in known]
+    if unknown:
+        if not known:
+            return f"Unknown query parameter {_echo(unknown[0])}; this operation takes none."
+        valid = ", ".join(f"`{name}`" for name in sorted(known))
+        return f"Unknown query parameter {_echo(unknown[0])}; this operation takes: {valid}."
+    repeated = [key for key, values in request.GET.lists() if len(values) > 1]
+    if repeated:
+        return f"The query parameter {_echo(repeated[0])} is given more than once; give it once."
+    if request.POST:
+        field = next(iter(request.POST))
+        where = "send it in the query string" if field in known else "the form takes only `image`"
+        return f"Unexpected form field {_echo(field)}: {where}."
+    return None
+
+
+def _echo(name: str) -> str:
+    return f"`{name[:_ECHO_MAX]}…`" if len(name) > _ECHO_MAX else f"`{name}`"
