@@ -87,3 +87,15 @@ def test_a_body_over_the_upload_cap_is_a_json_413(client, settings, path):
 
     # then
     _assert_json_error(response, 413, "image_too_large")
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("get", "/api/v1/search", "POST"),
+    ("delete", "/api/v1/items/1", "GET"),
+    ("put", "/api/v1/search/text", "GET"),
+])
+def test_a_method_an_operation_does_not_serve_is_a_json_405_naming_the_one_it_does(client, method, path, allowed):
+    response = getattr(client, method)(path)
+    _assert_json_error(response, 405, "method_not_allowed")
+    assert response["Allow"] == allowed
+    assert f"use {allowed}" in response.json()["reason"]
