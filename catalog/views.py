@@ -106,7 +106,8 @@ def _home(request: HttpRequest, template: str) -> HttpResponse:
     form = PhotoSearchForm(request.POST, request.FILES)
     context: dict = {"form": form}
     if not form.is_valid():
-        context["error"] = "Choose a photo to upload."
+        empty = form.has_error("image", code="empty")  # a 0-byte file was chosen: "choose one" would puzzle
+        context["error"] = "The photo is empty (0 bytes); choose another." if empty else "Choose a photo to upload."
         return render(request, template, context, status=400)
     try:
         image = upload_decode(form.cleaned_data["image"].read())
@@ -186,7 +187,8 @@ def look_panel(request: HttpRequest) -> HttpResponse:
     """Complete the look for the tags in the address (type, pattern, colour, style), as a fragment of the page."""
     anchor, unknown = _tag_filters(request.GET)
     if unknown:
-        return HttpResponse(f"There is no {' or '.join(unknown)}.", status=400, content_type="text/plain")
+        message = f"There is no {' or '.join(unknown)}."
+        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
     return render(request, "catalog/_look.html", {"look": look_as_dict(look_suggest(anchor_tags=anchor))})
 
 

@@ -104,7 +104,8 @@ def recognizer_names_resolve(model: str) -> list[str]:
         return attribute_recognizers()
     if model in live:
         return [model]
-    raise UnknownRecognizer(f"Unknown model {model!r}; valid values: {', '.join(live) or 'none trained'}.")
+    shown = repr(model) if len(model) <= 40 else repr(model[:40]) + "…"  # the reason echoes, within reason
+    raise UnknownRecognizer(f"Unknown model {shown}; valid values: {', '.join(live) or 'none trained'}.")
 
 
 def image_recognize(

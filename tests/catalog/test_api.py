@@ -34,6 +34,13 @@ def test_recognize_with_an_unknown_model_lists_the_valid_ones(client):
     assert "type" in response.json()["reason"]
 
 
+def test_an_unknown_model_of_ten_thousand_characters_is_echoed_shortened(client):
+    response = client.post("/api/v1/recognize?model=" + "x" * 10_000, {"image": upload(data=jpeg_bytes())})
+    assert response.status_code == 400
+    reason = response.json()["reason"]
+    assert "'" + "x" * 40 + "'…" in reason and len(reason) < 200
+
+
 @pytest.mark.parametrize(
     ("data", "status", "code"),
     [

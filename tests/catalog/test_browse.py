@@ -153,3 +153,4 @@ def test_the_look_of_a_tag_value_that_does_not_exist_is_a_400_naming_it(client):
     response = client.get("/look/", {"type": "shoes", "colour": "tartan"})
     assert response.status_code == 400
     assert response.content.decode() == "There is no colour “tartan”."
+    assert response["Content-Type"] == "text/plain; charset=utf-8"  # its quotation marks are UTF-8

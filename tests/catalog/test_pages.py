@@ -34,6 +34,17 @@ def test_a_non_image_upload_shows_a_readable_message(client):
     assert "Not a supported image" in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [({}, "Choose a photo to upload."), ({"image": SimpleUploadedFile("q.jpg", b"")}, "The photo is empty (0 bytes)")],
+    ids=["no photo", "empty photo"],
+)
+def test_a_form_without_a_photo_says_whether_none_was_chosen_or_it_was_empty(client, files, message):
+    response = client.post("/", files)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
 def test_saving_a_photo_in_admin_tags_it(admin_client, committed):
     photo_path = demo_photos(per_type=1)[1]  # a hat
     with committed():
