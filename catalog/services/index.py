@@ -56,6 +56,8 @@ SYNC_QUEUED_STALE_S = 120.0
 SYNC_REST_FACTOR = 9.0
 # A queued sync that found another process syncing looks again this much later (index_sync_queued_run).
 SYNC_RECHECK_S = 60.0
+
+
 def index_sync() -> bool:
     """Bring the published index in step with the tagged photos, coalescing with concurrent calls.
 
