@@ -91,7 +91,21 @@ if DATABASE_URL:
         ) from None
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default keeps its SQLite file here
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}}
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            # `retag` or an import beside an admin save: SQLite's default (transactions that read first
+            # and then write, no write-ahead log, 5 s of waiting) answered one of them "database is
+            # locked" at once, and the admin's edit was lost. A transaction now takes the write lock as
+            # it begins and waits up to 30 s for it; readers never wait for a writer.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            },
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
