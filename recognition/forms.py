@@ -8,9 +8,8 @@ from pathlib import Path
 from django import forms
 
 from recognition.models import RecognizerVersion
+from recognition.recognizer_names import RESERVED_NAMES
 
-# `model=fashion` asks the API for every attribute recognizer at once (recognition.services.FASHION).
-RESERVED_NAMES = frozenset({"fashion"})
 # Built-in versions come with the app, and catalog ones from "Train … from hand-set tags".
 SOURCES_OFFERED = (RecognizerVersion.Source.ZIP, RecognizerVersion.Source.FOLDER)
 

@@ -140,3 +140,31 @@ def test_a_head_records_the_backbone_it_reads_even_when_this_run_did_not_fine_tu
 
     metrics = load_metrics(tmp_path / "head")
     assert (metrics["fine_tuned"], metrics["backbone"]) == (False, backbone_get().version)
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "type/../pattern", "", "Bad Name!", "fashion", "x" * 51])
+def test_training_under_a_name_that_is_no_recognizer_name_is_refused_before_any_work(demo_subset, tmp_path, name):
+    # given: the default output is recognition/artifacts/NAME, so "type/../pattern" would overwrite pattern
+    with pytest.raises(CommandError, match="cannot name a recognizer|is reserved|at most 50 characters"):
+        run("train_recognizer", name, "--data", str(demo_subset))
+
+
+def test_fine_tuning_stopped_with_ctrl_c_leaves_no_staged_backbone_behind(demo_subset, tmp_path, settings, monkeypatch):
+    # given: a fine-tuning run whose tuned backbone is saved, then stopped while its head is refitted
+    from recognition.management.commands import train_recognizer
+
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    settings.BACKBONE_TUNED_WEIGHTS = weights_dir / "tuned.pt"
+    monkeypatch.setattr(train_recognizer, "fine_tune", lambda *args, **kwargs: None)  # the training, skipped
+
+    def interrupted(*args, **kwargs):
+        assert (weights_dir / ".tuned.pt.new").exists()  # saved, waiting for its head
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_recognizer, "embed_files", interrupted)
+    # when
+    with pytest.raises(KeyboardInterrupt):
+        run("train_recognizer", "type", "--data", str(demo_subset), "--fine-tune", "--output", str(tmp_path / "h"))
+    # then: nothing is left beside the weights, and no backbone took their place
+    assert list(weights_dir.iterdir()) == []

@@ -14,6 +14,7 @@ from recognition.backbone import Backbone, BackboneConfig, save_tuned_weights
 from recognition.errors import RecognitionError
 from recognition.finetune import FineTuneRecipe, fine_tune
 from recognition.labels import LABEL_SETS
+from recognition.recognizer_names import recognizer_name_refusal
 from recognition.recognizers import BUILTIN_ARTIFACTS_DIR, FEATURES_EMBEDDING, Head, save_head
 from recognition.services import backbone_get
 from recognition.training import (
@@ -46,11 +47,15 @@ class Command(DatabaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         name: str = options["name"]
+        if refusal := recognizer_name_refusal(name):
+            raise CommandError(refusal)
         if options["epochs"] < 1:
             raise CommandError(f"--epochs must be at least 1, not {options['epochs']}.")
         output: Path = options["output"] or BUILTIN_ARTIFACTS_DIR / name
         label_set = LABEL_SETS.get(name)
-        staged_weights: Path | None = None
+        # Where a fine-tuned backbone waits for its head: removed in `finally` unless moved into place,
+        # Ctrl-C included.
+        staged_weights = self._staged_weights_path() if options["fine_tune"] else None
         try:
             labels = label_set.labels if label_set else None
             features = label_set.features if label_set else FEATURES_EMBEDDING
@@ -61,7 +66,7 @@ class Command(DatabaseCommand):
                     options["eval_data"], labels_csv=options["labels"], attribute=name, labels=dataset.labels
                 )
             if options["fine_tune"]:
-                head, backbone, staged_weights = self._fine_tune(name, dataset, options)
+                head, backbone = self._fine_tune(name, dataset, options, staged=staged_weights)
                 targets_count = len(dataset.files)
             else:
                 backbone = backbone_get()
@@ -92,24 +97,26 @@ class Command(DatabaseCommand):
             raise CommandError(f"could not write {exc.filename or output}: {exc.strerror or exc}") from None
         finally:
             if staged_weights is not None:
-                staged_weights.unlink(missing_ok=True)  # after a failure: the running backbone stays
+                staged_weights.unlink(missing_ok=True)  # after a failure or Ctrl-C: the running backbone stays
         self.stdout.write(f"saved {name} ({len(dataset.labels)} labels, {targets_count} photos) to {output}")
 
     @staticmethod
     def _weights_path() -> Path:
         return settings.BACKBONE_TUNED_WEIGHTS or BUILTIN_ARTIFACTS_DIR / "backbone" / "tuned.pt"
 
-    def _fine_tune(self, name: str, dataset: FolderDataset, options: dict) -> tuple[Head, Backbone, Path]:
-        """The head, and the tuned backbone saved beside the running one's weights (moved over them only
-        once the whole run has succeeded)."""
+    def _staged_weights_path(self) -> Path:
+        weights_path = self._weights_path()
+        return weights_path.with_name(f".{weights_path.name}.new")
+
+    def _fine_tune(self, name: str, dataset: FolderDataset, options: dict, *, staged: Path) -> tuple[Head, Backbone]:
+        """The head, and the tuned backbone saved to `staged` beside the running one's weights (moved over
+        them only once the whole run has succeeded)."""
         recipe = dataclasses.replace(FineTuneRecipe(), epochs=options["epochs"])
         config = BackboneConfig(device=settings.RECOGNITION_DEVICE, threads=settings.RECOGNITION_THREADS)
         backbone = Backbone(config)  # fresh ImageNet weights, never the process-wide instance
         total = recipe.epochs * len(dataset.files)
         with progress_bar(total=total, desc="fine-tuning", verbosity=options["verbosity"]) as bar:
             head = fine_tune(backbone, dataset, name=name, recipe=recipe, progress=bar.update)
-        weights_path = self._weights_path()
-        staged = weights_path.with_name(f".{weights_path.name}.new")
         save_tuned_weights(backbone, staged)
         # Reload from the saved (float16) file, so that evaluation sees exactly what will serve; its
         # version is the file's digest, so it stays the same once the file is moved into place.
@@ -121,7 +128,7 @@ class Command(DatabaseCommand):
         head = train_head(
             name, embeddings, targets_embedded(dataset, skipped), dataset.labels, backbone_version=reloaded.version
         )
-        return head, reloaded, staged
+        return head, reloaded
 
     def _evaluate(self, head: Head, backbone: Backbone, held_out: FolderDataset, verbosity: int) -> dict:
         with progress_bar(total=len(held_out.files), desc="evaluating", verbosity=verbosity) as bar:
