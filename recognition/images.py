@@ -28,10 +28,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.image_layout import StepBudget, image_layout
 
-# Longest side over shortest side. Phone panoramas reach about 8:1; a file far thinner than that is no
-# photo of a garment, and a 1x40,000,000 PNG (76 KB, within the pixel cap) took 4-7 s of a web process's
-# CPU, its 40 million rows decoded and colour-analysed one by one.
-MAX_ASPECT_RATIO = 20
+# Longest side over shortest side of a shopper's upload (`upload_decode`). Phone panoramas reach about
+# 8:1; a file far thinner than that is no photo of a garment, and a 1x40,000,000 PNG (76 KB, within the
+# pixel cap) took 4-7 s of a web process's CPU, its 40 million rows decoded and colour-analysed one by
+# one. Catalog photos come from merchants, tagged by workers: a photo tagged before stays taggable.
+UPLOAD_MAX_ASPECT_RATIO = 20
 
 # Magic bytes of the formats we accept, judged by content, never by file name.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -82,7 +83,12 @@ def sniff_format(data: bytes) -> str:
 
 
 def decode_image(
-    data: bytes, *, max_bytes: int, max_pixels: int, draft_size: int | None = None
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    draft_size: int | None = None,
+    max_aspect_ratio: float | None = None,
 ) -> Image.Image:
     """Decode untrusted bytes into an upright RGB image (the first frame of an animated GIF or WebP).
 
@@ -90,7 +96,8 @@ def decode_image(
     the header) are checked first, so a decompression bomb or a polyglot costs no memory. The structure
     goes before Pillow's parser, whose time grows with the number of segments, and is bounded. `draft_size`
     lets JPEG decode at a reduced scale (at least that many pixels on the shorter side), which is much
-    faster for large photos. Raises ImageTooLarge or InvalidImage, each with a reason for the user.
+    faster for large photos. `max_aspect_ratio` bounds the longer side over the shorter. Raises
+    ImageTooLarge or InvalidImage, each with a reason for the user.
     """
     if len(data) > max_bytes:
         raise ImageTooLarge(f"The file is larger than the limit of {max_bytes} bytes.")
@@ -110,9 +117,9 @@ def decode_image(
                 )
             if width == 0 or height == 0:
                 raise InvalidImage(f"The image is {width}x{height} pixels: it has no picture.")
-            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+            if max_aspect_ratio and max(width, height) > max_aspect_ratio * min(width, height):
                 raise InvalidImage(
-                    f"The image is {width}x{height} pixels, more than {MAX_ASPECT_RATIO} times as long as it "
+                    f"The image is {width}x{height} pixels, more than {max_aspect_ratio:g} times as long as it "
                     "is wide; upload a photo of the garment."
                 )
             if _FORMAT_FAMILY.get(image.format or "", image.format) != expected:

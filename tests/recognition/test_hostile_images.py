@@ -21,7 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, PngImagePlugin
 
 from recognition.errors import ImageTooLarge, InvalidImage
-from recognition.images import MAX_TRAILING_BYTES, decode_image
+from recognition.images import MAX_TRAILING_BYTES, UPLOAD_MAX_ASPECT_RATIO, decode_image
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPS = {"max_bytes": 2_000_000, "max_pixels": 4_000_000}
@@ -160,17 +160,28 @@ def test_a_file_of_millions_of_tiny_segments_is_refused_without_walking_them_all
         decode_image(data, max_bytes=10_000_000, max_pixels=4_000_000)
 
 
-def test_an_image_far_thinner_than_any_photo_is_refused_with_its_size():
+def test_an_upload_far_thinner_than_any_photo_is_refused_with_its_size():
     # given a PNG of 1x2,000,000 pixels (within the pixel cap; 1x40,000,000 took seconds to decode)
     thin = png_bomb(1, 2_000_000)
     # when / then
     with pytest.raises(InvalidImage, match=r"1x2000000 pixels, more than 20 times as long as it is wide"):
-        decode_image(thin, max_bytes=10_000_000, max_pixels=4_000_000)
+        decode_image(thin, max_bytes=10_000_000, max_pixels=4_000_000, max_aspect_ratio=UPLOAD_MAX_ASPECT_RATIO)
 
 
-def test_a_panorama_is_accepted():
-    image = decode_image(encoded("JPEG", Image.new("RGB", (800, 100), "red")), **CAPS)
-    assert image.size == (800, 100)
+def test_a_panorama_upload_is_accepted():
+    panorama = encoded("JPEG", Image.new("RGB", (800, 100), "red"))
+    assert decode_image(panorama, **CAPS, max_aspect_ratio=UPLOAD_MAX_ASPECT_RATIO).size == (800, 100)
+
+
+def test_a_thin_catalog_photo_stays_taggable():
+    # given a merchant's photo tagged before uploads had an aspect-ratio limit: decoded without one
+    assert decode_image(png_bomb(1, 30), **CAPS).size == (1, 30)
+
+
+def test_the_shopper_upload_path_applies_the_aspect_ratio_limit(client):
+    response = client.post("/api/v1/search", {"image": SimpleUploadedFile("thin.png", png_bomb(1, 100_000))})
+    assert response.status_code == 400
+    assert "more than 20 times as long as it is wide" in response.json()["reason"]
 
 
 def test_a_jpeg_of_nothing_but_fill_bytes_is_refused_as_truncated():
