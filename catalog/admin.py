@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from catalog.errors import value_echoed
 from catalog.forms import CatalogPhotoForm
-from catalog.models import Item, Look, Photo, Tag
+from catalog.models import DeletedImport, Item, Look, Photo, Tag
 from catalog.selectors import tagging_counts
 from catalog.services.best_tags import tags_best_mark
 from catalog.services.index import index_rebuild_queue
@@ -254,6 +254,21 @@ class RowNumbersChoiceField(forms.ModelMultipleChoiceField):
                     params={"pk": value_echoed(str(pk))},
                 )
         return super()._check_values(value)
+
+
+@admin.register(DeletedImport)
+class DeletedImportAdmin(admin.ModelAdmin):
+    """Imported items a merchant deleted, which imports leave out; deleting a record here lets the next
+    import bring its image back as a new item."""
+
+    list_display = ("import_key", "deleted_at")
+    search_fields = ("import_key",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: DeletedImport | None = None) -> bool:
+        return False
 
 
 @admin.register(Look)

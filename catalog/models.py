@@ -43,6 +43,24 @@ class Item(models.Model):
         return self.name
 
 
+class DeletedImport(models.Model):
+    """An imported item that a merchant deleted: importing its folder again leaves its image out.
+
+    Without it a rerun (`make run` imports the demo at every start) brought a deleted item back as new.
+    `import_catalog --restore-deleted`, or deleting this record in the admin, lets the image in again.
+    """
+
+    import_key = models.CharField(max_length=500, unique=True)
+    deleted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["import_key"]
+        verbose_name = "deleted imported item"
+
+    def __str__(self) -> str:
+        return self.import_key
+
+
 class Photo(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, pre_save
 from django.dispatch import receiver
 
-from catalog.models import Photo
+from catalog.models import DeletedImport, Item, Photo
 
 T = TypeVar("T")
 
@@ -98,3 +98,10 @@ def photo_file_forget(name: str, *, using: str) -> None:
     """Delete a photo file once the transaction commits (a rolled-back deletion keeps it), unless another
     photo still names it (photos may share a file: bench catalogs point every photo at one)."""
     on_commit_once(FilesForgetOnCommit, lambda: FilesForgetOnCommit(using), using=using).names.add(name)
+
+
+@receiver(post_delete, sender=Item)
+def item_deleted(sender: type[Item], instance: Item, using: str, **kwargs: object) -> None:
+    """Remember an imported item's deletion, so that importing its folder again leaves it out."""
+    if instance.import_key:
+        DeletedImport.objects.using(using).get_or_create(import_key=instance.import_key)

@@ -30,7 +30,7 @@ from django.core.validators import ProhibitNullCharactersValidator, URLValidator
 from django.db import transaction
 
 from catalog.errors import ImportSourceInvalid, value_echoed
-from catalog.models import Item, Photo, Tag
+from catalog.models import DeletedImport, Item, Photo, Tag
 from catalog.services.best_tags import tags_best_mark
 from catalog.services.items import photos_queue_tagging
 from recognition.errors import ImageTooLarge, InvalidImage
@@ -61,6 +61,8 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
     # CSV rows whose `file` names no image under the folder (a typo, another case, a moved file).
     rows_unused: list[str] = field(default_factory=list)
+    # Images whose items a merchant deleted (DeletedImport), left out unless restored.
+    deleted_left_out: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -170,12 +172,14 @@ def catalog_import(
     csv_path: Path | None = None,
     dry_run: bool = False,
     limit: int | None = None,
+    restore_deleted: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Create an item per new image and apply changed CSV details to existing ones.
 
-    Unreadable images and files whose CSV row has a bad value are skipped and reported. A dry run
-    counts exactly what a real run would do and writes nothing.
+    Unreadable images and files whose CSV row has a bad value are skipped and reported; so are images
+    whose items were deleted in the admin, unless `restore_deleted`. A dry run counts exactly what a
+    real run would do and writes nothing.
     """
     every_file = import_files_list(root)
     files = every_file[:limit]
@@ -189,7 +193,10 @@ def catalog_import(
         try:
             if row.error:
                 raise ImportSourceInvalid(row.error)
-            _import_one(path=path, relative=relative, details=row.values, dry_run=dry_run, report=report)
+            _import_one(
+                path=path, relative=relative, details=row.values, dry_run=dry_run,
+                restore_deleted=restore_deleted, report=report,
+            )
         except (ImportSourceInvalid, InvalidImage, ImageTooLarge, OSError) as exc:
             shown = _name_printable(relative)
             report.skipped.append((shown, getattr(exc, "message", str(exc))))
@@ -200,7 +207,13 @@ def catalog_import(
 
 
 def _import_one(
-    *, path: Path, relative: str, details: dict[str, object], dry_run: bool, report: ImportReport
+    *,
+    path: Path,
+    relative: str,
+    details: dict[str, object],
+    dry_run: bool,
+    restore_deleted: bool,
+    report: ImportReport,
 ) -> None:
     if relative != _name_printable(relative):
         # Python carries the bytes of a name that is not UTF-8 (an old zip, a Windows share) as lone
@@ -212,6 +225,9 @@ def _import_one(
     decode_image(data, max_bytes=IMPORT_MAX_BYTES, max_pixels=IMPORT_MAX_PIXELS)  # refuse unreadable files
     existing = Item.objects.filter(import_key=relative).first()
     if existing is None:
+        if not restore_deleted and DeletedImport.objects.filter(import_key=relative).exists():
+            report.deleted_left_out.append(relative)
+            return
         if not dry_run:
             _item_create(path=path, relative=relative, details=details)
         report.created += 1  # counted after the write: a file that fails half-way is reported as skipped only
@@ -248,6 +264,7 @@ def _item_create(*, path: Path, relative: str, details: dict[str, object]) -> No
     default_name = f"{TYPE.display(type_label)[:NAME_MAX_CHARS - 9]} {path.stem[:8]}"
     fields = {"name": default_name, "currency": DEFAULT_CURRENCY} | details
     with transaction.atomic():
+        DeletedImport.objects.filter(import_key=relative).delete()  # restored: a later deletion counts anew
         item = Item.objects.create(import_key=relative, imported_details=_details_as_text(details), **fields)
         photo = Photo(item=item)
         with path.open("rb") as handle:

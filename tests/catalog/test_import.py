@@ -10,7 +10,7 @@ import os
 import pytest
 from django.core.management import CommandError
 
-from catalog.models import Item, Photo, Tag
+from catalog.models import DeletedImport, Item, Photo, Tag
 from catalog.services.tagging import photo_tag_set_by_hand
 from tests.catalog.import_helpers import first_relative
 
@@ -270,3 +270,42 @@ def test_a_limit_below_one_is_refused(demo_subset, run_import, limit):
     with pytest.raises(CommandError, match="--limit must be at least 1"):
         run_import(str(demo_subset), "--limit", limit)
     assert Item.objects.count() == 0
+
+
+def test_an_item_deleted_in_the_admin_stays_deleted_when_its_folder_is_imported_again(
+    demo_subset, run_import, admin_client, committed
+):
+    # given an imported catalog, one of whose items the merchant deletes in the admin
+    run_import(str(demo_subset))
+    relative = first_relative(demo_subset)
+    item = Item.objects.get(import_key=relative)
+    with committed():
+        response = admin_client.post(f"/admin/catalog/item/{item.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    # when the folder is imported again (as `make run` imports the demo at every start)
+    out, _ = run_import(str(demo_subset))
+    # then the item is not back, and the report says why
+    assert "0 created" in out and "19 unchanged" in out
+    assert "1 image(s) left out: their items were deleted in the admin (--restore-deleted imports them again)" in out
+    assert out.rstrip().endswith(relative)
+    assert not Item.objects.filter(import_key=relative).exists()
+
+
+def test_restore_deleted_imports_a_deleted_item_again_and_a_later_deletion_counts_anew(
+    demo_subset, run_import, committed
+):
+    run_import(str(demo_subset))
+    relative = first_relative(demo_subset)
+    with committed():
+        Item.objects.get(import_key=relative).delete()
+    out, _ = run_import(str(demo_subset), "--restore-deleted")
+    assert "1 created" in out and "left out" not in out
+    assert not DeletedImport.objects.exists()
+    with committed():
+        Item.objects.get(import_key=relative).delete()
+    assert list(DeletedImport.objects.values_list("import_key", flat=True)) == [relative]
+
+
+def test_deleting_an_item_made_in_the_admin_remembers_nothing(db):
+    Item.objects.create(name="Hand-made coat").delete()
+    assert not DeletedImport.objects.exists()

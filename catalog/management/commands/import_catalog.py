@@ -33,6 +33,10 @@ class Command(DatabaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
         parser.add_argument("--limit", type=int, help="import at most this many images")
+        parser.add_argument(
+            "--restore-deleted", action="store_true",
+            help="import again the images whose items were deleted in the admin (left out otherwise)",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         if options["limit"] is not None and options["limit"] < 1:
@@ -45,6 +49,7 @@ class Command(DatabaseCommand):
                     csv_path=options["csv"],
                     dry_run=options["dry_run"],
                     limit=options["limit"],
+                    restore_deleted=options["restore_deleted"],
                     progress=bar.update,
                 )
         except CatalogError as exc:
@@ -56,6 +61,12 @@ class Command(DatabaseCommand):
         )
         for relative, reason in report.skipped:
             self.stderr.write(f"skipped {relative}: {reason}")
+        if report.deleted_left_out:
+            shown = ", ".join(report.deleted_left_out[:10]) + (" ..." if len(report.deleted_left_out) > 10 else "")
+            self.stdout.write(
+                f"{len(report.deleted_left_out)} image(s) left out: their items were deleted in the admin "
+                f"(--restore-deleted imports them again): {shown}"
+            )
         if report.rows_unused:
             shown = ", ".join(report.rows_unused[:10]) + (" ..." if len(report.rows_unused) > 10 else "")
             self.stderr.write(
