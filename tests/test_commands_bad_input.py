@@ -6,6 +6,7 @@ import io
 import shutil
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from tests.conftest import demo_photos
@@ -97,6 +98,27 @@ def test_retag_without_a_model_is_a_message(tagged_catalog, monkeypatch):
 def test_setup_demo_with_an_empty_user_name_is_a_message():
     with pytest.raises(CommandError, match="--username must name the admin user"):
         run("setup_demo", "--username", " ")
+
+
+@pytest.mark.parametrize("username", ["bad user!*", "x" * 151])
+def test_setup_demo_with_a_user_name_the_admin_would_refuse_is_a_message(username):
+    with pytest.raises(CommandError, match="cannot name a user"):
+        run("setup_demo", "--username", username)
+    assert not get_user_model().objects.exists()
+
+
+def test_setup_demo_for_an_existing_user_who_cannot_log_in_leaves_it_and_promises_no_password(monkeypatch):
+    # given a shopper's account, not staff (the demo's import is not what this checks)
+    bob = get_user_model().objects.create_user(username="bob", password="bobs-own")
+    monkeypatch.setattr("catalog.management.commands.setup_demo.call_command", lambda *args, **kwargs: None)
+    out, err = io.StringIO(), io.StringIO()
+    # when
+    call_command("setup_demo", "--username", "bob", stdout=out, stderr=err)
+    # then bob is as he was, the demo says so, and it prints no password it did not set
+    bob.refresh_from_db()
+    assert not bob.is_staff and bob.check_password("bobs-own")
+    assert "user 'bob' exists and cannot log in to the admin" in err.getvalue()
+    assert "password: 'admin'" not in out.getvalue() and "as an active staff user" in out.getvalue()
 
 
 def test_a_fine_tune_whose_held_out_folder_is_unusable_fails_before_training_and_keeps_the_backbone(

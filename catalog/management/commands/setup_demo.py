@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError, CommandParser
 
@@ -32,9 +33,20 @@ class Command(DatabaseCommand):
                 raise CommandError("Set DEMO_ADMIN_PASSWORD: a production site gets no default admin password.")
             password = "admin"
         user_model = get_user_model()
-        if not user_model.objects.filter(username=username).exists():
+        try:
+            user_model._meta.get_field(user_model.USERNAME_FIELD).run_validators(username)
+        except ValidationError as exc:
+            raise CommandError(f"--username {username[:40]!r} cannot name a user: {' '.join(exc.messages)}") from None
+        user = user_model.objects.filter(username=username).first()
+        if user is None:
             user_model.objects.create_superuser(username=username, email="", password=password)
             self.stdout.write(f"created admin user {username!r}")
+            login = f"as {username!r} (password: {password!r} unless you changed it there)"
+        elif user.is_staff and user.is_active:
+            login = f"as {username!r} (its password was left as it is)"
+        else:
+            self.stderr.write(f"user {username!r} exists and cannot log in to the admin; it was left as it is")
+            login = "as an active staff user"
         registered = versions_register_builtin()
         if registered:
             self.stdout.write(f"registered {registered} shipped recognizers")
@@ -42,7 +54,4 @@ class Command(DatabaseCommand):
             "import_catalog", str(DEMO_DIR), csv=DEMO_DIR / "items.csv",
             verbosity=options["verbosity"], stdout=self.stdout, stderr=self.stderr,
         )
-        self.stdout.write(
-            f"\nDemo ready. Log in to the admin at http://127.0.0.1:8000/admin/ as {username!r} "
-            f"(password: {password!r} unless you changed it there)."
-        )
+        self.stdout.write(f"\nDemo ready. Log in to the admin at http://127.0.0.1:8000/admin/ {login}.")
