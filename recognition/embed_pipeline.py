@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -155,6 +156,9 @@ def _worker_start() -> None:
     """
     global _blas_limit
     _blas_limit = threadpool_limits(limits=1, user_api="blas")
+    # Ctrl-C reaches every process of the terminal's group: the parent stops the pool, and a worker
+    # would only print its own KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 _blas_limit: threadpool_limits | None = None  # kept, so the limit lasts the worker's life

@@ -127,6 +127,34 @@ def test_when_a_decoding_process_dies_retag_says_so_and_indexes_the_photos_it_st
 
 
 @pytest.mark.django_db
+def test_a_retag_stopped_with_ctrl_c_leaves_the_photos_it_stored_indexed_with_their_new_vectors(
+    tagged_catalog, monkeypatch
+):
+    # given: a forced retag that Ctrl-C stops while it recognises its second batch
+    from catalog.services.index import index_matches_catalog
+
+    real_recognize, batches = retag_command.images_recognize, []
+
+    def recognize_then_interrupted(**kwargs):
+        batches.append(1)
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+        return real_recognize(**kwargs)
+
+    monkeypatch.setattr(retag_command, "images_recognize", recognize_then_interrupted)
+    before = dict(Photo.objects.values_list("pk", "tagged_at"))
+
+    # when
+    with pytest.raises(KeyboardInterrupt):
+        _retag("--force", "--batch-size", "4", "--decode-workers", "1")
+
+    # then: the first batch was stored anew, and the index already holds its new vectors
+    after = dict(Photo.objects.values_list("pk", "tagged_at"))
+    assert sum(after[pk] != before[pk] for pk in before) == 4
+    assert index_matches_catalog()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("limit", ["0", "-1"])
 def test_retag_refuses_a_limit_below_one_before_touching_any_photo(limit):
     with pytest.raises(CommandError, match="--limit must be at least 1"):

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from catalog.management.index_folder import index_folder_errors
 from catalog.models import Photo
-from catalog.services.index import index_rebuild
+from catalog.services.index import index_rebuild, index_sync
 from catalog.services.tagging import CATALOG_MAX_BYTES, CATALOG_MAX_PIXELS, photos_tags_apply
 from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
@@ -105,15 +105,30 @@ def photos_retag(
             decode_wait_s += batch.decode_wait_s
             if progress:
                 progress(len(batch.keys) + len(batch.failures))
+    except KeyboardInterrupt:
+        # Ctrl-C: not the rebuild (minutes at a million photos), but a sync, which replaces only the
+        # vectors of the photos stored since; without it they waited for the next tagging or repair.
+        if tagged:
+            logger.warning(
+                "interrupted: adding the %d photos tagged so far to the index "
+                "(Ctrl-C again skips it; repair_index adds them later)",
+                tagged,
+            )
+            index_sync()
+        raise
     except Exception:
-        # Stored photos count as tagged and a rerun skips them: index them before giving up. Not on
-        # Ctrl-C (a rebuild takes minutes at a million photos); the next sync or repair adds them.
+        # Stored photos count as tagged and a rerun skips them: index them before giving up.
         if tagged:
             try:
                 index_rebuild()
             except Exception:  # noqa: BLE001 - the first failure is the one to report
                 logger.exception("retag stopped, and rebuilding the index failed too")
         raise
+    finally:
+        # Closed here, while the database connection is open: left to the garbage collector at exit,
+        # the rows' cursor printed "Exception ignored ... Cannot operate on a closed database".
+        batches.close()
+        sources.close()
     if tagged:
         index_rebuild()
     return RetagReport(tagged, failed, time.perf_counter() - started, decode_wait_s)
