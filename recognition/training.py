@@ -96,15 +96,27 @@ def load_labelled_csv(root: Path, csv_path: Path, attribute: str, labels: Iterab
     except UnicodeDecodeError as exc:
         raise InvalidDataset(f"{csv_path} is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8.") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = set(reader.fieldnames or ())
+    header = list(reader.fieldnames or ())
+    columns = set(header)
+    if len(columns) < len(header):  # DictReader would keep the last of two same-named columns, unsaid
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        raise InvalidDataset(f"{csv_path} names the column {repeated[0]!r} twice in its header.")
     if attribute not in columns or not ({"path"} <= columns or {"type", "file"} <= columns):
         raise InvalidDataset(f"{csv_path} needs a {attribute!r} column and a 'path' (or 'type' and 'file') column.")
     files: list[Path] = []
     targets: list[int] = []
-    for line, row in enumerate(reader, start=2):
+    lines: dict[Path, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if None in row or None in row.values():  # DictReader's marks of a row longer or shorter than the header
+            raise InvalidDataset(f"{csv_path}:{line}: the row does not have the header's {len(header)} columns.")
         path = root / (row["path"] if "path" in row and row["path"] else f"{row['type']}/{row['file']}")
         if not path.is_file():
             continue
+        if path in lines:  # which label would count?
+            relative, first = path.relative_to(root), lines[path]
+            raise InvalidDataset(f"{csv_path}:{line}: {relative} is labelled again (first on line {first}).")
+        lines[path] = line
         value = row[attribute].strip()
         if value not in label_order:
             raise InvalidDataset(f"{csv_path}:{line}: {value!r} is not a {attribute} label {list(label_order)}")

@@ -66,6 +66,40 @@ def test_a_labels_csv_that_is_not_utf8_is_a_message(demo_subset, tmp_path):
         run("evaluate_recognizer", "pattern", str(demo_subset), "--labels", str(labels))
 
 
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("path,pattern\n{a},plain\n{b},striped\n{a},checked\n", r":4: .* is labelled again \(first on line 2\)"),
+        ("path,pattern\n{a},plain,extra\n", ":2: the row does not have the header's 2 columns"),
+        ("path,pattern,pattern\n{a},plain,striped\n", "names the column 'pattern' twice"),
+    ],
+    ids=["photo-twice", "long-row", "column-twice"],
+)
+def test_a_labels_csv_whose_labels_are_ambiguous_is_a_message(demo_subset, tmp_path, rows, message):
+    a, b = (path.relative_to(demo_subset).as_posix() for path in sorted(demo_subset.glob("*/*.jpg"))[:2])
+    labels = tmp_path / "labels.csv"
+    labels.write_text(rows.format(a=a, b=b))
+    with pytest.raises(CommandError, match=message):
+        run("evaluate_recognizer", "pattern", str(demo_subset), "--labels", str(labels))
+
+
+def test_evaluating_on_two_different_folders_at_once_is_refused(demo_subset, tmp_path):
+    with pytest.raises(CommandError, match="Two folders given"):
+        run("evaluate_recognizer", "type", str(demo_subset), "--data", str(tmp_path))
+
+
+def test_evaluating_search_says_which_photos_it_left_out_as_unreadable(tmp_path):
+    root = tmp_path / "eval"
+    for split in ("validation", "train"):
+        (root / split / "hat").mkdir(parents=True)
+        for number, photo in enumerate(demo_photos(per_type=1)[:2]):
+            shutil.copy(photo, root / split / "hat" / f"{number}.jpg")
+    (root / "validation" / "hat" / "broken.jpg").write_bytes(b"not a jpeg")
+    err = io.StringIO()
+    call_command("evaluate_search", str(root), stdout=io.StringIO(), stderr=err)
+    assert f"left out 1 unreadable photo(s) of {root / 'validation'}: hat/broken.jpg" in err.getvalue()
+
+
 def test_evaluating_search_with_queries_none_of_which_can_be_read_is_a_message(tmp_path):
     root = tmp_path / "eval"
     (root / "validation" / "hat").mkdir(parents=True)

@@ -32,6 +32,7 @@ class EmbeddedPhotos:
     types: list[str]
     embeddings: NDArray[np.float32]
     predictions: list[dict[str, list[Prediction]]]
+    unreadable: tuple[Path, ...] = ()  # left out of the measure, and said so
 
 
 def photos_embed(root: Path, *, progress: Callable[[int], None] | None = None) -> EmbeddedPhotos:
@@ -42,6 +43,7 @@ def photos_embed(root: Path, *, progress: Callable[[int], None] | None = None) -
     types: list[str] = []
     embeddings: list[NDArray[np.float32]] = []
     predictions: list[dict[str, list[Prediction]]] = []
+    unreadable: list[Path] = []
     files = list(zip(dataset.files, dataset.targets, strict=True))
     for start in range(0, len(files), EMBED_BATCH_IMAGES):
         images, labels = [], []
@@ -57,7 +59,7 @@ def photos_embed(root: Path, *, progress: Callable[[int], None] | None = None) -
                 )
                 labels.append(dataset.labels[target])
             except (InvalidImage, OSError):
-                continue
+                unreadable.append(path)
         if progress:
             progress(len(files[start : start + EMBED_BATCH_IMAGES]))
         if not images:
@@ -69,7 +71,7 @@ def photos_embed(root: Path, *, progress: Callable[[int], None] | None = None) -
         predictions += [{name: rows[i] for name, rows in per_head.items()} for i in range(len(images))]
     if not embeddings:
         raise InvalidDataset(f"No photo under {root} could be read.")
-    return EmbeddedPhotos(types, np.concatenate(embeddings), predictions)
+    return EmbeddedPhotos(types, np.concatenate(embeddings), predictions, tuple(unreadable))
 
 
 def retrieval_evaluate(queries: EmbeddedPhotos, catalog: EmbeddedPhotos, *, weights: RankingWeights) -> dict:

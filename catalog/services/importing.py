@@ -63,6 +63,8 @@ class ImportReport:
     rows_unused: list[str] = field(default_factory=list)
     # Images whose items a merchant deleted (DeletedImport), left out unless restored.
     deleted_left_out: list[str] = field(default_factory=list)
+    # Sub-folders whose name is no type label ("Dress", "tshirts"): their new items get no hand-set type.
+    folders_not_types: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ def import_details_read(csv_path: Path | None) -> dict[str, ItemDetails]:
 def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDetails]:
     # "File", " name" (a space after the comma): spreadsheets and hand-written headers vary so.
     reader.fieldnames = [column.strip().lower() for column in reader.fieldnames or []]
+    repeated = sorted({column for column in reader.fieldnames if column and reader.fieldnames.count(column) > 1})
+    if repeated:  # the last of two same-named columns would win, unsaid
+        raise ImportSourceInvalid(f"{csv_path} names the column {repeated[0]!r} twice in its header.")
     if "file" not in reader.fieldnames:
         raise ImportSourceInvalid(f"{csv_path} needs a header row with a 'file' column.")
     # A nameless column (a trailing comma, as spreadsheets write one) holds nothing to lose.
@@ -187,6 +192,7 @@ def catalog_import(
     report = ImportReport()
     present = {path.relative_to(root).as_posix() for path in every_file}
     report.rows_unused = [name for name in details if name not in present]
+    report.folders_not_types = sorted({path.parent.name for path in files} - set(TYPE.labels))
     for path in files:
         relative = path.relative_to(root).as_posix()
         row = details.get(relative, ItemDetails({}))

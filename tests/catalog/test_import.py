@@ -309,3 +309,12 @@ def test_restore_deleted_imports_a_deleted_item_again_and_a_later_deletion_count
 def test_deleting_an_item_made_in_the_admin_remembers_nothing(db):
     Item.objects.create(name="Hand-made coat").delete()
     assert not DeletedImport.objects.exists()
+
+
+def test_a_folder_whose_name_is_no_type_is_imported_and_said_to_give_no_hand_set_type(demo_subset, run_import):
+    (demo_subset / "Hats").mkdir()
+    next(demo_subset.glob("hat/*.jpg")).rename(demo_subset / "Hats" / "a.jpg")
+    out, _ = run_import(str(demo_subset))
+    assert "20 created" in out
+    assert "folder(s) 'Hats' name no type, so their new items get no hand-set type" in out
+    assert not Tag.objects.filter(photo__item__import_key="Hats/a.jpg", source=Tag.Source.HAND).exists()

@@ -97,8 +97,9 @@ def test_excel_csv_utf8_with_a_byte_order_mark_just_works(demo_subset, tmp_path,
             b"file,name\n{relative},Coat\nhat/new.jpg,Cap\n{relative},Jacket\n",
             "line 4 names '.*' again \\(first on line 2\\)",
         ),
+        (b"file,name,name,price\n{relative},Coat,Jacket,10\n", "names the column 'name' twice in its header"),
     ],
-    ids=["latin-1", "short-row", "long-row", "no-file-column", "file-twice"],
+    ids=["latin-1", "short-row", "long-row", "no-file-column", "file-twice", "column-twice"],
 )
 def test_an_unreadable_csv_is_a_clean_command_error_and_writes_nothing(
     demo_subset, tmp_path, run_import, content, message

@@ -37,5 +37,10 @@ class Command(DatabaseCommand):
                 queries = photos_embed(queries_dir, progress=bar.update)
         except RecognitionError as exc:
             raise CommandError(exc.message) from None
+        for folder, photos in ((queries_dir, queries), (catalog_dir, catalog)):
+            if photos.unreadable:
+                shown = ", ".join(str(path.relative_to(folder)) for path in photos.unreadable[:10])
+                more = " ..." if len(photos.unreadable) > 10 else ""
+                self.stderr.write(f"left out {len(photos.unreadable)} unreadable photo(s) of {folder}: {shown}{more}")
         results = retrieval_evaluate(queries, catalog, weights=RankingWeights.from_settings())
         self.stdout.write(json.dumps(results, indent=2) if options["json"] else format_retrieval_report(results))

@@ -11,6 +11,7 @@ from catalog.errors import CatalogError
 from catalog.services.importing import catalog_import, import_files_list
 from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
+from recognition.labels import TYPE
 
 
 def _folder(text: str) -> Path:
@@ -61,6 +62,11 @@ class Command(DatabaseCommand):
         )
         for relative, reason in report.skipped:
             self.stderr.write(f"skipped {relative}: {reason}")
+        if report.folders_not_types:
+            self.stdout.write(
+                f"folder(s) {', '.join(map(repr, report.folders_not_types))} name no type, so their new items get "
+                f"no hand-set type (the model's is used); types: {', '.join(TYPE.labels)}"
+            )
         if report.deleted_left_out:
             shown = ", ".join(report.deleted_left_out[:10]) + (" ..." if len(report.deleted_left_out) > 10 else "")
             self.stdout.write(

@@ -31,6 +31,8 @@ class Command(DatabaseCommand):
         parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
     def handle(self, *args: object, **options: object) -> None:
+        if options["data_option"] and options["data"] and options["data_option"] != options["data"]:
+            raise CommandError(f"Two folders given ({options['data']} and --data {options['data_option']}); give one.")
         data: Path | None = options["data_option"] or options["data"]
         if data is None:
             raise CommandError("Give the folder to evaluate on: evaluate_recognizer NAME --data DIR")
