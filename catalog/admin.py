@@ -98,6 +98,16 @@ class TagForm(forms.ModelForm):
 
 
 class TagFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """Say why a row that no longer exists cannot be saved: its error sits on a hidden field, so the
+        page showed only "Please correct the errors below"."""
+        super().clean()
+        if any("id" in form.errors for form in self.forms):
+            raise ValidationError(
+                "This photo's tags changed since the page was opened (it was tagged again): "
+                "reload the page and make the change again."
+            )
+
     def validate_unique(self) -> None:
         """Refuse one value typed twice; a model's candidate with that value gives way instead.
 

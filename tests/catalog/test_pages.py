@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from catalog.models import Item, Photo
+from catalog.models import Item, Photo, Tag
 from tests.conftest import demo_photos
 
 pytestmark = pytest.mark.django_db
@@ -86,6 +86,30 @@ def test_a_tag_typed_in_the_admin_is_hand_set_and_replaces_the_models_tags(admin
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert list(photo.tags.filter(attribute="pattern").values_list("value", "source")) == [(model_value, "hand")]
+
+
+def test_editing_a_tag_that_a_retagging_replaced_meanwhile_says_to_reload(admin_client, tagged_catalog):
+    # given: the merchant opened the photo's page, then the photo was tagged again (its tag rows replaced)
+    photo = Photo.objects.first()
+    opened = photo.tags.filter(attribute="colour").first()
+    Tag.objects.filter(pk=opened.pk).delete()
+    # when the merchant saves a new value in the row as the page showed it
+    response = admin_client.post(
+        f"/admin/catalog/photo/{photo.pk}/change/",
+        {
+            "item": photo.item_id,
+            "tags-TOTAL_FORMS": "1",
+            "tags-INITIAL_FORMS": "1",
+            "tags-0-id": str(opened.pk),
+            "tags-0-photo": str(photo.pk),
+            "tags-0-attribute": "colour",
+            "tags-0-value": "red",
+        },
+    )
+    # then nothing is saved, and the page says why
+    assert response.status_code == 200
+    assert "tags changed since the page was opened" in response.content.decode()
+    assert not photo.tags.filter(attribute="colour", value="red", source=Tag.Source.HAND).exists()
 
 
 @pytest.mark.parametrize("url", ["/", "/search/?q=hat", "/items/{pk}/"])
