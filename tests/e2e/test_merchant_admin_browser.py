@@ -20,7 +20,7 @@ def test_a_merchant_logs_in_adds_an_item_with_a_photo_and_sees_it_tagged(desktop
     page.get_by_label("Password").fill(MERCHANT[1])
     with page.expect_navigation():
         page.get_by_role("button", name="Log in").click()
-    assert page.get_by_role("link", name="Items").is_visible()
+    assert page.get_by_role("link", name="Items", exact=True).is_visible()
 
     # when they add an item with a photo
     page.goto("/admin/catalog/item/add/")
