@@ -70,6 +70,7 @@
     form.setAttribute("aria-busy", on ? "true" : "false");
     Array.prototype.forEach.call(controls, function (c) { c.setAttribute("aria-disabled", on ? "true" : "false"); });
     Array.prototype.forEach.call(inputs, function (i) { i.disabled = on; });
+    Array.prototype.forEach.call(results.querySelectorAll("form button"), function (b) { b.disabled = on; });
   }
 
   function showQueryPhoto(blob) {
@@ -155,8 +156,11 @@
   // Forms inside the results (such as "the same, but ..." filters) post the same way, without a reload.
   results.addEventListener("submit", function (event) {
     var inner = event.target;
-    if (running || !inner || inner.tagName !== "FORM" || inner.method.toLowerCase() !== "post") return;
+    if (!inner || inner.tagName !== "FORM" || inner.method.toLowerCase() !== "post") return;
+    // A second tap while the first refine loads is ignored: let through, it posted the plain form and
+    // reloaded the whole page, without the shopper's photo.
     event.preventDefault();
+    if (running) return;
     show(post(inner.action, new FormData(inner)));
   });
 

@@ -111,6 +111,32 @@ def test_uploading_a_photo_shows_scored_tags_and_ten_results_that_link_to_the_sh
     assert page.locator("h1").inner_text() == "Product page"
 
 
+def test_a_second_refine_while_the_first_loads_is_ignored_instead_of_reloading_the_page(desktop_page, query_photo):
+    # given results on the page, and a colour chosen to refine them by
+    page = desktop_page
+    page.goto("/")
+    _upload(page, "#id_image", query_photo)
+    _wait_for_results(page)
+    page.evaluate("window.notReloaded = true")
+    page.select_option("form.refine select[name=colour]", "black")
+
+    # when the shopper taps Refine, and again before the first answer came
+    page.evaluate(
+        """() => {
+            const refine = document.querySelector('form.refine');
+            refine.requestSubmit();
+            window.refineDisabledWhileLoading = refine.querySelector('button').disabled;
+            refine.requestSubmit();
+        }"""
+    )
+
+    # then the button was disabled meanwhile, the page was not posted anew, and the refined results came
+    page.wait_for_function("document.querySelector('form.refine select[name=colour]')?.value === 'black'")
+    page.wait_for_selector("#results[aria-busy=false]", state="attached")
+    assert page.evaluate("window.refineDisabledWhileLoading") is True
+    assert page.evaluate("window.notReloaded") is True
+
+
 def test_the_phone_page_offers_the_camera_and_fits_the_screen_without_sideways_scrolling(phone_page, query_photo):
     # given the shopper page on a 390 x 844 phone
     page = phone_page
