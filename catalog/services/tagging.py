@@ -53,7 +53,9 @@ def photo_tag(*, photo_id: int, force: bool = False, index_queue: str | None = N
             data, max_bytes=CATALOG_MAX_BYTES, max_pixels=CATALOG_MAX_PIXELS,
             draft_size=model_draft_size(backbone.input_size),
         )
-    except (InvalidImage, ImageTooLarge, FileNotFoundError) as exc:
+    # A missing file is no such failure: it is what a media volume not (yet) mounted looks like, so it
+    # is retried as any storage error (TRANSIENT_ERRORS) and fails the photo only after the last try.
+    except (InvalidImage, ImageTooLarge) as exc:
         failed = Photo.objects.filter(pk=photo_id, image=image_name).update(
             status=Photo.Status.FAILED, failure_reason=str(exc)[:500]
         )

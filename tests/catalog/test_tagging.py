@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.files.base import ContentFile
 
@@ -211,3 +213,27 @@ def test_a_failed_try_that_will_be_retried_leaves_the_photo_pending(photo_on_a_f
 
     photo.refresh_from_db()
     assert (photo.status, photo.failure_reason) == (Photo.Status.PENDING, "")
+
+
+def test_a_re_tag_that_finds_the_photos_file_missing_is_retried_and_leaves_the_photo_searchable(
+    tagged_catalog, tmp_path
+):
+    # given a tagged, indexed photo whose file is away (a media volume not mounted yet, say)
+    from celery.exceptions import Retry
+
+    from catalog.tasks import tag_photo
+
+    photo = Photo.objects.order_by("pk").first()
+    stored = Path(photo.image.path)
+    stored.rename(tmp_path / "away.jpg")
+    try:
+        # when its re-tag runs a first try
+        with pytest.raises(Retry):
+            tag_photo.apply(args=(photo.pk, True))
+    finally:
+        (tmp_path / "away.jpg").rename(stored)
+
+    # then it will be tried again, and meanwhile the photo keeps its tags and its place in search
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.TAGGED
+    assert photo.pk in index_store_get().load().ids()
