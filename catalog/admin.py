@@ -11,6 +11,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from catalog.errors import value_echoed
 from catalog.forms import CatalogPhotoForm
@@ -223,12 +224,21 @@ class PhotoAdmin(admin.ModelAdmin):
     def rebuild_index_view(self, request: HttpRequest) -> HttpResponseRedirect:
         if request.method == "POST" and self.has_change_permission(request):
             # Queued, not run here: a rebuild takes minutes at a large catalog (333 s at 1M photos).
-            index_rebuild_queue()
-            self.message_user(
-                request,
-                "Rebuilding the index in the background; search uses the current one until then.",
-                messages.SUCCESS,
-            )
+            try:
+                index_rebuild_queue()
+            except BrokerUnavailable as exc:
+                self.message_user(
+                    request,
+                    f"The rebuild could not be queued: the task broker is unreachable ({exc}). Try again once it "
+                    "is back, or run `manage.py rebuild_index` on the server.",
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(
+                    request,
+                    "Rebuilding the index in the background; search uses the current one until then.",
+                    messages.SUCCESS,
+                )
         return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
 
     def train_from_hand_tags_view(self, request: HttpRequest) -> HttpResponseRedirect:

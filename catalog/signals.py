@@ -11,14 +11,18 @@ photos before then (catalog.services.search reads the rows).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import transaction
 from django.db.models.signals import post_delete, pre_save
 from django.dispatch import receiver
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from catalog.models import DeletedImport, Item, Photo
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -30,10 +34,21 @@ class SyncIndexOnCommit:
         self.ran = False
 
     def __call__(self) -> None:
+        from catalog.services.index import index_sync
         from catalog.tasks import sync_index as sync_index_task
 
         self.ran = True
-        sync_index_task.delay()
+        try:
+            sync_index_task.delay()
+        except BrokerUnavailable as exc:
+            # The deletion has committed. Raised, this answered it with a 500 and skipped the callbacks
+            # after it (the photo's file stayed on disk, served). Synced here instead: search hides
+            # deleted photos meanwhile anyway, and a sync that fails too is left to the next one.
+            logger.warning("could not queue an index sync after a deletion (%s); syncing now instead", exc)
+            try:
+                index_sync()
+            except Exception:
+                logger.exception("could not sync the index after a deletion either")
 
 
 def on_commit_once(kind: type[T], make: Callable[[], T], *, using: str) -> T:

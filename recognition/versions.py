@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from recognition.errors import InvalidDataset, ModelNotReady, RecognitionError
 from recognition.labels import LABEL_SETS
@@ -99,16 +100,28 @@ def versions_register_builtin() -> int:
 
 def version_create(*, name: str, source: str, upload=None, data_dir: str = "") -> RecognizerVersion:
     """Record a new version and queue its training once the row is committed."""
-    from recognition.tasks import train_version as train_version_task
-
     with transaction.atomic():
         version = RecognizerVersion.objects.create(
             name=name, version=_next_version(name), source=source, data_dir=data_dir
         )
         if upload is not None:
             version.upload.save(upload.name, upload, save=True)
-        transaction.on_commit(lambda: train_version_task.delay(version.pk))
+        transaction.on_commit(lambda: _training_queue(version.pk))
     return version
+
+
+def _training_queue(version_id: int) -> None:
+    """Queue the training; with the broker unreachable, fail the version with the reason instead of
+    answering the admin's committed save with a 500 and leaving the version queued for good."""
+    from recognition.tasks import train_version as train_version_task
+
+    try:
+        train_version_task.delay(version_id)
+    except BrokerUnavailable as exc:
+        reason = f"training could not be queued, the task broker is unreachable ({exc}); add the version again"
+        RecognizerVersion.objects.filter(pk=version_id).update(
+            status=RecognizerVersion.Status.FAILED, failure_reason=reason[:500]
+        )
 
 
 def version_train(*, version_id: int) -> RecognizerVersion:

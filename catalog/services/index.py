@@ -328,7 +328,10 @@ def _index_compaction_schedule() -> None:
     from catalog.tasks import compact_index as compact_index_task
 
     def compact_index() -> None:  # named, so tests can tell what a commit queued
-        compact_index_task.delay()
+        try:
+            compact_index_task.delay()
+        except BrokerUnavailable as exc:  # the sync has published; the next one queues it again
+            logger.warning("could not queue the index compaction (%s); the next sync will", exc)
 
     logger.info("index compaction due; queuing it")
     transaction.on_commit(compact_index)

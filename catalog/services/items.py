@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from celery import Task
 from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from catalog.models import Photo
+from catalog.services.tagging import photo_tag_failed
 
 
 def photos_queue_tagging(*, photo_ids: Iterable[int], force: bool = False, image_changed: bool = False) -> int:
@@ -25,6 +28,34 @@ def photos_queue_tagging(*, photo_ids: Iterable[int], force: bool = False, image
         if not image_changed:
             pending = pending.exclude(status=Photo.Status.TAGGED)
         pending.update(status=Photo.Status.PENDING, failure_reason="")
+    sender = _TaggingSender(tag_photo_task, force=force)
     for photo_id in ids:
-        transaction.on_commit(lambda photo_id=photo_id: tag_photo_task.delay(photo_id, force))
+        transaction.on_commit(lambda photo_id=photo_id: sender.send(photo_id))
     return len(ids)
+
+
+class _TaggingSender:
+    """Sends the tagging tasks of one call; with the broker unreachable, fails their photos instead.
+
+    The save has committed by then: raised, the error answered the admin's save with a 500, and the
+    photo waited as pending for good (nothing queues pending photos again). Failed with the reason, it
+    shows in the admin, and "Retry failed photos" takes it once the broker is back. After one refusal
+    the call's other photos fail at once, rather than each waiting on the broker again.
+    """
+
+    def __init__(self, task: Task, *, force: bool) -> None:
+        self.task, self.force = task, force
+        self.unreachable: str | None = None
+
+    def send(self, photo_id: int) -> None:
+        if self.unreachable is None:
+            try:
+                self.task.delay(photo_id, self.force)
+                return
+            except BrokerUnavailable as exc:
+                self.unreachable = str(exc)
+        photo_tag_failed(
+            photo_id=photo_id,
+            reason=f"tagging could not be queued, the task broker is unreachable ({self.unreachable}); "
+            "retry once it is back",
+        )

@@ -9,6 +9,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from catalog.errors import CatalogError
 from catalog.services.importing import catalog_import, import_files_list
+from fashion_search.broker import broker_unreachable
 from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
 from recognition.labels import TYPE
@@ -42,6 +43,9 @@ class Command(DatabaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         if options["limit"] is not None and options["limit"] < 1:
             raise CommandError(f"--limit must be at least 1 (got {options['limit']}).")
+        if not options["dry_run"] and (unreachable := broker_unreachable()):
+            # Checked first: each new photo queues its tagging, and one that cannot be queued is failed.
+            raise CommandError(f"{unreachable}; nothing was imported. Run the import again once it is back.")
         try:
             total = len(import_files_list(options["directory"])[: options["limit"]])
             with progress_bar(total=total, desc="importing", verbosity=options["verbosity"]) as bar:
