@@ -216,8 +216,11 @@ def text_search(request: HttpRequest) -> HttpResponse:
     page, per_page = request.GET.get("page", "1"), min(settings.SEARCH_RESULTS, MAX_RESULTS)
     last_page = MAX_OFFSET // per_page + 1
     page_number = plain_number(page, max_digits=6)
-    if page_number is None or not 1 <= page_number <= last_page:
-        error = f"There is no page “{value_echoed(page)}”: a page is a whole number from 1 to {last_page}."
+    if page_number is None or page_number < 1:
+        error = f"There is no page “{value_echoed(page)}”: a page is a whole number, 1 or more."
+        return render(request, "catalog/text_search.html", {"query": query, "error": error}, status=400)
+    if page_number > last_page:  # not a count of this search's pages, which the search does not make
+        error = f"Page {page_number} is past the last one shown: results go up to page {last_page}."
         return render(request, "catalog/text_search.html", {"query": query, "error": error}, status=400)
     found = search_by_text(query=query, limit=per_page, offset=(page_number - 1) * per_page) if query else None
     context = {

@@ -125,11 +125,17 @@ def test_text_search_page_links_to_more_results_and_the_api_pages_by_offset(clie
     assert pages[0]["results"][0]["id"] != pages[1]["results"][0]["id"]
 
 
-@pytest.mark.parametrize("page", ["0", "x", "²", "99999", "9" * 5000])
+@pytest.mark.parametrize("page", ["0", "x", "²", "9" * 5000])
 def test_a_text_search_page_that_is_not_a_page_number_is_a_400_saying_so(client, page):
     response = client.get("/search/", {"q": "hat", "page": page})
     assert response.status_code == 400
-    assert "a page is a whole number from 1 to" in response.content.decode()
+    assert "a page is a whole number, 1 or more" in response.content.decode()
+
+
+def test_a_text_search_page_past_the_deepest_one_served_is_a_400_that_invents_no_page_count(client):
+    response = client.get("/search/", {"q": "hat", "page": "99999"})
+    assert response.status_code == 400
+    assert "Page 99999 is past the last one shown: results go up to page 834." in response.content.decode()
 
 
 def test_search_js_gets_the_similar_items_first_and_complete_the_look_from_its_own_address(client, tagged_catalog):

@@ -122,3 +122,11 @@ def test_pages_answer_head_requests_as_link_checkers_and_monitors_send_them(clie
 def test_pages_still_refuse_methods_they_do_not_serve(client):
     assert client.put("/").status_code == 405
     assert client.post("/search/", {"q": "hat"}).status_code == 405
+
+
+def test_an_item_that_is_not_there_gets_the_sites_own_not_found_page(client, settings, db):
+    settings.DEBUG = False  # as in production; with DEBUG on Django shows its own debugging page
+    response = client.get("/items/999999/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "Not found" in page and 'href="/"' in page and "Search by words" in page
