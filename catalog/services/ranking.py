@@ -80,5 +80,5 @@ def match_explain(*, visual: float, predictions: dict[str, list[Prediction]], it
             label_set = LABEL_SETS.get(attribute)
             label = label_set.display(candidates[0].tag).lower() if label_set else candidates[0].tag
             reasons.append(f"same {attribute}: {label}")
-    reasons.append(f"{visual:.2f} visual")
+    reasons.append(f"visual similarity {visual:.2f}")
     return " · ".join(reasons)

@@ -35,5 +35,5 @@ def test_embedding_only_ranking_ignores_tags_and_breaks_ties_by_key():
 
 def test_why_it_matched_names_shared_tags_and_the_visual_similarity():
     why = match_explain(visual=0.834, predictions=COAT_PHOTO, item_tags={"type": "outwear", "colour": "navy"})
-    assert why == "same type: outerwear · same colour: navy · 0.83 visual"
-    assert match_explain(visual=0.5, predictions=COAT_PHOTO, item_tags={"type": "dress"}) == "0.50 visual"
+    assert why == "same type: outerwear · same colour: navy · visual similarity 0.83"
+    assert match_explain(visual=0.5, predictions=COAT_PHOTO, item_tags={"type": "dress"}) == "visual similarity 0.50"

@@ -120,4 +120,4 @@ def test_why_it_matched_names_what_the_item_shares_with_the_photo_not_the_shoppe
     hits = search_by_embedding(embedding=query, predictions=seen, filters={"colour": "red"}, limit=12)
 
     # then: the type is shared with the photo; red is only what the shopper asked for
-    assert hits[0].why == "same type: dress · 1.00 visual"
+    assert hits[0].why == "same type: dress · visual similarity 1.00"
