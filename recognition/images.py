@@ -113,7 +113,8 @@ def decode_image(
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageTooLarge(
-                    f"The image is {width}x{height} pixels; the limit is {max_pixels} pixels."
+                    f"The image is {width}x{height} pixels ({_megapixels(width * height)}); the limit is "
+                    f"{_megapixels(max_pixels)}: send a smaller copy."
                 )
             if width == 0 or height == 0:
                 raise InvalidImage(f"The image is {width}x{height} pixels: it has no picture.")
@@ -134,7 +135,9 @@ def decode_image(
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own bomb guard, for sizes past its global limit: refused before decoding too.
-        raise ImageTooLarge(f"The image has too many pixels; the limit is {max_pixels} pixels.") from None
+        raise ImageTooLarge(
+            f"The image has too many pixels; the limit is {_megapixels(max_pixels)}: send a smaller copy."
+        ) from None
     except UnidentifiedImageError:
         # Pillow's own text names the BytesIO object it read ("cannot identify image file <_io...>").
         raise InvalidImage(
@@ -144,6 +147,11 @@ def decode_image(
         # Pillow reports truncated and corrupt streams as OSError or SyntaxError, and malformed headers
         # and EXIF blocks with whatever its parsers hit (struct.error, IndexError, KeyError, TypeError).
         raise InvalidImage(f"The image is corrupt or truncated: {exc}") from None
+
+
+def _megapixels(pixels: int) -> str:
+    """48000000 as "48 megapixels", the unit cameras and phones state."""
+    return f"{pixels / 1e6:.3g} megapixels"
 
 
 # Pillow opens a multi-picture JPEG as "MPO"; its content is JPEG.

@@ -196,7 +196,7 @@ def _image_file(name: str, image_format: str, size: tuple[int, int] = (32, 32), 
     [
         (lambda: _image_file("a.bmp", "BMP"), "Not a supported image"),
         (lambda: _image_file("a.jpg", "JPEG", tail=b"%PDF-1.7" + b"\0" * 5000), "bytes after the image data"),
-        (lambda: _image_file("a.png", "PNG", size=(9000, 9000), mode="1"), "the limit is 80000000 pixels"),
+        (lambda: _image_file("a.png", "PNG", size=(9000, 9000), mode="1"), "the limit is 80 megapixels"),
     ],
     ids=["bmp", "jpeg with a pdf after it", "81 megapixels"],
 )
