@@ -20,7 +20,7 @@ from catalog.presenters import hit_as_dict, look_as_dict, predictions_shown, ref
 from catalog.query_tokens import query_token_make, query_token_read
 from catalog.services.coordination import item_tags, look_suggest
 from catalog.services.search import MAX_RESULTS, search_by_embedding, search_by_image, search_similar_to_item
-from catalog.services.text_search import MAX_OFFSET, search_by_text
+from catalog.services.text_search import MAX_OFFSET, search_by_text, text_search_fewer_words
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.plain_numbers import plain_number
 from fashion_search.ratelimit import PAGES, UPLOADS, rate_limit_hit
@@ -230,5 +230,6 @@ def text_search(request: HttpRequest) -> HttpResponse:
         "first_shown": (page_number - 1) * per_page + 1,
         "previous_page": page_number - 1 if page_number > 1 else None,
         "next_page": page_number + 1 if found and found.more else None,
+        "fewer_words": text_search_fewer_words(query) if found and not found.hits and page_number == 1 else [],
     }
     return render(request, "catalog/text_search.html", context)

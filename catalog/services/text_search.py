@@ -144,6 +144,19 @@ def search_by_text(*, query: str, limit: int = 12, offset: int = 0) -> TextSearc
     return TextSearchPage(filters, hits, more=more)
 
 
+def text_search_fewer_words(query: str) -> list[str]:
+    """For a query of two or more terms that matches nothing: each of its terms that matches on its own.
+
+    Every term must match ("red striped shirt" finds no red shirt with other stripes); a shopper shown
+    only "no item matches" did not know which word to drop. One small search a term.
+    """
+    filters, words = query_parse(query)
+    terms = [LABEL_SETS[attribute].display(value).lower() for attribute, value in filters.items()] + words
+    if len(terms) < 2:
+        return []
+    return [term for term in terms if search_by_text(query=term, limit=1).hits]
+
+
 def _best_photo_per_item(
     *, photos: QuerySet[Photo], filters: dict[str, str], start: int, stop: int
 ) -> list[tuple[int, float]]:

@@ -125,6 +125,19 @@ def test_text_search_page_links_to_more_results_and_the_api_pages_by_offset(clie
     assert pages[0]["results"][0]["id"] != pages[1]["results"][0]["id"]
 
 
+def test_a_text_search_that_matches_nothing_names_its_words_that_match_on_their_own(client, tagged_catalog):
+    # given words that each match items, and one that matches none
+    page = client.get("/search/", {"q": "hat zqxv"}).content.decode()
+    # then the page says every word must match, and links the word that matches alone
+    assert 'No item matches "hat zqxv"' in page
+    assert 'Every word must match. Items match <a href="?q=hat">hat</a> on its own.' in page
+
+
+def test_a_text_search_of_one_word_that_matches_nothing_suggests_nothing(client, tagged_catalog):
+    page = client.get("/search/", {"q": "zqxv"}).content.decode()
+    assert 'No item matches "zqxv"' in page and "Every word must match" not in page
+
+
 @pytest.mark.parametrize("page", ["0", "x", "²", "9" * 5000])
 def test_a_text_search_page_that_is_not_a_page_number_is_a_400_saying_so(client, page):
     response = client.get("/search/", {"q": "hat", "page": page})
