@@ -19,6 +19,7 @@
   var JPEG_QUALITY = 0.85;
   var running = false;
   var queryPhotoUrl = null;
+  var queryPhotoBlob = null;
   var lastPhoto = null;  // the photo last sent, shown beside its results
 
   form.classList.add("enhanced");
@@ -74,14 +75,38 @@
   }
 
   function showQueryPhoto(blob) {
+    // One address a photo, kept while the page lives: entries of the history show it again on Back
+    // (a downscaled photo is some tens of KB).
+    if (blob !== queryPhotoBlob) {
+      queryPhotoBlob = blob;
+      queryPhotoUrl = URL.createObjectURL(blob);
+    }
+    placeQueryPhoto(queryPhotoUrl);
+  }
+
+  function placeQueryPhoto(url) {
     var slot = results.querySelector("[data-query-photo]");
-    if (!slot) return;
-    if (queryPhotoUrl) URL.revokeObjectURL(queryPhotoUrl);
-    queryPhotoUrl = URL.createObjectURL(blob);
+    if (!slot || !url) return;
     var img = document.createElement("img");
-    img.src = queryPhotoUrl;
+    img.onerror = function () { img.remove(); };  // a photo of an earlier visit to the page is gone
+    img.src = url;
     img.alt = "Your photo";
     slot.appendChild(img);
+  }
+
+  // Each set of results is an entry of the browser's history: Back steps out of a refine, and the
+  // results are there again after a visit to an item page, whether or not the browser kept the page.
+  function remember(push) {
+    var state = { results: results.innerHTML, photo: queryPhotoUrl };
+    try {
+      if (push) history.pushState(state, ""); else history.replaceState(state, "");
+    } catch (e) {}  // a state the browser will not store: the page works as before, without the entry
+  }
+
+  function restore(state) {
+    results.innerHTML = state && typeof state.results === "string" ? state.results : "";
+    if (state && state.photo) placeQueryPhoto(state.photo);
+    showLook(results.querySelector("#look-slot[data-src]"));
   }
 
   function post(url, data) {
@@ -112,6 +137,7 @@
       return response.text().then(function (html) {
         results.innerHTML = html;
         if (response.ok && lastPhoto) showQueryPhoto(lastPhoto);
+        if (response.ok) remember(true);  // before the look is filled in: a restore fetches it again
         // Only the similar items: the "Complete the look" cards below them are results too.
         var found = results.querySelectorAll("#similar-items > .result").length;
         setBusy(false, response.ok ? "Found " + found + " similar item" + (found === 1 ? "" : "s") + "." : "");
@@ -143,6 +169,12 @@
       return post(form.action, data);
     }));
   }
+
+  if (history.state && typeof history.state.results === "string") restore(history.state);
+  else remember(false);
+  window.addEventListener("popstate", function (event) {
+    if (!running) restore(event.state);
+  });
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();

@@ -137,6 +137,38 @@ def test_a_second_refine_while_the_first_loads_is_ignored_instead_of_reloading_t
     assert page.evaluate("window.notReloaded") is True
 
 
+def test_back_steps_out_of_a_refine_and_the_results_come_back_after_an_item_page(desktop_page, query_photo):
+    # given results, then the same refined to black
+    page = desktop_page
+    page.goto("/")
+    _upload(page, "#id_image", query_photo)
+    _wait_for_results(page)
+    colour = "form.refine select[name=colour]"
+    page.select_option(colour, "black")
+    page.click("form.refine button")
+    page.wait_for_function(f"document.querySelector('{colour}')?.value === 'black'")
+    page.wait_for_selector("#results[aria-busy=false]", state="attached")
+
+    # when the shopper goes back, then the unrefined results are there again, and forward the refined
+    page.go_back()
+    page.wait_for_function(f"document.querySelector('{colour}')?.value === ''")
+    assert page.locator("#similar-items > .result").count() >= MIN_RESULTS
+    page.go_forward()
+    page.wait_for_function(f"document.querySelector('{colour}')?.value === 'black'")
+    page.go_back()
+    page.wait_for_function(f"document.querySelector('{colour}')?.value === ''")
+
+    # and after opening an item and going back (the page loaded anew), the results are there again
+    shown = page.locator("#similar-items > .result h3 a").first
+    name = shown.inner_text()
+    shown.click()
+    page.wait_for_url("**/items/*/")
+    page.go_back()
+    page.wait_for_selector("#similar-items > .result h3 a")
+    assert page.locator("#similar-items > .result h3 a").first.inner_text() == name
+    assert page.locator(colour).input_value() == ""
+
+
 def test_the_phone_page_offers_the_camera_and_fits_the_screen_without_sideways_scrolling(phone_page, query_photo):
     # given the shopper page on a 390 x 844 phone
     page = phone_page
