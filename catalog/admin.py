@@ -196,7 +196,7 @@ class PhotoAdmin(admin.ModelAdmin):
         if handed_back - set(form.instance.tags.values_list("attribute", flat=True)):
             photos_queue_tagging(photo_ids=[form.instance.pk], force=True)
 
-    @admin.action(description="Re-tag selected photos")
+    @admin.action(description="Re-tag selected photos", permissions=["change"])
     def retag_selected(self, request: HttpRequest, queryset) -> None:
         count = photos_queue_tagging(photo_ids=list(queryset.values_list("pk", flat=True)), force=True)
         self.message_user(

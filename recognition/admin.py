@@ -96,11 +96,15 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
         picture = mark_safe(confusion_svg(evaluation["labels"], evaluation["confusion"]))
         return format_html("{}<h3>Confusion matrix</h3>{}", table, picture)
 
-    @admin.action(description="Make live (refused if it scores worse or learned fewer labels than the live version)")
+    # Each action changes what serves: offered only to those who may change versions, not to viewers.
+    @admin.action(
+        description="Make live (refused if it scores worse or learned fewer labels than the live version)",
+        permissions=["change"],
+    )
     def make_live(self, request: HttpRequest, queryset) -> None:
         self._make_live(request, queryset, allow_worse=False)
 
-    @admin.action(description="Make live even if it scores worse or learned fewer labels")
+    @admin.action(description="Make live even if it scores worse or learned fewer labels", permissions=["change"])
     def make_live_even_if_worse(self, request: HttpRequest, queryset) -> None:
         self._make_live(request, queryset, allow_worse=True)
 
@@ -116,7 +120,7 @@ class RecognizerVersionAdmin(admin.ModelAdmin):
             except RecognitionError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
 
-    @admin.action(description="Roll back to the previously live version")
+    @admin.action(description="Roll back to the previously live version", permissions=["change"])
     def roll_back(self, request: HttpRequest, queryset) -> None:
         for name in sorted(set(queryset.values_list("name", flat=True))):
             try:
