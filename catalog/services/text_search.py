@@ -31,6 +31,10 @@ MAX_OFFSET = 10_000
 WALK_CHUNK_ROWS = 200
 WALK_MAX_EXTRA_ITEMS = 2000
 
+# A query of more terms gets no per-term suggestions when it matches nothing: each term costs a search
+# (a 99-word query took 3.4 s at 20,000 items, against 0.13 s for the search itself).
+FEWER_WORDS_MAX_TERMS = 5
+
 # Everyday words for our labels; each label's own name and display name are understood too.
 SYNONYMS: dict[str, tuple[str, str]] = {
     "tee": ("type", "t-shirt"), "tshirt": ("type", "t-shirt"), "tees": ("type", "t-shirt"),
@@ -151,8 +155,9 @@ def text_search_fewer_words(query: str) -> list[str]:
     only "no item matches" did not know which word to drop. One small search a term.
     """
     filters, words = query_parse(query)
-    terms = [LABEL_SETS[attribute].display(value).lower() for attribute, value in filters.items()] + words
-    if len(terms) < 2:
+    terms = [LABEL_SETS[attribute].display(value).lower() for attribute, value in filters.items()]
+    terms += list(dict.fromkeys(words))  # each word once: "e e e ... zzqx" cost a search per repetition
+    if not 2 <= len(terms) <= FEWER_WORDS_MAX_TERMS:
         return []
     return [term for term in terms if search_by_text(query=term, limit=1).hits]
 

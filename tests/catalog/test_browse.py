@@ -133,6 +133,17 @@ def test_a_text_search_that_matches_nothing_names_its_words_that_match_on_their_
     assert 'Every word must match. Items match <a href="?q=hat">hat</a> on its own.' in page
 
 
+def test_a_text_search_of_many_words_that_matches_nothing_makes_no_search_per_word(client, tagged_catalog, monkeypatch):
+    from catalog.services import text_search
+
+    searches = []
+    real_search = text_search.search_by_text
+    monkeypatch.setattr(text_search, "search_by_text", lambda **kw: searches.append(kw) or real_search(**kw))
+    page = client.get("/search/", {"q": " ".join(["hat"] + ["e"] * 98 + ["zqxv", "qqq", "www", "rrr", "ttt"])})
+    assert "Every word must match" not in page.content.decode()
+    assert searches == []  # the page's own search goes through the view's import, not counted here
+
+
 def test_a_text_search_of_one_word_that_matches_nothing_suggests_nothing(client, tagged_catalog):
     page = client.get("/search/", {"q": "zqxv"}).content.decode()
     assert 'No item matches "zqxv"' in page and "Every word must match" not in page
