@@ -245,6 +245,9 @@ KEEP_SHOPPER_UPLOADS = env_bool("KEEP_SHOPPER_UPLOADS", False)
 SHOPPER_UPLOADS_DIR = env_path("SHOPPER_UPLOADS_DIR", VAR_DIR / "shopper-uploads")
 # Merchants' training zips (Recognition > Recognizer versions), also outside MEDIA_ROOT: never served.
 TRAINING_UPLOADS_DIR = env_path("TRAINING_UPLOADS_DIR", VAR_DIR / "training-uploads")
+# The only folders a "Folder on the server" version may train on: any other named in the admin form (/etc)
+# was read, and its listing shown in the version's failure.
+TRAINING_FOLDERS_ROOT = env_path("TRAINING_FOLDERS_ROOT", VAR_DIR / "training-folders")
 
 # --- Cache (rate-limit counters) --------------------------------------------------------------------
 # Redis when REDIS_URL is set, shared by every web process; otherwise memory local to each process, so

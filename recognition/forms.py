@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 
 from django import forms
 
 from recognition.models import RecognizerVersion
 from recognition.recognizer_names import RESERVED_NAMES
+from recognition.versions import training_folder_refusal
 
 # Built-in versions come with the app, and catalog ones from "Train … from hand-set tags".
 SOURCES_OFFERED = (RecognizerVersion.Source.ZIP, RecognizerVersion.Source.FOLDER)
@@ -44,8 +44,8 @@ class RecognizerVersionAddForm(forms.ModelForm):
                 self.add_error("upload", "A zip is only read when the source is an uploaded zip.")
             if not data_dir:
                 self.add_error("data_dir", "Enter the folder's full path on the server.")
-            elif not Path(data_dir).is_absolute():
-                self.add_error("data_dir", "Enter a full path, starting with /.")
+            elif refusal := training_folder_refusal(data_dir):
+                self.add_error("data_dir", refusal)
             # Whether the folder exists is for the worker to find out: it may run on another host than
             # this web process, and it records a failure with the reason.
         return cleaned

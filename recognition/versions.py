@@ -98,6 +98,18 @@ def versions_register_builtin() -> int:
     return created
 
 
+def training_folder_refusal(data_dir: str) -> str | None:
+    """Why a folder on the server may not be trained on, or None: only folders under TRAINING_FOLDERS_ROOT
+    may, links resolved, so that the admin's form reads no other folder of the server."""
+    path = Path(data_dir)
+    if not path.is_absolute():
+        return "Enter a full path, starting with /."
+    root = Path(settings.TRAINING_FOLDERS_ROOT).resolve()
+    if not path.resolve().is_relative_to(root):
+        return f"Only folders under {root} (TRAINING_FOLDERS_ROOT) can be trained on: copy the photos there."
+    return None
+
+
 def version_create(*, name: str, source: str, upload=None, data_dir: str = "") -> RecognizerVersion:
     """Record a new version and queue its training once the row is committed."""
     with transaction.atomic():
@@ -161,6 +173,8 @@ def _train_into(version: RecognizerVersion, workspace: Path) -> None:
             Path(version.upload.path), workspace, max_unpacked_bytes=settings.RECOGNIZER_ZIP_MAX_UNPACKED_BYTES
         )
     else:
+        if version.source == RecognizerVersion.Source.FOLDER and (refusal := training_folder_refusal(version.data_dir)):
+            raise InvalidDataset(refusal)  # checked by the form too; a row written otherwise is held to it here
         data_root = Path(version.data_dir)
     label_set = LABEL_SETS.get(version.name)
     dataset = load_folder_dataset(data_root, label_set.labels if label_set else None)

@@ -212,6 +212,7 @@ def test_the_admin_upload_of_an_unreadable_zip_ends_normally_and_records_the_fai
         ({"name": "scenes", "source": "builtin", "data_dir": "/tmp"}, "Select a valid choice."),
         ({"name": "scenes", "source": "catalog", "data_dir": "/tmp"}, "Select a valid choice."),
         ({"name": "fashion", "source": "folder", "data_dir": "/tmp"}, "is reserved"),
+        ({"name": "scenes", "source": "folder", "data_dir": "/etc"}, "Only folders under"),
     ],
     ids=[
         "zip, none",
@@ -222,6 +223,7 @@ def test_the_admin_upload_of_an_unreadable_zip_ends_normally_and_records_the_fai
         "builtin",
         "catalog",
         "reserved name",
+        "folder outside TRAINING_FOLDERS_ROOT",
     ],
 )
 def test_the_admin_refuses_a_version_that_could_only_fail_in_the_worker(admin_client, fields, error):
@@ -247,3 +249,34 @@ def test_a_zip_made_by_macos_finder_trains_on_its_photos_only(committed):
     assert version.status == RecognizerVersion.Status.READY, version.failure_reason
     assert version.labels == ["hat", "shoes"]
     assert version.metrics["train_samples"] + version.metrics["evaluation"]["samples"] == 10
+
+
+def test_a_folder_on_the_server_is_accepted_under_the_training_root_and_not_through_a_link_out(
+    admin_client, settings, tmp_path
+):
+    settings.TRAINING_FOLDERS_ROOT = tmp_path / "training"
+    (tmp_path / "training" / "scenes").mkdir(parents=True)
+    (tmp_path / "training" / "escape").symlink_to("/etc")
+    add = "/admin/recognition/recognizerversion/add/"
+    form = {"name": "scenes", "source": "folder"}
+
+    refused = admin_client.post(add, form | {"data_dir": str(tmp_path / "training" / "escape")})
+    assert refused.status_code == 200 and "Only folders under" in refused.content.decode()
+
+    accepted = admin_client.post(add, form | {"data_dir": str(tmp_path / "training" / "scenes")})
+    assert accepted.status_code == 302
+    assert RecognizerVersion.objects.get(name="scenes").data_dir == str(tmp_path / "training" / "scenes")
+
+
+def test_a_folder_version_outside_the_training_root_fails_in_the_worker_without_reading_it(settings, tmp_path):
+    # given a version recorded before folders were held to the root (or written around the form)
+    from recognition.versions import version_train
+
+    settings.TRAINING_FOLDERS_ROOT = tmp_path / "training"
+    version = RecognizerVersion.objects.create(
+        name="scenes", version=1, source=RecognizerVersion.Source.FOLDER, data_dir="/etc"
+    )
+    # when it is trained, then it fails saying why, and lists nothing of the folder
+    version = version_train(version_id=version.pk)
+    assert version.status == RecognizerVersion.Status.FAILED
+    assert version.failure_reason.startswith("Only folders under") and "passwd" not in version.failure_reason
