@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from numpy.typing import NDArray
 
@@ -25,7 +25,16 @@ class Item(models.Model):
         default="EUR",
         validators=[RegexValidator(r"^[A-Z]{3}\Z", "Enter a three-letter currency code in capitals, such as EUR.")],
     )
-    shop_url = models.URLField(max_length=500, blank=True, help_text="The product page on the shop.")
+    # A page a shopper is sent to: http(s) only (URLField alone takes ftp://, which the admin let through).
+    shop_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="The product page on the shop.",
+        validators=[
+            # A code of its own: the field's message for "invalid" ("Enter a valid URL.") would replace this one.
+            URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// address.", code="not_web")
+        ],
+    )
     description = models.TextField(blank=True)
     # Natural key of an imported item (its image path relative to the import folder), so that
     # importing the same folder twice updates instead of duplicating.

@@ -230,3 +230,11 @@ def test_every_api_operation_that_is_not_read_only_requires_authentication():
             if method == "get" or (method, path) in READ_ONLY_OPERATIONS:
                 continue
             assert operation.get("security"), f"{method.upper()} {path} changes data without authentication"
+
+
+def test_a_shop_link_that_is_not_a_web_page_is_refused_in_the_admin(admin_client):
+    form = {"name": "Coat", "currency": "EUR", "photos-TOTAL_FORMS": "0", "photos-INITIAL_FORMS": "0"}
+    response = admin_client.post("/admin/catalog/item/add/", form | {"shop_url": "ftp://shop.example/coat"})
+    assert response.status_code == 200  # the form again
+    assert "Enter an http:// or https:// address." in response.content.decode()
+    assert not Item.objects.exists()
