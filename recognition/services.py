@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from recognition.errors import UnknownRecognizer
-from recognition.images import UPLOAD_MAX_ASPECT_RATIO, decode_image, model_draft_size
+from recognition.images import UPLOAD_MAX_ASPECT_RATIO, UPLOAD_MIN_SIDE, decode_image, model_draft_size
 from recognition.index_store import IndexStore, get_index_store
 from recognition.labels import LABEL_SETS
 from recognition.recognizers import Head, Prediction, head_cached, head_features, head_inputs
@@ -67,6 +67,7 @@ def upload_decode(data: bytes) -> Image.Image:
         max_pixels=settings.MAX_IMAGE_PIXELS,
         draft_size=model_draft_size(backbone_get().input_size),
         max_aspect_ratio=UPLOAD_MAX_ASPECT_RATIO,
+        min_side=UPLOAD_MIN_SIDE,
     )
 
 

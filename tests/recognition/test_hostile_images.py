@@ -29,7 +29,7 @@ CAPS = {"max_bytes": 2_000_000, "max_pixels": 4_000_000}
 
 def encoded(fmt: str, image: Image.Image | None = None, **options) -> bytes:
     buffer = io.BytesIO()
-    (image or Image.new("RGB", (40, 30), "red")).save(buffer, format=fmt, **options)
+    (image or Image.new("RGB", (64, 48), "red")).save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
 
@@ -90,7 +90,7 @@ def test_a_multi_picture_jpeg_from_a_phone_decodes_to_its_primary_image():
 
 
 def test_a_progressive_jpeg_is_accepted():
-    assert decode_image(encoded("JPEG", progressive=True), **CAPS).size == (40, 30)
+    assert decode_image(encoded("JPEG", progressive=True), **CAPS).size == (64, 48)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
@@ -103,7 +103,7 @@ def test_exif_orientation_is_applied_in_every_format_that_carries_it(fmt):
 
 def test_a_few_bytes_of_padding_after_the_image_are_tolerated():
     padded = encoded("JPEG") + b"\x00" * 64
-    assert decode_image(padded, **CAPS).size == (40, 30)
+    assert decode_image(padded, **CAPS).size == (64, 48)
 
 
 # --- Decompression bombs: refused from the header, before decoding -----------------------------------
@@ -173,13 +173,20 @@ def test_a_panorama_upload_is_accepted():
     assert decode_image(panorama, **CAPS, max_aspect_ratio=UPLOAD_MAX_ASPECT_RATIO).size == (800, 100)
 
 
+def test_an_upload_too_small_to_tell_a_garment_by_is_refused_with_its_size(client):
+    tiny = encoded("PNG", Image.new("RGB", (16, 16), "blue"))
+    response = client.post("/api/v1/search", {"image": SimpleUploadedFile("tiny.png", tiny)})
+    assert response.status_code == 400
+    assert "16x16 pixels, too small to tell a garment by" in response.json()["reason"]
+
+
 def test_a_thin_catalog_photo_stays_taggable():
     # given a merchant's photo tagged before uploads had an aspect-ratio limit: decoded without one
     assert decode_image(png_bomb(1, 30), **CAPS).size == (1, 30)
 
 
 def test_the_shopper_upload_path_applies_the_aspect_ratio_limit(client):
-    response = client.post("/api/v1/search", {"image": SimpleUploadedFile("thin.png", png_bomb(1, 100_000))})
+    response = client.post("/api/v1/search", {"image": SimpleUploadedFile("thin.png", png_bomb(40, 100_000))})
     assert response.status_code == 400
     assert "more than 20 times as long as it is wide" in response.json()["reason"]
 
@@ -381,7 +388,7 @@ def test_shopper_photos_are_kept_as_plain_jpegs_when_settings_say_so(client, set
     kept = list((tmp_path / "kept").rglob("*.jpg"))
     assert len(kept) == 1
     with Image.open(kept[0]) as image:
-        assert image.size == (40, 30)
+        assert image.size == (64, 48)
         assert not image.getexif()
     assert not str(kept[0]).startswith(str(settings.MEDIA_ROOT))
 
