@@ -74,14 +74,14 @@
     Array.prototype.forEach.call(results.querySelectorAll("form button"), function (b) { b.disabled = on; });
   }
 
-  function showQueryPhoto(blob) {
+  function queryPhotoAddress(blob) {
     // One address a photo, kept while the page lives: entries of the history show it again on Back
     // (a downscaled photo is some tens of KB).
     if (blob !== queryPhotoBlob) {
       queryPhotoBlob = blob;
       queryPhotoUrl = URL.createObjectURL(blob);
     }
-    placeQueryPhoto(queryPhotoUrl);
+    return queryPhotoUrl;
   }
 
   function placeQueryPhoto(url) {
@@ -96,8 +96,8 @@
 
   // Each set of results is an entry of the browser's history: Back steps out of a refine, and the
   // results are there again after a visit to an item page, whether or not the browser kept the page.
-  function remember(push) {
-    var state = { results: results.innerHTML, photo: queryPhotoUrl };
+  function remember(push, photo) {
+    var state = { results: results.innerHTML, photo: photo || null };
     try {
       if (push) history.pushState(state, ""); else history.replaceState(state, "");
     } catch (e) {}  // a state the browser will not store: the page works as before, without the entry
@@ -136,8 +136,11 @@
       }
       return response.text().then(function (html) {
         results.innerHTML = html;
-        if (response.ok && lastPhoto) showQueryPhoto(lastPhoto);
-        if (response.ok) remember(true);  // before the look is filled in: a restore fetches it again
+        if (response.ok) {
+          var photo = lastPhoto ? queryPhotoAddress(lastPhoto) : null;
+          remember(true, photo);  // before the photo and the look are in: a restore puts them in again
+          placeQueryPhoto(photo);
+        }
         // Only the similar items: the "Complete the look" cards below them are results too.
         var found = results.querySelectorAll("#similar-items > .result").length;
         setBusy(false, response.ok ? "Found " + found + " similar item" + (found === 1 ? "" : "s") + "." : "");

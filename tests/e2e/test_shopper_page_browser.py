@@ -153,6 +153,7 @@ def test_back_steps_out_of_a_refine_and_the_results_come_back_after_an_item_page
     page.go_back()
     page.wait_for_function(f"document.querySelector('{colour}')?.value === ''")
     assert page.locator("#similar-items > .result").count() >= MIN_RESULTS
+    assert page.locator("[data-query-photo] img[alt='Your photo']").count() == 1  # the shopper's photo, once
     page.go_forward()
     page.wait_for_function(f"document.querySelector('{colour}')?.value === 'black'")
     page.go_back()
