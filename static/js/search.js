@@ -20,7 +20,8 @@
   var running = false;
   var queryPhotoUrl = null;
   var queryPhotoBlob = null;
-  var lastPhoto = null;  // the photo last sent, shown beside its results
+  var sentPhoto = null;  // the photo of the upload under way
+  var shownPhoto = null;  // the address of the photo whose results are shown: a refine shows it again
 
   form.classList.add("enhanced");
 
@@ -104,9 +105,14 @@
   }
 
   function restore(state) {
-    results.innerHTML = state && typeof state.results === "string" ? state.results : "";
-    if (state && state.photo) placeQueryPhoto(state.photo);
+    results.innerHTML = state.results;
+    shownPhoto = state.photo || null;
+    placeQueryPhoto(shownPhoto);
     showLook(results.querySelector("#look-slot[data-src]"));
+  }
+
+  function remembered(state) {
+    return !!state && typeof state.results === "string";
   }
 
   function post(url, data) {
@@ -126,7 +132,8 @@
   }
 
   // Sends one request (a promise of the fetch response) and swaps its answer into the results.
-  function show(request) {
+  // `upload`: a new photo's results (else a refine of the results shown, beside the same photo).
+  function show(request, upload) {
     setBusy(true, "Looking at your photo…");
     request.then(function (response) {
       // Only the app's results panel is shown, which it marks (its errors too: 400, 413, 429, 503); a
@@ -137,9 +144,9 @@
       return response.text().then(function (html) {
         results.innerHTML = html;
         if (response.ok) {
-          var photo = lastPhoto ? queryPhotoAddress(lastPhoto) : null;
-          remember(true, photo);  // before the photo and the look are in: a restore puts them in again
-          placeQueryPhoto(photo);
+          if (upload) shownPhoto = sentPhoto ? queryPhotoAddress(sentPhoto) : null;
+          remember(true, shownPhoto);  // before the photo and the look are in: a restore puts them in again
+          placeQueryPhoto(shownPhoto);
         }
         // Only the similar items: the "Complete the look" cards below them are results too.
         var found = results.querySelectorAll("#similar-items > .result").length;
@@ -165,18 +172,19 @@
   function submit(file) {
     if (running || !file) return;
     show(downscale(file).then(function (blob) {
-      lastPhoto = blob;
+      sentPhoto = blob;
       var data = new FormData();
       data.append("csrfmiddlewaretoken", form.elements.csrfmiddlewaretoken.value);
       data.append("image", blob, blob === file ? (file.name || "photo") : "photo.jpg");
       return post(form.action, data);
-    }));
+    }), true);
   }
 
-  if (history.state && typeof history.state.results === "string") restore(history.state);
+  if (remembered(history.state)) restore(history.state);
   else remember(false);
   window.addEventListener("popstate", function (event) {
-    if (!running) restore(event.state);
+    // Entries without results are not ours (the skip link's #main, say): they leave the page as it is.
+    if (!running && remembered(event.state)) restore(event.state);
   });
 
   form.addEventListener("submit", function (event) {
@@ -196,7 +204,7 @@
     // reloaded the whole page, without the shopper's photo.
     event.preventDefault();
     if (running) return;
-    show(post(inner.action, new FormData(inner)));
+    show(post(inner.action, new FormData(inner)), false);
   });
 
   ["dragenter", "dragover"].forEach(function (name) {

@@ -170,6 +170,45 @@ def test_back_steps_out_of_a_refine_and_the_results_come_back_after_an_item_page
     assert page.locator(colour).input_value() == ""
 
 
+def test_a_refine_after_going_back_to_an_earlier_photos_results_shows_that_photo(desktop_page):
+    # given the results of photo A, then of photo B, and Back to A's
+    page = desktop_page
+    photo_a, photo_b = (demo_photos(per_type=3)[i].read_bytes() for i in (2, 5))
+    page.goto("/")
+    _upload(page, "#id_image", photo_a, name="a.jpg")
+    _wait_for_results(page)
+    shown = "document.querySelector('[data-query-photo] img')?.src"
+    address_a = page.evaluate(shown)
+    _upload(page, "#id_image", photo_b, name="b.jpg")
+    page.wait_for_function(f"{shown} && {shown} !== '{address_a}'")
+    page.go_back()
+    page.wait_for_function(f"{shown} === '{address_a}'")
+
+    # when A's results are refined
+    colour = "form.refine select[name=colour]"
+    page.select_option(colour, "black")
+    page.click("form.refine button")
+    page.wait_for_function(f"document.querySelector('{colour}')?.value === 'black'")
+    page.wait_for_selector("#results[aria-busy=false]", state="attached")
+
+    # then photo A is shown beside them, not B, the last one sent
+    assert page.evaluate(shown) == address_a
+
+
+def test_the_skip_link_leaves_the_results_in_place(desktop_page, query_photo):
+    page = desktop_page
+    page.goto("/")
+    _upload(page, "#id_image", query_photo)
+    _wait_for_results(page)
+    shown = page.locator("#similar-items > .result").count()
+    # when a keyboard user follows "Skip to content" (an entry of the history without results)
+    page.focus("a.skip-link")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/#main")
+    # then the results stay
+    assert page.locator("#similar-items > .result").count() == shown
+
+
 def test_the_phone_page_offers_the_camera_and_fits_the_screen_without_sideways_scrolling(phone_page, query_photo):
     # given the shopper page on a 390 x 844 phone
     page = phone_page
