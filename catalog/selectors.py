@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -169,3 +170,23 @@ def tagging_counts() -> dict[str, int]:
 
 def items_for_listing() -> QuerySet[Item]:
     return Item.objects.prefetch_related("photos")
+
+
+def rows_by_key_pages(rows: QuerySet, *, page: int, limit: int | None = None) -> Iterator[tuple]:
+    """The rows of `rows` (a values_list led by the pk, ordered by pk), at most `limit`, read `page` at a
+    time by key.
+
+    Each page is read whole before its rows are used, so no statement stays open while the caller
+    writes. With `.iterator()` it did, and on SQLite (WAL) the caller's next write transaction failed
+    at once, "database is locked", as soon as another process had committed meanwhile (`retag` beside
+    an admin save).
+    """
+    last, left = None, limit
+    while left is None or left > 0:
+        size = page if left is None else min(page, left)
+        chunk = list((rows if last is None else rows.filter(pk__gt=last))[:size])
+        yield from chunk
+        if len(chunk) < size:
+            return
+        last = chunk[-1][0]
+        left = None if left is None else left - len(chunk)

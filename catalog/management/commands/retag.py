@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from catalog.management.index_folder import index_folder_errors
 from catalog.models import Photo
+from catalog.selectors import rows_by_key_pages
 from catalog.services.index import index_rebuild, index_sync
 from catalog.services.tagging import CATALOG_MAX_BYTES, CATALOG_MAX_PIXELS, photos_tags_apply
 from fashion_search.commands import DatabaseCommand
@@ -68,9 +69,7 @@ def photos_retag(
     photos = Photo.objects.order_by("pk")
     if not force:
         photos = photos.exclude(status=Photo.Status.TAGGED, embedding_model=backbone.version)
-    rows = photos.values_list("pk", "image")
-    if limit is not None:
-        rows = rows[:limit]
+    rows = rows_by_key_pages(photos.values_list("pk", "image"), page=2000, limit=limit)
     storage = Photo._meta.get_field("image").storage
 
     def reader(name: str) -> Callable[[], bytes]:
@@ -87,7 +86,7 @@ def photos_retag(
     tagged = failed = 0
     decode_wait_s = 0.0
     # Keyed by photo and image, so that results for an image replaced meanwhile are not stored.
-    sources = (((pk, name), reader(name)) for pk, name in rows.iterator(chunk_size=2000))
+    sources = (((pk, name), reader(name)) for pk, name in rows)
     batches = embed_in_batches(backbone, sources, batch_size=batch_size, workers=decode_workers, prepare=prepare)
     try:
         for batch in batches:
