@@ -23,6 +23,7 @@ from catalog.services.items import photos_queue_tagging
 from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
 from fashion_search.admin_input import is_row_number
+from fashion_search.broker import broker_unreachable
 from recognition.errors import RecognitionError
 from recognition.labels import ATTRIBUTES, LABEL_SETS
 
@@ -198,12 +199,22 @@ class PhotoAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-tag selected photos", permissions=["change"])
     def retag_selected(self, request: HttpRequest, queryset) -> None:
+        if self._broker_unreachable(request):
+            return
         count = photos_queue_tagging(photo_ids=list(queryset.values_list("pk", flat=True)), force=True)
         self.message_user(
             request,
             f"Queued {count} photos for tagging; tagged ones stay searchable with their current tags until then.",
             messages.SUCCESS,
         )
+
+    def _broker_unreachable(self, request: HttpRequest) -> bool:
+        """Say so before queueing taggings that cannot be sent: "queued" would be untrue, and a tagged photo
+        whose tagging is not sent stays as it was without a word."""
+        unreachable = broker_unreachable()
+        if unreachable:
+            self.message_user(request, f"Nothing was queued: {unreachable}. Try again once it is back.", messages.ERROR)
+        return bool(unreachable)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         extra_context = (extra_context or {}) | {"tagging_counts": tagging_counts(), "attributes": ATTRIBUTES}
@@ -254,7 +265,7 @@ class PhotoAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
 
     def retry_failed_view(self, request: HttpRequest) -> HttpResponseRedirect:
-        if request.method == "POST" and self.has_change_permission(request):
+        if request.method == "POST" and self.has_change_permission(request) and not self._broker_unreachable(request):
             with transaction.atomic():
                 failed = list(Photo.objects.filter(status=Photo.Status.FAILED).values_list("pk", flat=True))
                 count = photos_queue_tagging(photo_ids=failed, force=True)

@@ -95,18 +95,37 @@ def test_the_rebuild_button_says_the_broker_is_unreachable(admin_client, broker_
     assert "The rebuild could not be queued: the task broker is unreachable" in response.content.decode()
 
 
-def test_an_import_refuses_to_start_while_the_broker_cannot_be_reached(demo_subset, settings):
-    # given a real broker address where nothing listens
+@pytest.fixture
+def broker_address_unreachable():
+    """A real broker address where nothing listens (with a password, which no message may show)."""
     app = tasks.tag_photo.app
-    app.conf.task_always_eager = False
+    app.conf.task_always_eager = False  # the autouse `eager_tasks` fixture sets it back
     previous = app.conf.broker_url
     app.conf.broker_url = "redis://:secret@127.0.0.1:1/0"
-    try:
-        with pytest.raises(CommandError, match=r"cannot reach the task broker at redis://:\*\*@127.0.0.1:1/0"):
-            call_command("import_catalog", str(demo_subset))
-    finally:
-        app.conf.broker_url = previous
+    yield
+    app.conf.broker_url = previous
+
+
+def test_an_import_refuses_to_start_while_the_broker_cannot_be_reached(demo_subset, broker_address_unreachable):
+    with pytest.raises(CommandError, match=r"cannot reach the task broker at redis://:\*\*@127.0.0.1:1/0"):
+        call_command("import_catalog", str(demo_subset))
     assert not Item.objects.exists()
+
+
+def test_re_tagging_selected_photos_while_the_broker_cannot_be_reached_says_nothing_was_queued(
+    admin_client, broker_address_unreachable
+):
+    item = Item.objects.create(name="Wool hat")
+    photo = Photo.objects.create(item=item, image=photo_upload(), status=Photo.Status.FAILED, failure_reason="x")
+    for post in (
+        lambda: admin_client.post(
+            "/admin/catalog/photo/", {"action": "retag_selected", "_selected_action": [photo.pk]}, follow=True
+        ),
+        lambda: admin_client.post("/admin/catalog/photo/retry-failed/", follow=True),
+    ):
+        page = post().content.decode()
+        assert "Nothing was queued: cannot reach the task broker at redis://:**@127.0.0.1:1/0" in page
+        assert Photo.objects.get(pk=photo.pk).failure_reason == "x"  # as it was
 
 
 def test_a_recognizer_version_added_while_the_broker_is_down_fails_with_the_reason(broker_down, demo_subset):
