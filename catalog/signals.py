@@ -15,12 +15,13 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models.signals import post_delete, pre_save
 from django.dispatch import receiver
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from catalog.models import DeletedImport, Item, Photo
+from recognition.errors import RecognitionError
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class SyncIndexOnCommit:
             logger.warning("could not queue an index sync after a deletion (%s); syncing now instead", exc)
             try:
                 index_sync()
-            except Exception:
+            except (RecognitionError, DatabaseError, OSError):
                 logger.exception("could not sync the index after a deletion either")
 
 

@@ -63,7 +63,8 @@ class ImportReport:
     rows_unused: list[str] = field(default_factory=list)
     # Images whose items a merchant deleted (DeletedImport), left out unless restored.
     deleted_left_out: list[str] = field(default_factory=list)
-    # Sub-folders whose name is no type label ("Dress", "tshirts"): their new items get no hand-set type.
+    # Sub-folders whose name is no type label ("Dress", "tshirts") and that gave new items: none of those
+    # gets a hand-set type.
     folders_not_types: list[str] = field(default_factory=list)
 
 
@@ -192,7 +193,6 @@ def catalog_import(
     report = ImportReport()
     present = {path.relative_to(root).as_posix() for path in every_file}
     report.rows_unused = [name for name in details if name not in present]
-    report.folders_not_types = sorted({path.parent.name for path in files} - set(TYPE.labels))
     for path in files:
         relative = path.relative_to(root).as_posix()
         row = details.get(relative, ItemDetails({}))
@@ -237,6 +237,8 @@ def _import_one(
         if not dry_run:
             _item_create(path=path, relative=relative, details=details)
         report.created += 1  # counted after the write: a file that fails half-way is reported as skipped only
+        if path.parent.name not in TYPE.labels and path.parent.name not in report.folders_not_types:
+            report.folders_not_types.append(path.parent.name)
         return
     imported = _details_as_text(details)
     last = existing.imported_details

@@ -318,3 +318,6 @@ def test_a_folder_whose_name_is_no_type_is_imported_and_said_to_give_no_hand_set
     assert "20 created" in out
     assert "folder(s) 'Hats' name no type, so their new items get no hand-set type" in out
     assert not Tag.objects.filter(photo__item__import_key="Hats/a.jpg", source=Tag.Source.HAND).exists()
+    # and a rerun, which creates nothing, says nothing of it
+    out, _ = run_import(str(demo_subset))
+    assert "0 created" in out and "name no type" not in out
