@@ -186,6 +186,9 @@ def _results_context(embedding, predictions, hits, filters: dict[str, str], form
 def look_panel(request: HttpRequest) -> HttpResponse:
     """Complete the look for the tags in the address (type, pattern, colour, style), as a fragment of the page."""
     anchor, unknown = _tag_filters(request.GET)
+    # A key it does not know (`color`), ignored, would answer a look that seemed to follow it.
+    filters = ", ".join(LABEL_SETS)
+    unknown += [f"filter “{value_echoed(key)}” (use {filters})" for key in request.GET if key not in LABEL_SETS]
     if unknown:
         message = f"There is no {' or '.join(unknown)}."
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")

@@ -179,6 +179,12 @@ def test_search_js_gets_the_similar_items_first_and_complete_the_look_from_its_o
     assert "Complete the look" in page and 'id="look-slot"' not in page
 
 
+def test_the_look_of_a_filter_that_does_not_exist_is_a_400_naming_the_ones_that_do(client):
+    response = client.get("/look/", {"type": "shoes", "color": "red"})
+    assert response.status_code == 400
+    assert response.content.decode() == "There is no filter “color” (use type, pattern, colour, style)."
+
+
 def test_the_look_of_a_tag_value_that_does_not_exist_is_a_400_naming_it(client):
     response = client.get("/look/", {"type": "shoes", "colour": "tartan"})
     assert response.status_code == 400
