@@ -93,9 +93,11 @@ def _attribute_names(live: dict[str, Path]) -> list[str]:
 
 def head_live(name: str) -> Head:
     """The live head of recognizer `name` (a live version, else the shipped head)."""
-    directory = recognizers_live_dirs().get(name)
+    live = recognizers_live_dirs()
+    directory = live.get(name)
     if directory is None:
-        raise UnknownRecognizer(f"Unknown recognizer {name!r}; live: {', '.join(recognizers_live()) or 'none'}.")
+        # Not recognizers_live(): its `fashion` names every attribute at once in the API, not a head.
+        raise UnknownRecognizer(f"Unknown recognizer {name!r}; live: {', '.join(sorted(live)) or 'none'}.")
     return head_cached(directory)
 
 

@@ -224,3 +224,9 @@ def test_fine_tuning_stopped_with_ctrl_c_leaves_no_staged_backbone_behind(demo_s
         run("train_recognizer", "type", "--data", str(demo_subset), "--fine-tune", "--output", str(tmp_path / "h"))
     # then: nothing is left beside the weights, and no backbone took their place
     assert list(weights_dir.iterdir()) == []
+
+
+def test_evaluating_the_apis_all_attributes_name_says_it_is_no_recognizer_of_its_own(demo_subset):
+    with pytest.raises(CommandError, match="Unknown recognizer 'fashion'") as refusal:
+        run("evaluate_recognizer", "fashion", str(demo_subset))
+    assert "fashion" not in str(refusal.value).split("live:")[1]  # not offered as a choice it refuses

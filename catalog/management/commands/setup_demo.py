@@ -54,4 +54,5 @@ class Command(DatabaseCommand):
             "import_catalog", str(DEMO_DIR), csv=DEMO_DIR / "items.csv",
             verbosity=options["verbosity"], stdout=self.stdout, stderr=self.stderr,
         )
-        self.stdout.write(f"\nDemo ready. Log in to the admin at http://127.0.0.1:8000/admin/ {login}.")
+        # No address: the port is the server's to choose (`make run PORT=...` prints it).
+        self.stdout.write(f"\nDemo ready. Log in to the admin (/admin/ on the server) {login}.")
