@@ -181,6 +181,8 @@ def rows_by_key_pages(rows: QuerySet, *, page: int, limit: int | None = None) ->
     at once, "database is locked", as soon as another process had committed meanwhile (`retag` beside
     an admin save).
     """
+    if tuple(rows.query.order_by) != ("pk",):  # pages follow one another by pk: any other order repeats rows
+        raise ValueError(f"rows_by_key_pages needs rows ordered by pk, not {rows.query.order_by}")
     last, left = None, limit
     while left is None or left > 0:
         size = page if left is None else min(page, left)

@@ -97,13 +97,17 @@ def test_a_process_reading_by_pages_can_write_after_another_process_committed(tm
         [*manage, "shell", "--no-imports", "-c", WRITE_WHILE_READING],
         cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-    writer = subprocess.run(
-        [*manage, "shell", "--no-imports", "-c", WRITE_ONCE],
-        cwd=ROOT, env=env, text=True, capture_output=True, timeout=120,
-    )
-    stdout, stderr = reader.communicate(timeout=120)
+    try:
+        writer = subprocess.run(
+            [*manage, "shell", "--no-imports", "-c", WRITE_ONCE],
+            cwd=ROOT, env=env, text=True, capture_output=True, timeout=120,
+        )
+        assert writer.returncode == 0, writer.stderr  # else the reader would wait for it in vain
+        stdout, stderr = reader.communicate(timeout=120)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
 
-    assert writer.returncode == 0, writer.stderr
     assert reader.returncode == 0, stderr
     # every row: the five groups, the other process's and its own, both committed before the pages after
     assert "read 7" in stdout

@@ -97,8 +97,14 @@
 
   // Each set of results is an entry of the browser's history: Back steps out of a refine, and the
   // results are there again after a visit to an item page, whether or not the browser kept the page.
+  // The version of what an entry holds: an entry written by an older script of the page is not restored.
+  var STATE_VERSION = 2;
+
+  // The results as an entry keeps them: without the shopper's photo, which a restore places from `photo`.
   function remember(push, photo) {
-    var state = { results: results.innerHTML, photo: photo || null };
+    var copy = results.cloneNode(true);
+    Array.prototype.forEach.call(copy.querySelectorAll("[data-query-photo] img"), function (img) { img.remove(); });
+    var state = { v: STATE_VERSION, results: copy.innerHTML, photo: photo || null };
     try {
       if (push) history.pushState(state, ""); else history.replaceState(state, "");
     } catch (e) {}  // a state the browser will not store: the page works as before, without the entry
@@ -112,7 +118,7 @@
   }
 
   function remembered(state) {
-    return !!state && typeof state.results === "string";
+    return !!state && state.v === STATE_VERSION && typeof state.results === "string";
   }
 
   function post(url, data) {
@@ -145,7 +151,7 @@
         results.innerHTML = html;
         if (response.ok) {
           if (upload) shownPhoto = sentPhoto ? queryPhotoAddress(sentPhoto) : null;
-          remember(true, shownPhoto);  // before the photo and the look are in: a restore puts them in again
+          remember(true, shownPhoto);  // before the look is in: a restore fetches it again
           placeQueryPhoto(shownPhoto);
         }
         // Only the similar items: the "Complete the look" cards below them are results too.
@@ -183,8 +189,11 @@
   if (remembered(history.state)) restore(history.state);
   else remember(false);
   window.addEventListener("popstate", function (event) {
-    // Entries without results are not ours (the skip link's #main, say): they leave the page as it is.
-    if (!running && remembered(event.state)) restore(event.state);
+    if (running) return;
+    if (remembered(event.state)) restore(event.state);
+    // An entry the page did not make (the skip link's #main, say) keeps the results it was made on, so
+    // that Back from it steps out of the next refine, not into the same results again.
+    else remember(false, shownPhoto);
   });
 
   form.addEventListener("submit", function (event) {

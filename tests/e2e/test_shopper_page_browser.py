@@ -20,6 +20,8 @@ from tests.e2e.conftest import SHOP_HOST, new_page, screenshot
 pytestmark = pytest.mark.browser
 
 MIN_RESULTS = 10
+# The refine form of results refined to black, as the server renders it (choosing the option sets no attribute).
+REFINED_TO_BLACK = "#results form.refine select[name=colour] option[value=black][selected]"
 # Records each state of the busy line and of the results' aria-busy while a search runs.
 RECORD_BUSY_STATES = """
 window.busyStates = [];
@@ -131,7 +133,7 @@ def test_a_second_refine_while_the_first_loads_is_ignored_instead_of_reloading_t
     )
 
     # then the button was disabled meanwhile, the page was not posted anew, and the refined results came
-    page.wait_for_function("document.querySelector('form.refine select[name=colour]')?.value === 'black'")
+    page.wait_for_selector(REFINED_TO_BLACK, state="attached")
     page.wait_for_selector("#results[aria-busy=false]", state="attached")
     assert page.evaluate("window.refineDisabledWhileLoading") is True
     assert page.evaluate("window.notReloaded") is True
@@ -146,7 +148,7 @@ def test_back_steps_out_of_a_refine_and_the_results_come_back_after_an_item_page
     colour = "form.refine select[name=colour]"
     page.select_option(colour, "black")
     page.click("form.refine button")
-    page.wait_for_function(f"document.querySelector('{colour}')?.value === 'black'")
+    page.wait_for_selector(REFINED_TO_BLACK, state="attached")  # in the answer's HTML, not set by the click
     page.wait_for_selector("#results[aria-busy=false]", state="attached")
 
     # when the shopper goes back, then the unrefined results are there again, and forward the refined
@@ -155,7 +157,7 @@ def test_back_steps_out_of_a_refine_and_the_results_come_back_after_an_item_page
     assert page.locator("#similar-items > .result").count() >= MIN_RESULTS
     assert page.locator("[data-query-photo] img[alt='Your photo']").count() == 1  # the shopper's photo, once
     page.go_forward()
-    page.wait_for_function(f"document.querySelector('{colour}')?.value === 'black'")
+    page.wait_for_selector(REFINED_TO_BLACK, state="attached")
     page.go_back()
     page.wait_for_function(f"document.querySelector('{colour}')?.value === ''")
 
@@ -188,7 +190,7 @@ def test_a_refine_after_going_back_to_an_earlier_photos_results_shows_that_photo
     colour = "form.refine select[name=colour]"
     page.select_option(colour, "black")
     page.click("form.refine button")
-    page.wait_for_function(f"document.querySelector('{colour}')?.value === 'black'")
+    page.wait_for_selector(REFINED_TO_BLACK, state="attached")  # in the answer's HTML, not set by the click
     page.wait_for_selector("#results[aria-busy=false]", state="attached")
 
     # then photo A is shown beside them, not B, the last one sent
@@ -207,6 +209,17 @@ def test_the_skip_link_leaves_the_results_in_place(desktop_page, query_photo):
     page.wait_for_url("**/#main")
     # then the results stay
     assert page.locator("#similar-items > .result").count() == shown
+
+    # and after a refine, one Back brings the unrefined results (not the refined ones again), photo once
+    colour = "form.refine select[name=colour]"
+    page.select_option(colour, "black")
+    page.click("form.refine button")
+    page.wait_for_selector(REFINED_TO_BLACK, state="attached")
+    page.wait_for_selector("#results[aria-busy=false]", state="attached")
+    page.go_back()
+    page.wait_for_function(f"document.querySelector('{colour}')?.value === ''")
+    assert page.locator("#similar-items > .result").count() == shown
+    assert page.locator("[data-query-photo] img[alt='Your photo']").count() == 1
 
 
 def test_the_phone_page_offers_the_camera_and_fits_the_screen_without_sideways_scrolling(phone_page, query_photo):
