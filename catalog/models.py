@@ -42,6 +42,9 @@ class Item(models.Model):
     # The CSV details the last import applied (as text), so that a rerun applies only the values the CSV
     # changed since and never reverts an edit made in the admin. None: imported before this was kept.
     imported_details = models.JSONField(null=True, blank=True, editable=False)
+    # SHA-256 (hex) of the image file the last import took, so that a rerun takes a file changed in the
+    # folder since, and never reverts a photo replaced in the admin. Empty: imported before this was kept.
+    imported_image_sha256 = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -9,6 +9,9 @@ A rerun never undoes a merchant's edits: an existing item only takes the CSV val
 (non-empty) and changed in the CSV since the import that last ran (`Item.imported_details`), and its
 tags are left alone. So an unchanged CSV leaves an item edited in the admin as the merchant left it,
 and a price changed in the CSV reaches the item. Without a CSV row an existing item is not touched.
+Images follow the same rule (`Item.imported_image_sha256`): a file changed in the folder since the
+import that last ran replaces the item's photo, which is tagged again; a photo replaced in the admin
+stays while the folder's file does not change.
 
 Every CSV value is checked with the model field's own validation before anything is written; a file
 whose row has a bad value is skipped and reported with the CSV line, and a CSV that cannot be read at
@@ -18,6 +21,7 @@ all (not UTF-8, a row with the wrong number of columns) stops the import before 
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -229,13 +233,14 @@ def _import_one(
         raise ImportSourceInvalid(f"its path is {len(relative)} characters long; at most {IMPORT_KEY_MAX_CHARS} fit.")
     data = path.read_bytes()
     decode_image(data, max_bytes=IMPORT_MAX_BYTES, max_pixels=IMPORT_MAX_PIXELS)  # refuse unreadable files
+    digest = hashlib.sha256(data).hexdigest()
     existing = Item.objects.filter(import_key=relative).first()
     if existing is None:
         if not restore_deleted and DeletedImport.objects.filter(import_key=relative).exists():
             report.deleted_left_out.append(relative)
             return
         if not dry_run:
-            _item_create(path=path, relative=relative, details=details)
+            _item_create(path=path, relative=relative, details=details, digest=digest)
         report.created += 1  # counted after the write: a file that fails half-way is reported as skipped only
         if path.parent.name not in TYPE.labels and path.parent.name not in report.folders_not_types:
             report.folders_not_types.append(path.parent.name)
@@ -247,6 +252,9 @@ def _import_one(
         for key, value in details.items()
         if last is not None and imported[key] != last.get(key) and getattr(existing, key) != value
     }
+    # A file changed in the folder since the import that last ran; an item imported before files were
+    # remembered only has its file remembered now.
+    image_changed = bool(existing.imported_image_sha256) and existing.imported_image_sha256 != digest
     if not dry_run:
         for key, value in changes.items():
             setattr(existing, key, value)
@@ -255,9 +263,14 @@ def _import_one(
             existing.save(update_fields=[*changes, "imported_details", "updated_at"])
         elif details and last != imported:  # remembered without touching the item's update time
             Item.objects.filter(pk=existing.pk).update(imported_details=imported)
-        _photo_queue_if_untagged(existing)
-    report.updated += bool(changes)
-    report.unchanged += not changes
+        if image_changed:
+            _photo_replace(existing, path=path, digest=digest)  # queues its tagging
+        else:
+            if existing.imported_image_sha256 != digest:
+                Item.objects.filter(pk=existing.pk).update(imported_image_sha256=digest)
+            _photo_queue_if_untagged(existing)
+    report.updated += bool(changes) or image_changed
+    report.unchanged += not changes and not image_changed
 
 
 def _name_printable(relative: str) -> str:
@@ -265,7 +278,18 @@ def _name_printable(relative: str) -> str:
     return relative.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _item_create(*, path: Path, relative: str, details: dict[str, object]) -> None:
+def _photo_replace(item: Item, *, path: Path, digest: str) -> None:
+    """Put the folder's new file in the item's first photo (a new photo if the merchant deleted them all),
+    and tag it again: its tags described the old image."""
+    with transaction.atomic():
+        photo = item.photos.order_by("pk").first() or Photo(item=item)
+        with path.open("rb") as handle:
+            photo.image.save(path.name, File(handle), save=True)  # the old file goes once this commits
+        Item.objects.filter(pk=item.pk).update(imported_image_sha256=digest)
+        photos_queue_tagging(photo_ids=[photo.pk], force=True, image_changed=True)
+
+
+def _item_create(*, path: Path, relative: str, details: dict[str, object], digest: str) -> None:
     """Create the item and its photo, with the folder's name as the photo's hand-set type."""
     type_label = path.parent.name
     # A long folder name must not make the default name longer than the field holds.
@@ -273,7 +297,9 @@ def _item_create(*, path: Path, relative: str, details: dict[str, object]) -> No
     fields = {"name": default_name, "currency": DEFAULT_CURRENCY} | details
     with transaction.atomic():
         DeletedImport.objects.filter(import_key=relative).delete()  # restored: a later deletion counts anew
-        item = Item.objects.create(import_key=relative, imported_details=_details_as_text(details), **fields)
+        item = Item.objects.create(
+            import_key=relative, imported_details=_details_as_text(details), imported_image_sha256=digest, **fields
+        )
         photo = Photo(item=item)
         with path.open("rb") as handle:
             photo.image.save(path.name, File(handle), save=True)

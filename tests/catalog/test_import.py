@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.management import CommandError
 
 from catalog.models import DeletedImport, Item, Photo, Tag
@@ -321,3 +322,43 @@ def test_a_folder_whose_name_is_no_type_is_imported_and_said_to_give_no_hand_set
     # and a rerun, which creates nothing, says nothing of it
     out, _ = run_import(str(demo_subset))
     assert "0 created" in out and "name no type" not in out
+
+
+def test_an_image_changed_in_the_folder_since_the_last_import_replaces_the_items_photo(demo_subset, run_import):
+    # given an imported catalog, and one image the supplier has since replaced in the folder
+    run_import(str(demo_subset))
+    relative = first_relative(demo_subset)
+    photo = Photo.objects.get(item__import_key=relative)
+    tagged_at = photo.tagged_at
+    other = sorted(demo_subset.glob("*/*.jpg"))[-1].read_bytes()
+    (demo_subset / relative).write_bytes(other)
+    # when the folder is imported again
+    out, _ = run_import(str(demo_subset))
+    # then that item's photo is the new file, tagged again, and the report counts it as updated
+    assert "1 updated" in out and "19 unchanged" in out
+    photo.refresh_from_db()
+    assert photo.image.read() == other
+    assert photo.status == Photo.Status.TAGGED and photo.tagged_at > tagged_at
+
+
+def test_a_photo_replaced_in_the_admin_is_not_reverted_by_an_unchanged_folder(demo_subset, run_import, committed):
+    run_import(str(demo_subset))
+    relative = first_relative(demo_subset)
+    photo = Photo.objects.get(item__import_key=relative)
+    mine = sorted(demo_subset.glob("*/*.jpg"))[-1].read_bytes()
+    with committed():
+        photo.image.save("merchants-own.jpg", ContentFile(mine), save=True)
+    out, _ = run_import(str(demo_subset))
+    assert "0 updated" in out and "20 unchanged" in out
+    photo.refresh_from_db()
+    assert photo.image.read() == mine
+
+
+def test_an_item_imported_before_files_were_remembered_keeps_its_photo_on_the_first_rerun(demo_subset, run_import):
+    run_import(str(demo_subset))
+    Item.objects.update(imported_image_sha256="")
+    relative = first_relative(demo_subset)
+    (demo_subset / relative).write_bytes(sorted(demo_subset.glob("*/*.jpg"))[-1].read_bytes())
+    out, _ = run_import(str(demo_subset))
+    assert "0 updated" in out and "20 unchanged" in out
+    assert Item.objects.get(import_key=relative).imported_image_sha256  # remembered from now on
