@@ -9,8 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from pydantic import BaseModel
 
-# Longest parameter name echoed in a refusal: the reason repeats what the client sent, within reason.
-_ECHO_MAX = 40
+from catalog.errors import value_echoed
 
 
 def parameters_unexpected(request: HttpRequest, params: list[BaseModel]) -> str | None:
@@ -34,4 +33,4 @@ def parameters_unexpected(request: HttpRequest, params: list[BaseModel]) -> str 
 
 
 def _echo(name: str) -> str:
-    return f"`{name[:_ECHO_MAX]}…`" if len(name) > _ECHO_MAX else f"`{name}`"
+    return f"`{value_echoed(name)}`"
