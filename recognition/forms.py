@@ -7,7 +7,7 @@ import zipfile
 from django import forms
 
 from recognition.models import RecognizerVersion
-from recognition.recognizer_names import RESERVED_NAMES
+from recognition.recognizer_names import recognizer_name_refusal
 from recognition.versions import training_folder_refusal
 
 # Built-in versions come with the app, and catalog ones from "Train … from hand-set tags".
@@ -25,8 +25,8 @@ class RecognizerVersionAddForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
-        if name in RESERVED_NAMES:
-            raise forms.ValidationError(f"“{name}” is reserved: the API's model={name} means every attribute.")
+        if refusal := recognizer_name_refusal(name):  # the slug and length rules the field checked already
+            raise forms.ValidationError(refusal)
         return name
 
     def clean(self) -> dict:
