@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,13 @@ import pytest
 from PIL import Image
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "catalog" / "demo_data"
+
+
+def embedded_environment(var_dir: Path) -> dict[str, str]:
+    """The environment of a `manage.py` subprocess on the embedded defaults, with its own VAR_DIR: SQLite
+    there, tasks in-process, whatever this test run was given (CI sets DATABASE_URL and REDIS_URL)."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
+    return kept | {"VAR_DIR": str(var_dir)}
 
 
 @pytest.fixture(autouse=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import embedded_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [
@@ -24,8 +25,7 @@ COMMANDS = [
 
 
 def manage(*args: str, var_dir: Path, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
-    env["VAR_DIR"] = str(var_dir)
+    env = embedded_environment(var_dir)
     if database_url:
         env["DATABASE_URL"] = database_url
     return subprocess.run(

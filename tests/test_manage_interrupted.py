@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import embedded_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_command_stopped_with_ctrl_c_prints_one_line_and_no_traceback(tmp_path):
     # given: a command at work (here a shell command that waits), on a throw-away SQLite database
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")} | {"VAR_DIR": str(tmp_path)}
-    env.pop("DATABASE_URL", None)
+    env = embedded_environment(tmp_path)
     code = "print('working', flush=True); import time; time.sleep(60)"
     command = subprocess.Popen(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c", code], cwd=ROOT, env=env, text=True,

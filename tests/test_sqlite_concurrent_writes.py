@@ -6,10 +6,11 @@ another process wrote meanwhile: `retag` beside an admin save lost the merchant'
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import embedded_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +28,7 @@ print("saved")
 
 
 def test_two_processes_that_read_then_write_at_once_both_save(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
-    env["VAR_DIR"] = str(tmp_path)
+    env = embedded_environment(tmp_path)
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
 
@@ -85,8 +85,7 @@ done.write_text("committed")
 
 
 def test_a_process_reading_by_pages_can_write_after_another_process_committed(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
-    env["VAR_DIR"] = str(tmp_path)
+    env = embedded_environment(tmp_path)
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
     make_groups = "from django.contrib.auth.models import Group\nfor i in range(5): Group.objects.create(name=f'g{i}')"

@@ -17,6 +17,7 @@ from celery.worker import state as worker_state
 
 from catalog.services import index as index_service
 from fashion_search import celery as worker_start
+from tests.conftest import embedded_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 REPAIR_S = 30.0  # far longer than any test waits: the repair must be cut short, not finish
@@ -123,13 +124,12 @@ def test_the_queued_sync_is_forgotten_before_the_repair_reads_the_catalog(monkey
 
 def test_a_worker_started_before_migrate_skips_the_repair_with_a_one_line_warning(tmp_path):
     # given a database with no tables yet (the README starts a worker before `make serve` migrates)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
     code = "from fashion_search.celery import _index_repair_logged; _index_repair_logged()"
 
     # when the start-up repair runs (in this subprocess, as in the worker's child)
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
-        cwd=ROOT, env=env | {"VAR_DIR": str(tmp_path)}, text=True, capture_output=True, timeout=120,
+        cwd=ROOT, env=embedded_environment(tmp_path), text=True, capture_output=True, timeout=120,
     )
 
     # then it says what to do, instead of a traceback about a missing table, and builds no index
