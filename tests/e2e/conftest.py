@@ -239,3 +239,9 @@ def queue() -> Iterator[str]:
             client.hdel(UNACKED_KEY, tag)
             client.zrem(UNACKED_INDEX_KEY, tag)
     client.delete(name)
+
+
+@pytest.fixture(scope="module")
+def query_photo() -> bytes:
+    """A dress photo that is not in the served catalog (the catalog holds the first two of each type)."""
+    return demo_photos(per_type=3)[2].read_bytes()

@@ -14,14 +14,11 @@ from PIL import Image
 from playwright.sync_api import FileChooser
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.conftest import demo_photos
 from tests.e2e.conftest import SHOP_HOST, new_page, screenshot
+from tests.e2e.shopper_page import MIN_RESULTS, upload, wait_for_results
 
 pytestmark = pytest.mark.browser
 
-MIN_RESULTS = 10
-# The refine form of results refined to black, as the server renders it (choosing the option sets no attribute).
-REFINED_TO_BLACK = "#results form.refine select[name=colour] option[value=black][selected]"
 # Records each state of the busy line and of the results' aria-busy while a search runs.
 RECORD_BUSY_STATES = """
 window.busyStates = [];
@@ -30,21 +27,6 @@ new MutationObserver(() => window.busyStates.push({
   busy: document.getElementById('results').getAttribute('aria-busy'),
 })).observe(document.getElementById('search-form'), {subtree: true, childList: true, attributes: true});
 """
-
-
-@pytest.fixture(scope="module")
-def query_photo() -> bytes:
-    """A dress photo that is not in the served catalog (the catalog holds the first two of each type)."""
-    return demo_photos(per_type=3)[2].read_bytes()
-
-
-def _upload(page, selector: str, content: bytes, name: str = "garment.jpg", mime: str = "image/jpeg") -> None:
-    page.set_input_files(selector, files=[{"name": name, "mimeType": mime, "buffer": content}])
-
-
-def _wait_for_results(page) -> None:
-    page.wait_for_function(f"document.querySelectorAll('.results .result').length >= {MIN_RESULTS}")
-    page.wait_for_selector("#results[aria-busy=false]", state="attached")
 
 
 def _phone_photo_with_exif_rotation() -> bytes:
@@ -82,10 +64,10 @@ def test_uploading_a_photo_shows_scored_tags_and_ten_results_that_link_to_the_sh
     page.evaluate(RECORD_BUSY_STATES)
 
     # when a garment photo is chosen
-    _upload(page, "#id_image", query_photo)
+    upload(page, "#id_image", query_photo)
 
     # then a busy state shows while the request runs
-    _wait_for_results(page)
+    wait_for_results(page)
     assert {"text": "Looking at your photo…", "busy": "true"} in page.evaluate("window.busyStates")
     # and tags with scores and at least ten results appear, without a page load
     assert page.evaluate("window.busyStates") is not None  # the page was not reloaded
@@ -113,115 +95,6 @@ def test_uploading_a_photo_shows_scored_tags_and_ten_results_that_link_to_the_sh
     assert page.locator("h1").inner_text() == "Product page"
 
 
-def test_a_second_refine_while_the_first_loads_is_ignored_instead_of_reloading_the_page(desktop_page, query_photo):
-    # given results on the page, and a colour chosen to refine them by
-    page = desktop_page
-    page.goto("/")
-    _upload(page, "#id_image", query_photo)
-    _wait_for_results(page)
-    page.evaluate("window.notReloaded = true")
-    page.select_option("form.refine select[name=colour]", "black")
-
-    # when the shopper taps Refine, and again before the first answer came
-    page.evaluate(
-        """() => {
-            const refine = document.querySelector('form.refine');
-            refine.requestSubmit();
-            window.refineDisabledWhileLoading = refine.querySelector('button').disabled;
-            refine.requestSubmit();
-        }"""
-    )
-
-    # then the button was disabled meanwhile, the page was not posted anew, and the refined results came
-    page.wait_for_selector(REFINED_TO_BLACK, state="attached")
-    page.wait_for_selector("#results[aria-busy=false]", state="attached")
-    assert page.evaluate("window.refineDisabledWhileLoading") is True
-    assert page.evaluate("window.notReloaded") is True
-
-
-def test_back_steps_out_of_a_refine_and_the_results_come_back_after_an_item_page(desktop_page, query_photo):
-    # given results, then the same refined to black
-    page = desktop_page
-    page.goto("/")
-    _upload(page, "#id_image", query_photo)
-    _wait_for_results(page)
-    colour = "form.refine select[name=colour]"
-    page.select_option(colour, "black")
-    page.click("form.refine button")
-    page.wait_for_selector(REFINED_TO_BLACK, state="attached")  # in the answer's HTML, not set by the click
-    page.wait_for_selector("#results[aria-busy=false]", state="attached")
-
-    # when the shopper goes back, then the unrefined results are there again, and forward the refined
-    page.go_back()
-    page.wait_for_function(f"document.querySelector('{colour}')?.value === ''")
-    assert page.locator("#similar-items > .result").count() >= MIN_RESULTS
-    assert page.locator("[data-query-photo] img[alt='Your photo']").count() == 1  # the shopper's photo, once
-    page.go_forward()
-    page.wait_for_selector(REFINED_TO_BLACK, state="attached")
-    page.go_back()
-    page.wait_for_function(f"document.querySelector('{colour}')?.value === ''")
-
-    # and after opening an item and going back (the page loaded anew), the results are there again
-    shown = page.locator("#similar-items > .result h3 a").first
-    name = shown.inner_text()
-    shown.click()
-    page.wait_for_url("**/items/*/")
-    page.go_back()
-    page.wait_for_selector("#similar-items > .result h3 a")
-    assert page.locator("#similar-items > .result h3 a").first.inner_text() == name
-    assert page.locator(colour).input_value() == ""
-
-
-def test_a_refine_after_going_back_to_an_earlier_photos_results_shows_that_photo(desktop_page):
-    # given the results of photo A, then of photo B, and Back to A's
-    page = desktop_page
-    photo_a, photo_b = (demo_photos(per_type=3)[i].read_bytes() for i in (2, 5))
-    page.goto("/")
-    _upload(page, "#id_image", photo_a, name="a.jpg")
-    _wait_for_results(page)
-    shown = "document.querySelector('[data-query-photo] img')?.src"
-    address_a = page.evaluate(shown)
-    _upload(page, "#id_image", photo_b, name="b.jpg")
-    page.wait_for_function(f"{shown} && {shown} !== '{address_a}'")
-    page.go_back()
-    page.wait_for_function(f"{shown} === '{address_a}'")
-
-    # when A's results are refined
-    colour = "form.refine select[name=colour]"
-    page.select_option(colour, "black")
-    page.click("form.refine button")
-    page.wait_for_selector(REFINED_TO_BLACK, state="attached")  # in the answer's HTML, not set by the click
-    page.wait_for_selector("#results[aria-busy=false]", state="attached")
-
-    # then photo A is shown beside them, not B, the last one sent
-    assert page.evaluate(shown) == address_a
-
-
-def test_the_skip_link_leaves_the_results_in_place(desktop_page, query_photo):
-    page = desktop_page
-    page.goto("/")
-    _upload(page, "#id_image", query_photo)
-    _wait_for_results(page)
-    shown = page.locator("#similar-items > .result").count()
-    # when a keyboard user follows "Skip to content" (an entry of the history without results)
-    page.focus("a.skip-link")
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/#main")
-    # then the results stay
-    assert page.locator("#similar-items > .result").count() == shown
-
-    # and after a refine, one Back brings the unrefined results (not the refined ones again), photo once
-    colour = "form.refine select[name=colour]"
-    page.select_option(colour, "black")
-    page.click("form.refine button")
-    page.wait_for_selector(REFINED_TO_BLACK, state="attached")
-    page.wait_for_selector("#results[aria-busy=false]", state="attached")
-    page.go_back()
-    page.wait_for_function(f"document.querySelector('{colour}')?.value === ''")
-    assert page.locator("#similar-items > .result").count() == shown
-    assert page.locator("[data-query-photo] img[alt='Your photo']").count() == 1
-
-
 def test_the_phone_page_offers_the_camera_and_fits_the_screen_without_sideways_scrolling(phone_page, query_photo):
     # given the shopper page on a 390 x 844 phone
     page = phone_page
@@ -232,10 +105,10 @@ def test_the_phone_page_offers_the_camera_and_fits_the_screen_without_sideways_s
     assert page.get_by_text("Choose a photo").is_visible()
 
     # when a photo is taken with the camera input
-    _upload(page, "#id_camera", query_photo)
+    upload(page, "#id_camera", query_photo)
 
     # then the results fit the width of the screen
-    _wait_for_results(page)
+    wait_for_results(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.evaluate("document.body.scrollWidth") <= 390
     page.evaluate("window.scrollTo(0, 0)")
@@ -245,8 +118,8 @@ def test_the_phone_page_offers_the_camera_and_fits_the_screen_without_sideways_s
 def test_every_image_has_alt_text_and_every_control_a_label(desktop_page, query_photo):
     page = desktop_page
     page.goto("/")
-    _upload(page, "#id_image", query_photo)
-    _wait_for_results(page)
+    upload(page, "#id_image", query_photo)
+    wait_for_results(page)
 
     images_without_alt = page.evaluate("[...document.images].filter(i => !i.alt.trim()).map(i => i.src)")
     unlabelled = page.evaluate(
@@ -263,7 +136,7 @@ def test_a_non_image_upload_shows_a_readable_message_and_the_page_still_works(ph
     page.goto("/")
 
     # when a PDF is uploaded
-    _upload(page, "#id_image", b"%PDF-1.4 not a photo", name="receipt.pdf", mime="application/pdf")
+    upload(page, "#id_image", b"%PDF-1.4 not a photo", name="receipt.pdf", mime="application/pdf")
 
     # then a readable message says why, and no results are shown
     alert = page.get_by_role("alert")
@@ -272,8 +145,8 @@ def test_a_non_image_upload_shows_a_readable_message_and_the_page_still_works(ph
     assert page.locator(".results .result").count() == 0
 
     # and a photo uploaded next still finds results
-    _upload(page, "#id_image", query_photo)
-    _wait_for_results(page)
+    upload(page, "#id_image", query_photo)
+    wait_for_results(page)
     assert page.get_by_role("alert").count() == 0
 
 
@@ -286,7 +159,7 @@ def test_a_page_whose_session_expired_says_to_reload_instead_of_showing_the_serv
     page.context.clear_cookies()
 
     # when a photo is sent
-    _upload(page, "#id_image", query_photo)
+    upload(page, "#id_image", query_photo)
 
     # then the page says what to do, and nothing of Django's 403 page is put into it
     alert = page.get_by_role("alert")
@@ -303,9 +176,9 @@ def test_a_large_phone_photo_is_downscaled_upright_before_upload(phone_page):
     page.goto("/")
 
     # when it is taken with the camera input
-    with page.expect_request(lambda r: r.method == "POST") as upload:
-        _upload(page, "#id_camera", original, name="IMG_0001.jpg")
-    sent = _uploaded_image(upload.value)
+    with page.expect_request(lambda r: r.method == "POST") as sending:
+        upload(page, "#id_camera", original, name="IMG_0001.jpg")
+    sent = _uploaded_image(sending.value)
 
     # then a small fraction of it travels: a JPEG of 448 px on its shorter side (what the server
     # decodes at most), upright (red on top, blue below)
@@ -332,7 +205,7 @@ def test_a_photo_dropped_or_pasted_on_the_desktop_page_is_searched(desktop_page,
     # when a photo is dropped on the drop zone
     page.locator("#drop-zone").dispatch_event("drop", {"dataTransfer": page.evaluate_handle(make_file, encoded)})
     # then results appear
-    _wait_for_results(page)
+    wait_for_results(page)
 
     # when the results are cleared and a photo is pasted
     page.evaluate("document.getElementById('results').innerHTML = ''")
@@ -341,7 +214,7 @@ def test_a_photo_dropped_or_pasted_on_the_desktop_page_is_searched(desktop_page,
         encoded,
     )
     # then results appear again
-    _wait_for_results(page)
+    wait_for_results(page)
 
 
 def _file_chooser_opened_by(page, key: str, attempts: int = 3) -> FileChooser:
@@ -374,7 +247,7 @@ def test_the_page_works_from_the_keyboard(desktop_page, query_photo):
     chooser.set_files(files=[{"name": "q.jpg", "mimeType": "image/jpeg", "buffer": query_photo}])
 
     # then results appear and focus moves to them, so that Tab goes on into the results
-    _wait_for_results(page)
+    wait_for_results(page)
     assert page.evaluate("document.activeElement.id") == "results"
     page.keyboard.press("Tab")
     assert page.evaluate("document.getElementById('results').contains(document.activeElement)")
@@ -396,7 +269,7 @@ def test_without_javascript_the_plain_form_still_works(browser, served_app, quer
     try:
         page.goto("/")
         # when a file is chosen and the form is submitted
-        _upload(page, "#id_image", query_photo)
+        upload(page, "#id_image", query_photo)
         with page.expect_navigation():
             page.get_by_role("button", name="Find similar").click()
         # then the server renders the whole page with the results

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import zipfile
-import zlib
 from pathlib import Path
 
 import pytest
@@ -21,35 +20,16 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, PngImagePlugin
 
 from recognition.errors import ImageTooLarge, InvalidImage
-from recognition.images import MAX_TRAILING_BYTES, UPLOAD_MAX_ASPECT_RATIO, decode_image
+from recognition.images import MAX_TRAILING_BYTES, decode_image
+from tests.recognition.image_helpers import CAPS, encoded, png_bomb
 
 ROOT = Path(__file__).resolve().parents[2]
-CAPS = {"max_bytes": 2_000_000, "max_pixels": 4_000_000}
-
-
-def encoded(fmt: str, image: Image.Image | None = None, **options) -> bytes:
-    buffer = io.BytesIO()
-    (image or Image.new("RGB", (64, 48), "red")).save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 def animated(fmt: str) -> bytes:
     """Two frames: red first, blue second."""
     first, second = Image.new("RGB", (40, 30), "red"), Image.new("RGB", (40, 30), "blue")
     return encoded(fmt, first, save_all=True, append_images=[second], duration=100, loop=0)
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A 1-bit black PNG of width x height, written row by row so that making it costs no memory."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    compressor = zlib.compressobj(9)
-    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte, then the packed bits
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def with_header_size(data: bytes, fmt: str, width: int, height: int) -> bytes:
@@ -160,50 +140,10 @@ def test_a_file_of_millions_of_tiny_segments_is_refused_without_walking_them_all
         decode_image(data, max_bytes=10_000_000, max_pixels=4_000_000)
 
 
-def test_an_upload_far_thinner_than_any_photo_is_refused_with_its_size():
-    # given a PNG of 1x2,000,000 pixels (within the pixel cap; 1x40,000,000 took seconds to decode)
-    thin = png_bomb(1, 2_000_000)
-    # when / then
-    with pytest.raises(InvalidImage, match=r"1x2000000 pixels, more than 20 times as long as it is wide"):
-        decode_image(thin, max_bytes=10_000_000, max_pixels=4_000_000, max_aspect_ratio=UPLOAD_MAX_ASPECT_RATIO)
-
-
-def test_a_panorama_upload_is_accepted():
-    panorama = encoded("JPEG", Image.new("RGB", (800, 100), "red"))
-    assert decode_image(panorama, **CAPS, max_aspect_ratio=UPLOAD_MAX_ASPECT_RATIO).size == (800, 100)
-
-
-def test_an_upload_too_small_to_tell_a_garment_by_is_refused_with_its_size(client):
-    tiny = encoded("PNG", Image.new("RGB", (16, 16), "blue"))
-    response = client.post("/api/v1/search", {"image": SimpleUploadedFile("tiny.png", tiny)})
-    assert response.status_code == 400
-    assert "16x16 pixels, too small to tell a garment by" in response.json()["reason"]
-
-
-def test_a_thin_catalog_photo_stays_taggable():
-    # given a merchant's photo tagged before uploads had an aspect-ratio limit: decoded without one
-    assert decode_image(png_bomb(1, 30), **CAPS).size == (1, 30)
-
-
-def test_the_shopper_upload_path_applies_the_aspect_ratio_limit(client):
-    response = client.post("/api/v1/search", {"image": SimpleUploadedFile("thin.png", png_bomb(40, 100_000))})
-    assert response.status_code == 400
-    assert "more than 20 times as long as it is wide" in response.json()["reason"]
-
-
 def test_a_jpeg_of_nothing_but_fill_bytes_is_refused_as_truncated():
     data = b"\xff\xd8" + b"\xff" * 5_000_000
     with pytest.raises(InvalidImage, match="truncated"):
         decode_image(data, max_bytes=10_000_000, max_pixels=4_000_000)
-
-
-def test_a_png_of_zero_width_is_refused_with_a_reason_that_names_no_internal_object():
-    data = bytearray(encoded("PNG"))
-    data[16:20] = struct.pack(">I", 0)  # IHDR's width
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # and its CRC, so only the width is wrong
-    with pytest.raises(InvalidImage) as refusal:
-        decode_image(bytes(data), **CAPS)
-    assert "PNG header is corrupt" in refusal.value.message and "_io" not in refusal.value.message
 
 
 # --- Truncated, corrupt, empty, disguised ------------------------------------------------------------
