@@ -13,7 +13,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from catalog.errors import value_echoed
 from catalog.forms import CatalogPhotoForm
 from catalog.models import DeletedImport, Item, Look, Photo, Tag
 from catalog.selectors import tagging_counts
@@ -24,6 +23,7 @@ from catalog.services.tagging import photo_tag_set_by_hand
 from catalog.services.training_export import recognizer_train_from_hand_tags
 from fashion_search.admin_input import is_row_number
 from fashion_search.broker import broker_unreachable
+from fashion_search.echo import value_echoed
 from recognition.errors import RecognitionError
 from recognition.labels import ATTRIBUTES, LABEL_SETS
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from pydantic import BaseModel
 
-from catalog.errors import value_echoed
+from fashion_search.echo import value_echoed
 
 
 def parameters_unexpected(request: HttpRequest, params: list[BaseModel]) -> str | None:

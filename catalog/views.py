@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
-from catalog.errors import CatalogError, value_echoed
+from catalog.errors import CatalogError
 from catalog.forms import PhotoSearchForm
 from catalog.models import Item
 from catalog.presenters import hit_as_dict, look_as_dict, predictions_shown, refine_choices
@@ -22,6 +22,7 @@ from catalog.services.coordination import item_tags, look_suggest
 from catalog.services.search import MAX_RESULTS, search_by_embedding, search_by_image, search_similar_to_item
 from catalog.services.text_search import MAX_OFFSET, search_by_text, text_search_fewer_words
 from catalog.shopper_uploads import shopper_photo_keep
+from fashion_search.echo import value_echoed
 from fashion_search.plain_numbers import plain_number
 from fashion_search.ratelimit import PAGES, UPLOADS, rate_limit_hit
 from fashion_search.upload_limits import upload_refused_answer

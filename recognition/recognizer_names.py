@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from fashion_search.echo import value_echoed
+
 # `model=fashion` asks the API for every attribute recognizer at once (recognition.services.FASHION).
 RESERVED_NAMES = frozenset({"fashion"})
 NAME_MAX_LENGTH = 50  # RecognizerVersion.name's
@@ -13,9 +15,8 @@ _NAME = re.compile(r"[-a-zA-Z0-9_]+")  # a slug, as RecognizerVersion.name: no "
 def recognizer_name_refusal(name: str) -> str | None:
     """Why `name` cannot name a recognizer, or None when it can."""
     if not _NAME.fullmatch(name):
-        shown = name if len(name) <= 40 else name[:40] + "…"
         return (
-            f"“{shown}” cannot name a recognizer: use letters, digits, hyphens and underscores only "
+            f"“{value_echoed(name)}” cannot name a recognizer: use letters, digits, hyphens and underscores only "
             "(the name is a folder)."
         )
     if len(name) > NAME_MAX_LENGTH:

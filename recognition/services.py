@@ -9,6 +9,7 @@ from django.conf import settings
 from numpy.typing import NDArray
 from PIL import Image
 
+from fashion_search.echo import value_echoed
 from recognition.errors import UnknownRecognizer
 from recognition.images import UPLOAD_MAX_ASPECT_RATIO, UPLOAD_MIN_SIDE, decode_image, model_draft_size
 from recognition.index_store import IndexStore, get_index_store
@@ -108,8 +109,8 @@ def recognizer_names_resolve(model: str) -> list[str]:
         return attribute_recognizers()
     if model in live:
         return [model]
-    shown = repr(model) if len(model) <= 40 else repr(model[:40]) + "…"  # the reason echoes, within reason
-    raise UnknownRecognizer(f"Unknown model {shown}; valid values: {', '.join(live) or 'none trained'}.")
+    valid = ", ".join(live) or "none trained"
+    raise UnknownRecognizer(f"Unknown model {value_echoed(model)!r}; valid values: {valid}.")
 
 
 def image_recognize(

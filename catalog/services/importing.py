@@ -33,10 +33,11 @@ from django.core.files import File
 from django.core.validators import ProhibitNullCharactersValidator, URLValidator
 from django.db import transaction
 
-from catalog.errors import ImportSourceInvalid, value_echoed
+from catalog.errors import ImportSourceInvalid
 from catalog.models import DeletedImport, Item, Photo, Tag
 from catalog.services.best_tags import tags_best_mark
 from catalog.services.items import photos_queue_tagging
+from fashion_search.echo import value_echoed
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import IMAGE_SUFFIXES, decode_image
 from recognition.labels import TYPE

@@ -10,8 +10,8 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from catalog.errors import value_echoed
 from catalog.models import Tag
+from fashion_search.echo import value_echoed
 from recognition.errors import InvalidDataset
 from recognition.labels import LABEL_SETS
 from recognition.models import RecognizerVersion

@@ -38,7 +38,7 @@ def test_an_unknown_model_of_ten_thousand_characters_is_echoed_shortened(client)
     response = client.post("/api/v1/recognize?model=" + "x" * 10_000, {"image": upload(data=jpeg_bytes())})
     assert response.status_code == 400
     reason = response.json()["reason"]
-    assert "'" + "x" * 40 + "'…" in reason and len(reason) < 200
+    assert "'" + "x" * 40 + "...'" in reason and len(reason) < 200
 
 
 @pytest.mark.parametrize(
