@@ -9,6 +9,13 @@ from numpy.typing import NDArray
 
 from recognition.labels import ATTRIBUTES
 
+# A page a shopper is sent to is a web page: URLField alone takes ftp://. The import checks its CSV cells
+# with this one too. A code of its own: the field's message for "invalid" ("Enter a valid URL.") would
+# replace this one.
+SHOP_URL_VALIDATOR = URLValidator(
+    schemes=["http", "https"], message="Enter an http:// or https:// address.", code="not_web"
+)
+
 
 class Item(models.Model):
     name = models.CharField(max_length=200)
@@ -25,15 +32,11 @@ class Item(models.Model):
         default="EUR",
         validators=[RegexValidator(r"^[A-Z]{3}\Z", "Enter a three-letter currency code in capitals, such as EUR.")],
     )
-    # A page a shopper is sent to: http(s) only (URLField alone takes ftp://, which the admin let through).
     shop_url = models.URLField(
         max_length=500,
         blank=True,
         help_text="The product page on the shop.",
-        validators=[
-            # A code of its own: the field's message for "invalid" ("Enter a valid URL.") would replace this one.
-            URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// address.", code="not_web")
-        ],
+        validators=[SHOP_URL_VALIDATOR],
     )
     description = models.TextField(blank=True)
     # Natural key of an imported item (its image path relative to the import folder), so that

@@ -30,11 +30,11 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.validators import ProhibitNullCharactersValidator, URLValidator
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import transaction
 
 from catalog.errors import ImportSourceInvalid
-from catalog.models import DeletedImport, Item, Photo, Tag
+from catalog.models import SHOP_URL_VALIDATOR, DeletedImport, Item, Photo, Tag
 from catalog.services.best_tags import tags_best_mark
 from catalog.services.items import photos_queue_tagging
 from fashion_search.echo import value_echoed
@@ -52,10 +52,6 @@ PRICE_STEP = Decimal("0.01")  # Item.price has 2 decimal places
 NAME_MAX_CHARS = Item._meta.get_field("name").max_length
 IMPORT_KEY_MAX_CHARS = Item._meta.get_field("import_key").max_length
 _NO_NULL_CHARACTERS = ProhibitNullCharactersValidator()
-# The model's URLField also takes ftp://; a shop page a shopper is sent to must be a web page.
-_SHOP_URL_VALIDATOR = URLValidator(
-    schemes=["http", "https"], message="Enter an http:// or https:// URL, such as https://shop.example/item."
-)
 
 
 @dataclass
@@ -173,7 +169,7 @@ def _detail_clean(column: str, raw: str) -> object:
     if column == "currency":
         raw = raw.upper()  # the field's own validation takes capitals only
     if column == "shop_url":
-        _SHOP_URL_VALIDATOR(raw)
+        SHOP_URL_VALIDATOR(raw)  # first, alone: the field's checks would add "Enter a valid URL." to its message
     return Item._meta.get_field(column).clean(raw, None)  # runs the field's validators too
 
 

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.django_db
         ("price", "-5", "cannot be negative"),
         ("price", "1.999", "no more than 2 decimal places"),
         ("price", "12,50", "must be a decimal number"),
-        ("shop_url", "javascript:alert(1)", "http:// or https:// URL"),
-        ("shop_url", "ftp://shop.example/coat", "http:// or https:// URL"),
+        ("shop_url", "javascript:alert(1)", "Enter an http:// or https:// address."),
+        ("shop_url", "ftp://shop.example/coat", "Enter an http:// or https:// address."),
         ("currency", "EURO", "three-letter currency code"),
         ("brand", "Bad\x00Brand", "Null characters are not allowed"),  # PostgreSQL cannot store them
         ("description", "Soft\x00wool", "Null characters are not allowed"),
