@@ -16,11 +16,12 @@ from ninja import Field, File, NinjaAPI, Query, Schema
 from ninja.errors import ValidationError
 from ninja.files import UploadedFile
 
-from catalog.api_parameters import parameters_unexpected
+from catalog.api_parameters import UPLOAD_FIELD, parameters_unexpected
 from catalog.api_schemas import ErrorOut, ResultOut, WholeNumber
 from catalog.presenters import hit_as_dict
 from catalog.services.search import MAX_RESULTS, search_by_image
 from catalog.shopper_uploads import shopper_photo_keep
+from fashion_search.echo import value_echoed
 from fashion_search.ratelimit import API, UPLOADS, rate_limit_hit
 from fashion_search.uploads import upload_too_large_message
 from recognition.errors import ImageTooLarge, RecognitionError
@@ -109,6 +110,9 @@ def _error_docs(bad_request: str) -> dict:
 
 
 _STATUS_BY_ERROR = {ImageTooLarge: 413}
+# A model still loading is ready in seconds, an index being rebuilt in minutes: a client that waits this
+# long between tries does not hammer a server that is busy getting ready.
+UNAVAILABLE_RETRY_AFTER_S = 30
 
 
 def _error(request: HttpRequest, code: str, reason: str, status: int) -> HttpResponse:
@@ -119,12 +123,23 @@ def _error(request: HttpRequest, code: str, reason: str, status: int) -> HttpRes
 def recognition_error(request: HttpRequest, exc: RecognitionError) -> HttpResponse:
     if exc.unavailable_message:  # a condition of the server: the detail, which may name files, is logged
         logger.error("API %s unavailable (%s): %s", request.path, exc.code, exc.message)
-        return _error(request, exc.code, exc.unavailable_message, 503)
+        response = _error(request, exc.code, exc.unavailable_message, 503)
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+        return response
     return _error(request, exc.code, exc.message, _STATUS_BY_ERROR.get(type(exc), 400))
 
 
 @api.exception_handler(ValidationError)
 def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    if any(tuple(error.get("loc", ()))[:1] == ("file",) for error in exc.errors):
+        # No file part `image`: a raw image body, JSON, or the photo sent as a text field. Ninja's own
+        # "file.image: Field required" does not say how to send it.
+        content_type = value_echoed(request.content_type or "none")
+        reason = (
+            f"No photo in the request: send it as multipart/form-data, in a file part named `{UPLOAD_FIELD}` "
+            f"(this request's body is {content_type})."
+        )
+        return _error(request, "invalid_request", reason, 400)
     reasons = "; ".join(
         f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg', 'invalid')}" for error in exc.errors
     )

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from fashion_search.echo import value_echoed
 
+UPLOAD_FIELD = "image"  # the one file part an operation that takes a photo reads
+
 
 def parameters_unexpected(request: HttpRequest, params: list[BaseModel]) -> str | None:
     """Why the request's parameters are not what the operation reads (`params`, its parsed query
@@ -29,6 +31,17 @@ def parameters_unexpected(request: HttpRequest, params: list[BaseModel]) -> str 
         field = next(iter(request.POST))
         where = "send it in the query string" if field in known else "the form takes only `image`"
         return f"Unexpected form field {_echo(field)}: {where}."
+    return _files_unexpected(request)
+
+
+def _files_unexpected(request: HttpRequest) -> str | None:
+    # Unchecked, a second photo in `image` was searched in place of the first, and a file under
+    # another name was dropped without a word.
+    for name, files in request.FILES.lists():
+        if name != UPLOAD_FIELD:
+            return f"Unexpected file {_echo(name)}: the form takes one photo, in `{UPLOAD_FIELD}`."
+        if len(files) > 1:
+            return f"{len(files)} files sent in `{UPLOAD_FIELD}`: send one photo a request."
     return None
 
 

@@ -25,7 +25,7 @@ class ErrorOut(Schema):
 
     error: str = Field(
         description="stable code: invalid_image, unknown_recognizer, invalid_request, image_too_large, "
-        "rate_limited, not_found, method_not_allowed, model_not_ready or index_unreadable",
+        "rate_limited, not_found, method_not_allowed, model_not_ready, index_unreadable or server_error",
         examples=["invalid_image"],
     )
     reason: str = Field(description="what went wrong, in a sentence", examples=["Not a supported image."])

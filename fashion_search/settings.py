@@ -60,7 +60,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "catalog.api_not_allowed.ApiMethodNotAllowedMiddleware",
+    "catalog.api_error_answers.ApiErrorAnswersMiddleware",
 ]
 
 ROOT_URLCONF = "fashion_search.urls"

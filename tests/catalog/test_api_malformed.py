@@ -99,3 +99,48 @@ def test_a_method_an_operation_does_not_serve_is_a_json_405_naming_the_one_it_do
     _assert_json_error(response, 405, "method_not_allowed")
     assert response["Allow"] == allowed
     assert f"use {allowed}" in response.json()["reason"]
+
+
+def test_a_path_no_operation_serves_is_a_json_404_pointing_at_the_docs(client):
+    response = client.get("/api/v1/nothing-here")
+    _assert_json_error(response, 404, "not_found")
+    assert "/api/v1/docs" in response.json()["reason"]
+
+
+def test_a_trailing_slash_is_a_json_404_saying_to_drop_it(client):
+    response = client.get("/api/v1/search/text/?q=hat")
+    _assert_json_error(response, 404, "not_found")
+    assert "drop the trailing slash: /api/v1/search/text." in response.json()["reason"]
+
+
+def test_an_uncaught_error_in_an_operation_is_a_json_500_and_logged(client, monkeypatch, caplog):
+    # given: a text search that fails inside the service (the fault is injected; nothing else is replaced)
+    def failing_search(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("catalog.api_browse.search_by_text", failing_search)
+    client.raise_request_exception = False
+
+    # when
+    response = client.get("/api/v1/search/text?q=hat")
+
+    # then: the client reads the API's error, and the traceback is in the log only
+    _assert_json_error(response, 500, "server_error")
+    assert "database went away" not in response.content.decode()
+    assert any("database went away" in str(record.exc_info) for record in caplog.records if record.exc_info)
+
+
+def test_head_on_a_get_operation_answers_as_get_without_the_body(client):
+    got = client.get("/api/v1/search/text?q=hat")
+    head = client.head("/api/v1/search/text?q=hat")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head["Content-Length"] == str(len(got.content))
+    assert head["Content-Type"] == got["Content-Type"]
+
+
+def test_head_on_an_upload_operation_is_a_405_with_the_method_it_takes(client):
+    response = client.head("/api/v1/search")
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.content == b""

@@ -57,3 +57,27 @@ def test_the_parameters_an_operation_takes_are_answered(client):
     response = client.get("/api/v1/search/text?q=shirt&limit=3&offset=0")
     assert response.status_code == 200
     assert response.json()["understood"] == {"type": "shirt"}
+
+
+def test_two_photos_in_image_are_refused_rather_than_the_last_searched(client):
+    response = client.post("/api/v1/search", {"image": [photo(), photo()]})
+    assert_invalid_request(response, "2 files sent in `image`: send one photo a request")
+
+
+def test_a_file_under_another_name_is_refused_rather_than_dropped(client):
+    response = client.post("/api/v1/recognize", {"image": photo(), "second": photo()})
+    assert_invalid_request(response, "Unexpected file `second`: the form takes one photo, in `image`")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(jpeg_bytes(), "image/jpeg"), (b'{"image": "x"}', "application/json")],
+    ids=["raw JPEG body", "JSON"],
+)
+def test_a_photo_not_sent_as_a_multipart_file_is_told_how_to_send_it(client, body, content_type):
+    response = client.generic("POST", "/api/v1/search", body, content_type=content_type)
+    assert_invalid_request(
+        response,
+        "send it as multipart/form-data, in a file part named `image`",
+        f"this request's body is {content_type}",
+    )

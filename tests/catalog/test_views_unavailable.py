@@ -134,3 +134,9 @@ def test_the_api_answers_a_model_that_is_not_ready_with_503_and_a_plain_reason(c
     assert response.json()["error"] == "model_not_ready"
     assert "no-such-runtime" not in response.json()["reason"]
     assert response.json()["reason"]
+
+
+def test_an_api_503_says_when_to_try_again(client, model_not_ready):
+    response = client.post("/api/v1/search", photo())
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
