@@ -18,6 +18,8 @@ from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers
 from django.http import HttpRequest
 
+from fashion_search.sizes import megabytes
+
 # Multipart headers and the other form fields (CSRF token, a few parameters) around the image.
 FORM_OVERHEAD_BYTES = 1024 * 1024
 
@@ -41,12 +43,8 @@ def upload_too_large_message(request: HttpRequest | None) -> str:
     overhead, which they cannot reason about.
     """
     if _is_staff(request):
-        return f"The upload is too large: the limit is {_megabytes(settings.STAFF_UPLOAD_MAX_BYTES)} MB per request."
-    return f"The photo is too large: photos can be up to {_megabytes(settings.MAX_UPLOAD_BYTES)} MB."
-
-
-def _megabytes(size_bytes: int) -> str:
-    return f"{size_bytes / (1024 * 1024):.3g}"  # 10 MB, 0.5 MB; three digits keep tiny test limits non-zero
+        return f"The upload is too large: the limit is {megabytes(settings.STAFF_UPLOAD_MAX_BYTES)} MB per request."
+    return f"The photo is too large: photos can be up to {megabytes(settings.MAX_UPLOAD_BYTES)} MB."
 
 
 class BoundedMemoryUploadHandler(FileUploadHandler):

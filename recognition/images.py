@@ -9,8 +9,9 @@ neither those bytes nor the image's metadata segments (comments, EXIF, XMP, text
 markup, script or the signature of another file format (ZIP, PDF, ...). A JPEG may be followed by
 further complete JPEGs, checked the same way: multi-picture files (MPO, as written by Ultra HDR phone
 cameras and stereo cameras) store their extra pictures so.
-Photos with a long appended payload, such as a phone's "motion photo" video, are therefore refused with
-a reason; real camera files carry at most a few bytes of padding.
+Photos with a long appended payload are therefore refused with a reason; real camera files carry at most
+a few bytes of padding. The exception is a phone's "motion photo": a JPEG followed by a whole MP4 video,
+whose structure is checked box by box (`_is_video`) and whose bytes are scanned as the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fashion_search.sizes import megabytes
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.image_layout import StepBudget, image_layout
 
@@ -45,12 +47,24 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"GIF89a", "GIF"),
 )
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+# Brands of the ISO-BMFF `ftyp` box that open HEIC (an iPhone camera's default) and AVIF files: refused,
+# but by name, so that a shopper knows what to send instead.
+_HEIF_BRANDS = {
+    b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"hevc": "HEIC",
+    b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF",
+}
 # File name suffixes read from folders of trusted images (imports, training sets).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
 
 # Bytes tolerated after the image data (some encoders pad a few bytes; 3,409 smartphone JPEGs of the
 # clothing dataset and the 100 demo photos carry none).
 MAX_TRAILING_BYTES = 4 * 1024
+# A motion photo (Google's format, as Pixel and other Android cameras write it by default) is a JPEG with
+# an MP4 video appended: ISO-BMFF boxes back to back, `ftyp` first, to the file's last byte. Its picture
+# is the photo; the video is skipped. Top-level boxes of such a video: ftyp, moov, mdat, maybe free/uuid.
+_VIDEO_SIGNATURE = b"ftyp"
+_VIDEO_SIGNATURE_REACH = 64  # where `ftyp` lies in other layouts (Samsung's marker comes before it)
+_VIDEO_MAX_BOXES = 64
 # Pictures in one JPEG file: an MPO holds 2 (Ultra HDR gain map, stereo pair) to a handful.
 MAX_PICTURES = 16
 # Content that a browser, an archive tool or a PDF reader would act on, matched case-insensitively. Each
@@ -74,7 +88,7 @@ _MARKUP_START = (b"<", b"\xef\xbb\xbf<")
 def sniff_format(data: bytes) -> str:
     """Return the image format named by the leading bytes, or raise InvalidImage."""
     if not data:
-        raise InvalidImage("The file is empty.")
+        raise InvalidImage("The photo is empty (0 bytes); choose another.")
     if data[:1024].lstrip().startswith(_MARKUP_START):
         raise InvalidImage("Not a supported image: the file is a markup document (HTML, SVG or XML), not a photo.")
     for signature, name in _SIGNATURES:
@@ -82,6 +96,11 @@ def sniff_format(data: bytes) -> str:
             return name
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        raise InvalidImage(
+            f"This is a {_HEIF_BRANDS[data[8:12]]} photo, which is not supported: send it as JPEG "
+            "(phones can share or export a photo as JPEG)."
+        )
     raise InvalidImage("Not a supported image: upload a JPEG, PNG, WebP or GIF photo.")
 
 
@@ -104,7 +123,8 @@ def decode_image(
     ImageTooLarge or InvalidImage, each with a reason for the user.
     """
     if len(data) > max_bytes:
-        raise ImageTooLarge(f"The file is larger than the limit of {max_bytes} bytes.")
+        # Worded as the upload handler's refusal of a larger body (fashion_search/uploads.py).
+        raise ImageTooLarge(f"The photo is too large: photos can be up to {megabytes(max_bytes)} MB.")
     expected = sniff_format(data)
     refuse_polyglot(data, expected)
     try:
@@ -203,7 +223,14 @@ def refuse_polyglot(data: bytes, fmt: str) -> None:
         segments += following.metadata
         end = following.end
     trailing = data[end:]
-    if len(trailing) > MAX_TRAILING_BYTES:
+    if fmt == "JPEG" and _is_video(trailing):
+        pass  # a motion photo: the picture is decoded, the video ignored (and scanned below like the rest)
+    elif len(trailing) > MAX_TRAILING_BYTES and _VIDEO_SIGNATURE in trailing[:_VIDEO_SIGNATURE_REACH]:
+        raise InvalidImage(
+            "The file is a motion photo whose video is not in a layout this server reads; send the photo "
+            "alone (phones can share or export it as a still JPEG)."
+        )
+    elif len(trailing) > MAX_TRAILING_BYTES:
         raise InvalidImage(
             f"The file carries {len(trailing)} bytes after the image data (at most {MAX_TRAILING_BYTES} "
             "are allowed); upload a plain photo."
@@ -213,6 +240,29 @@ def refuse_polyglot(data: bytes, fmt: str) -> None:
             "The file hides other content (markup, script or an archive) in or after the image; "
             "upload a plain photo."
         )
+
+
+def _is_video(data: bytes) -> bool:
+    """Whether `data` is an ISO-BMFF (MP4) file: boxes back to back, `ftyp` first, ending at its end."""
+    if data[4:8] != _VIDEO_SIGNATURE:
+        return False
+    at = 0
+    for _ in range(_VIDEO_MAX_BOXES):
+        if at == len(data):
+            return True
+        if len(data) - at < 8:
+            return False
+        size, header = int.from_bytes(data[at : at + 4], "big"), 8
+        if size == 1:  # a 64-bit size follows the type
+            if len(data) - at < 16:
+                return False
+            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        elif size == 0:  # the box runs to the end of the file
+            size = len(data) - at
+        if size < header or at + size > len(data):
+            return False
+        at += size
+    return at == len(data)
 
 
 # How far JPEG scaling may go towards the model's input: to 1.5x it, no closer. Pillow's draft mode

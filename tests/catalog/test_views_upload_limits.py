@@ -116,3 +116,15 @@ def test_a_body_that_is_not_a_readable_form_gets_the_shopper_page_with_a_400_say
     assert "the form arrived malformed" in html
     assert_readable(html)
     assert ('id="search-form"' in html) is not from_script  # the whole page, or only the results panel
+
+
+def test_a_photo_just_over_the_limit_but_within_the_form_allowance_is_named_in_megabytes_too(client, settings):
+    # given a photo of 10.5 MB: within the body cap (the photo's limit plus the form's 1 MB), so the
+    # refusal comes from the decoder, not the upload handler
+    settings.MAX_UPLOAD_BYTES = 10 * MB
+    photo = SimpleUploadedFile("big.jpg", jpeg_bytes() + b"\x00" * (10 * MB + MB // 2), content_type="image/jpeg")
+
+    # when it is sent to the API, then it reads as the handler's refusal of a larger one does
+    response = client.post("/api/v1/search", {"image": photo})
+    assert response.status_code == 413
+    assert response.json()["reason"] == "The photo is too large: photos can be up to 10 MB."
