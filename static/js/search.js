@@ -40,13 +40,16 @@
   }
 
   function downscale(file) {
-    // Anything the browser cannot decode (a PDF, a HEIC on desktop) goes up unchanged, and the
-    // server answers with the reason.
-    if (!/^image\/(jpeg|png|webp|bmp)$/.test(file.type)) return Promise.resolve(file);
+    // A photo in a format the server does not read (HEIC from an iPhone, AVIF, BMP) is redrawn as a
+    // JPEG whenever this browser can decode it (Safari decodes HEIC, Chrome AVIF); anything it cannot
+    // decode (a PDF, a HEIC on most desktops) goes up unchanged, and the server answers with the reason.
+    // A GIF goes up as it is: redrawn, an animation would keep only its first frame anyway.
+    var serverReads = /^image\/(jpeg|png|webp|gif)$/.test(file.type);
+    if (file.type === "image/gif" || (file.type && !/^image\//.test(file.type))) return Promise.resolve(file);
     return decode(file).then(function (picture) {
       var width = picture.width, height = picture.height;
       var scale = Math.min(1, SHORT_SIDE / Math.min(width, height));
-      if (scale === 1 && file.size <= KEEP_AS_IS_BYTES) return file;
+      if (serverReads && scale === 1 && file.size <= KEEP_AS_IS_BYTES) return file;
       var canvas = document.createElement("canvas");
       canvas.width = Math.max(1, Math.round(width * scale));
       canvas.height = Math.max(1, Math.round(height * scale));
@@ -58,7 +61,7 @@
       if (picture.close) picture.close();
       return new Promise(function (resolve) {
         canvas.toBlob(function (blob) {
-          resolve(blob && blob.size < file.size ? blob : file);
+          resolve(blob && (blob.size < file.size || !serverReads) ? blob : file);
         }, "image/jpeg", JPEG_QUALITY);
       });
     }).catch(function () { return file; });
