@@ -7,6 +7,7 @@ from django.core.validators import MinValueValidator, RegexValidator, URLValidat
 from django.db import models
 from numpy.typing import NDArray
 
+from catalog.embedding_blobs import embedding_from_blob
 from recognition.labels import ATTRIBUTES
 
 # A page a shopper is sent to is a web page: URLField alone takes ftp://. The import checks its CSV cells
@@ -100,9 +101,10 @@ class Photo(models.Model):
         return f"Photo {self.pk} of {self.item}"
 
     def embedding_vector(self) -> NDArray[np.float32] | None:
+        """The stored embedding, or None when there is none or it cannot be read (catalog.embedding_blobs)."""
         if self.embedding is None:
             return None
-        return np.frombuffer(bytes(self.embedding), dtype=np.float32)
+        return embedding_from_blob(self.embedding)
 
 
 class Tag(models.Model):

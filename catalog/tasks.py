@@ -12,7 +12,13 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from catalog.models import Photo
-from catalog.services.index import index_compact, index_photo_ensure, index_rebuild, index_sync_queued_run
+from catalog.services.index import (
+    index_compact,
+    index_photo_ensure,
+    index_rebuild,
+    index_repair,
+    index_sync_queued_run,
+)
 from catalog.services.tagging import photo_tag, photo_tag_failed
 
 # Transient: database hiccups and I/O (a media volume briefly away). Corrupt photos are not
@@ -81,3 +87,9 @@ def compact_index() -> None:
 @shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=3, **INDEX_REBUILD_LIMITS)
 def rebuild_index() -> None:
     index_rebuild()
+
+
+@shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=3, **INDEX_REBUILD_LIMITS)
+def repair_index() -> None:
+    """Rebuild an index a sync found unreadable (queued by that sync); does nothing once the index matches."""
+    index_repair()

@@ -40,6 +40,8 @@ REBUILD_LOCK_FILE = ".rebuild-lock"  # held by a process rebuilding the index fr
 SYNC_REQUEST_FILE = ".sync-requested"
 SYNC_RUNNING_FILE = ".sync-running"  # the requests a round has taken, until it has published
 SYNC_QUEUED_FILE = ".sync-queued"  # a sync task is queued to run shortly (IndexStore.sync_queued)
+# Marks when a process last queued a repair of an index it found unreadable (repair_queue_claim).
+REPAIR_QUEUED_FILE = ".repair-queued"
 SYNC_DONE_FILE = ".sync-done"  # when the last sync ended (its time) and how long it took (its text)
 # Name patterns of the temporary files of `_publish`; any found while holding the lock are left-overs.
 TEMP_PATTERNS = (".index-*.tmp", ".current-*")
@@ -267,6 +269,19 @@ class IndexStore:
     def sync_queue_clear(self) -> None:
         """Called by the queued sync before it reads anything, so an edit from then on queues another."""
         (self.directory / SYNC_QUEUED_FILE).unlink(missing_ok=True)
+
+    def repair_queue_claim(self, *, within_s: float) -> bool:
+        """Whether the caller is the one to queue a repair: none was claimed, by any process, less than
+        `within_s` seconds ago. Every sync finds an unreadable index so until its rebuild is published."""
+        mark = self.directory / REPAIR_QUEUED_FILE
+        try:
+            if time.time() - mark.stat().st_mtime < within_s:
+                return False
+        except FileNotFoundError:
+            pass
+        self.directory.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+        return True
 
     @contextlib.contextmanager
     def rebuilding(self) -> Iterator[bool]:

@@ -39,8 +39,10 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from numpy.typing import NDArray
 
+from catalog.embedding_blobs import embedding_from_blob
 from catalog.models import Photo
 from catalog.services.index_stamps import photo_index_stamp, tagged_photo_stamps
+from catalog.services.stored_embeddings import photos_fail_damaged_embeddings
 from recognition.index import UNKNOWN_STAMP, IndexUnreadable, VectorIndex
 from recognition.index_layers import LayeredIndex
 from recognition.index_store import IndexStore
@@ -56,6 +58,9 @@ SYNC_QUEUED_STALE_S = 120.0
 SYNC_REST_FACTOR = 9.0
 # A queued sync that found another process syncing looks again this much later (index_sync_queued_run).
 SYNC_RECHECK_S = 60.0
+# Processes that find the index unreadable queue its repair at most this often between them: every
+# tagging's sync finds it so until the rebuild (minutes at a million photos) is published.
+REPAIR_REQUEUE_S = 60.0
 
 
 def index_sync() -> bool:
@@ -67,8 +72,29 @@ def index_sync() -> bool:
     indexed, and every photo deleted before it leaves the index. Queues a compaction when the index
     it published has too many tombstones.
     """
-    ran, _ = _index_sync_with(_index_reconcile)
+    try:
+        ran, _ = _index_sync_with(_index_reconcile)
+    except IndexUnreadable as exc:
+        _index_repair_queue(exc.message)
+        raise
     return ran
+
+
+def _index_repair_queue(reason: str) -> None:
+    """Queue `index_repair`, which rebuilds an unreadable index; at most once per REPAIR_REQUEUE_S.
+
+    Until the rebuild, no photo tagged, re-tagged or deleted reaches search: before, nothing rebuilt
+    it until a worker restarted (its start-up repair) or someone ran `repair_index`.
+    """
+    from catalog.tasks import repair_index as repair_index_task
+
+    if not index_store_get().repair_queue_claim(within_s=REPAIR_REQUEUE_S):
+        return
+    logger.error("%s; queuing a repair, which rebuilds the index from the database", reason)
+    try:
+        repair_index_task.delay()
+    except BrokerUnavailable as exc:
+        logger.warning("could not queue the index repair (%s); run manage.py repair_index", exc)
 
 
 def index_sync_soon(*, queue: str | None = None) -> None:
@@ -188,12 +214,18 @@ def index_rebuild(*, progress: Callable[[int], None] | None = None) -> LayeredIn
     stamps: list[int] = []
     vectors: list[np.ndarray] = []
     rows = queryset.values_list("pk", "embedding", "tagged_at").iterator(chunk_size=REBUILD_BATCH_PHOTOS)
+    damaged: list[int] = []
     for photo_id, blob, tagged_at in rows:
-        ids.append(photo_id)
-        stamps.append(photo_index_stamp(tagged_at))
-        vectors.append(np.frombuffer(bytes(blob), dtype=np.float32))
+        vector = embedding_from_blob(blob)
+        if vector is None:
+            damaged.append(photo_id)
+        else:
+            ids.append(photo_id)
+            stamps.append(photo_index_stamp(tagged_at))
+            vectors.append(vector)
         if progress:
             progress(1)
+    photos_fail_damaged_embeddings(damaged)
     store = index_store_get()
     matrix = np.vstack(vectors) if vectors else np.zeros((0, store.dim), np.float32)
     index = VectorIndex.build(
@@ -349,18 +381,19 @@ def _index_reconcile(index: LayeredIndex) -> IndexRepair:
     index.remove(np.union1d(extra, duplicated))
     ordered = np.union1d(np.union1d(absent, duplicated), stale).tolist()
     for start in range(0, len(ordered), REBUILD_BATCH_PHOTOS):
-        rows = list(
-            Photo.objects.filter(
-                pk__in=ordered[start : start + REBUILD_BATCH_PHOTOS],
-                status=Photo.Status.TAGGED,
-                embedding__isnull=False,
-            ).values_list("pk", "embedding", "tagged_at")
-        )
-        if rows:
+        rows = Photo.objects.filter(
+            pk__in=ordered[start : start + REBUILD_BATCH_PHOTOS],
+            status=Photo.Status.TAGGED,
+            embedding__isnull=False,
+        ).values_list("pk", "embedding", "tagged_at")
+        read = [(pk, embedding_from_blob(blob), tagged_at) for pk, blob, tagged_at in rows]
+        photos_fail_damaged_embeddings([pk for pk, vector, _ in read if vector is None])
+        read = [row for row in read if row[1] is not None]
+        if read:
             index.add(  # an upsert: an out-of-date vector is tombstoned, as a deleted one is
-                np.array([pk for pk, _, _ in rows], dtype=np.int64),
-                np.vstack([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob, _ in rows]),
-                stamps=np.array([photo_index_stamp(tagged_at) for _, _, tagged_at in rows], dtype=np.int64),
+                np.array([pk for pk, _, _ in read], dtype=np.int64),
+                np.vstack([vector for _, vector, _ in read]),
+                stamps=np.array([photo_index_stamp(tagged_at) for _, _, tagged_at in read], dtype=np.int64),
                 flat_max_items=settings.FLAT_INDEX_MAX_ITEMS,
             )
     return IndexRepair(added=len(absent), removed=len(extra), replaced=len(stale))

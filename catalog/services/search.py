@@ -133,12 +133,13 @@ def search_by_embedding(
 def search_similar_to_item(*, item: Item, limit: int | None = None) -> list[SearchHit]:
     """Items that look like `item` (its first tagged photo), itself excluded."""
     photo = item.photos.filter(status=Photo.Status.TAGGED, embedding__isnull=False).first()
-    if photo is None:
+    embedding = photo.embedding_vector() if photo is not None else None
+    if photo is None or embedding is None:  # a damaged embedding: the next index sync fails its photo
         return []
     tags = photo_tags_best(photo=photo)
     predictions = {attribute: [Prediction(tag.value, tag.score)] for attribute, tag in tags.items()}
     return search_by_embedding(
-        embedding=photo.embedding_vector(),
+        embedding=embedding,
         predictions=predictions,
         limit=limit,
         exclude_item_ids=frozenset({item.pk}),
