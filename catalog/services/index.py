@@ -261,7 +261,7 @@ def index_photo_ensure(*, photo: Photo) -> bool:
     """
     if photo.embedding is None:
         return False
-    index = index_store_get().load()
+    index = _index_store_of_this_call().load()
     stamps = index.stamps()[index.ids() == photo.pk]
     # An unknown stamp is index_repair's to replace, by a rebuild at the next process start.
     if len(stamps) == 1 and stamps[0] in (UNKNOWN_STAMP, photo_index_stamp(photo.tagged_at)):
@@ -273,7 +273,16 @@ def index_photo_ensure(*, photo: Photo) -> bool:
 
 def index_matches_catalog() -> bool:
     """Whether the published index holds exactly the tagged photos of the database, each once and current."""
-    return _index_matches(index_store_get().load())
+    return _index_matches(_index_store_of_this_call().load())
+
+
+def _index_store_of_this_call() -> IndexStore:
+    """A store that goes with the call, for a process that reads the index now and then (a worker).
+
+    The process's shared store keeps the index it last loaded mapped until it loads again: after a
+    compaction deleted that base file, its disk space (2.8 GB at a million photos) stayed held.
+    """
+    return IndexStore(settings.INDEX_DIR, EMBEDDING_DIM, mapped=settings.INDEX_MEMORY_MAP)
 
 
 @dataclass(frozen=True)
@@ -306,7 +315,7 @@ def index_repair() -> IndexRepair:
     Checks and edits through a store of its own, so the caller keeps no copy of the index in memory
     (a rebuild publishes through the process's store, like any rebuild).
     """
-    store = IndexStore(settings.INDEX_DIR, EMBEDDING_DIM, mapped=settings.INDEX_MEMORY_MAP)
+    store = _index_store_of_this_call()
     try:
         published = store.load()
         if len(published) and (published.stamps() == UNKNOWN_STAMP).any():
