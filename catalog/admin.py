@@ -292,8 +292,9 @@ class DeletedImportAdmin(admin.ModelAdmin):
     """Imported items a merchant deleted, which imports leave out; deleting a record here lets the next
     import bring its image back as a new item."""
 
-    list_display = ("import_key", "deleted_at")
-    search_fields = ("import_key",)
+    list_display = ("import_key", "import_source", "deleted_at")
+    list_filter = ("import_source",)
+    search_fields = ("import_key", "import_source")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -40,9 +40,12 @@ class Item(models.Model):
         validators=[SHOP_URL_VALIDATOR],
     )
     description = models.TextField(blank=True)
-    # Natural key of an imported item (its image path relative to the import folder), so that
-    # importing the same folder twice updates instead of duplicating.
-    import_key = models.CharField(max_length=500, unique=True, null=True, blank=True, editable=False)
+    # Natural key of an imported item: the folder it came from (`import_catalog --source`, by default the
+    # folder's name) and its image's path in that folder, so that importing the same folder twice updates
+    # instead of duplicating, and another supplier's folder with the same paths makes items of its own.
+    # "": imported before sources were recorded; the next import of its path adopts it.
+    import_source = models.CharField(max_length=100, blank=True, default="", editable=False)
+    import_key = models.CharField(max_length=500, null=True, blank=True, editable=False)
     # The CSV details the last import applied (as text), so that a rerun applies only the values the CSV
     # changed since and never reverts an edit made in the admin. None: imported before this was kept.
     imported_details = models.JSONField(null=True, blank=True, editable=False)
@@ -54,6 +57,9 @@ class Item(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["import_source", "import_key"], name="item_import_source_key_unique")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -66,15 +72,19 @@ class DeletedImport(models.Model):
     `import_catalog --restore-deleted`, or deleting this record in the admin, lets the image in again.
     """
 
-    import_key = models.CharField(max_length=500, unique=True)
+    import_source = models.CharField(max_length=100, blank=True, default="")  # as Item.import_source
+    import_key = models.CharField(max_length=500)
     deleted_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["import_key"]
+        ordering = ["import_source", "import_key"]
         verbose_name = "deleted imported item"
+        constraints = [
+            models.UniqueConstraint(fields=["import_source", "import_key"], name="deletedimport_source_key_unique")
+        ]
 
     def __str__(self) -> str:
-        return self.import_key
+        return f"{self.import_source}: {self.import_key}" if self.import_source else self.import_key
 
 
 class Photo(models.Model):

@@ -120,4 +120,6 @@ def photo_file_forget(name: str, *, using: str) -> None:
 def item_deleted(sender: type[Item], instance: Item, using: str, **kwargs: object) -> None:
     """Remember an imported item's deletion, so that importing its folder again leaves it out."""
     if instance.import_key:
-        DeletedImport.objects.using(using).get_or_create(import_key=instance.import_key)
+        DeletedImport.objects.using(using).get_or_create(
+            import_source=instance.import_source, import_key=instance.import_key
+        )

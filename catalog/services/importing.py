@@ -51,6 +51,8 @@ DEFAULT_CURRENCY = "EUR"
 PRICE_STEP = Decimal("0.01")  # Item.price has 2 decimal places
 NAME_MAX_CHARS = Item._meta.get_field("name").max_length
 IMPORT_KEY_MAX_CHARS = Item._meta.get_field("import_key").max_length
+SOURCE_MAX_CHARS = Item._meta.get_field("import_source").max_length
+LEGACY_SOURCE = ""  # items imported before sources were recorded
 _NO_NULL_CHARACTERS = ProhibitNullCharactersValidator()
 
 
@@ -67,6 +69,10 @@ class ImportReport:
     # Sub-folders whose name is no type label ("Dress", "tshirts") and that gave new items: none of those
     # gets a hand-set type.
     folders_not_types: list[str] = field(default_factory=list)
+    # The source the items were imported under (`import_source_name`).
+    source: str = ""
+    # New items whose path another source's items have too: a second supplier, or this folder renamed.
+    paths_of_other_sources: dict[str, list[str]] = field(default_factory=dict)  # other source -> paths
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,23 @@ class ItemDetails:
 
     values: dict[str, object]
     error: str = ""
+
+
+def import_source_name(root: Path, source: str | None = None) -> str:
+    """The source the folder's items belong to: `source` if given, else the folder's own name.
+
+    Items are keyed by source and path, so two suppliers' folders whose files share paths
+    ("dress/1.jpg") make items of their own: keyed by path alone, the second import replaced the
+    first supplier's photos and left their names and prices beside them.
+    """
+    name = (source if source is not None else root.resolve().name).strip()
+    if not name:
+        raise ImportSourceInvalid("The import needs a source name: give --source NAME.")
+    if len(name) > SOURCE_MAX_CHARS or not name.isprintable():
+        raise ImportSourceInvalid(
+            f"The source name {value_echoed(name)!r} must be printable and at most {SOURCE_MAX_CHARS} characters."
+        )
+    return name
 
 
 def import_files_list(root: Path) -> list[Path]:
@@ -180,6 +203,7 @@ def catalog_import(
     dry_run: bool = False,
     limit: int | None = None,
     restore_deleted: bool = False,
+    source: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Create an item per new image and apply changed CSV details to existing ones.
@@ -188,10 +212,11 @@ def catalog_import(
     whose items were deleted in the admin, unless `restore_deleted`. A dry run counts exactly what a
     real run would do and writes nothing.
     """
+    source = import_source_name(root, source)
     every_file = import_files_list(root)
     files = every_file[:limit]
     details = import_details_read(csv_path)
-    report = ImportReport()
+    report = ImportReport(source=source)
     present = {path.relative_to(root).as_posix() for path in every_file}
     report.rows_unused = [name for name in details if name not in present]
     for path in files:
@@ -201,7 +226,7 @@ def catalog_import(
             if row.error:
                 raise ImportSourceInvalid(row.error)
             _import_one(
-                path=path, relative=relative, details=row.values, dry_run=dry_run,
+                path=path, key=ImportKey(source, relative), details=row.values, dry_run=dry_run,
                 restore_deleted=restore_deleted, report=report,
             )
         except (ImportSourceInvalid, InvalidImage, ImageTooLarge, OSError) as exc:
@@ -213,15 +238,44 @@ def catalog_import(
     return report
 
 
+@dataclass(frozen=True)
+class ImportKey:
+    """What names an imported item: its source and its image's path in the source's folder."""
+
+    source: str
+    relative: str
+
+    def item(self) -> Item | None:
+        """The item of this key; one imported before sources were recorded is adopted by this source."""
+        item = Item.objects.filter(import_source=self.source, import_key=self.relative).first()
+        if item is None:
+            item = Item.objects.filter(import_source=LEGACY_SOURCE, import_key=self.relative).first()
+        return item
+
+    def deleted(self) -> bool:
+        return DeletedImport.objects.filter(
+            import_source__in=[self.source, LEGACY_SOURCE], import_key=self.relative
+        ).exists()
+
+    def sources_elsewhere(self) -> list[str]:
+        """Other sources with an item of the same path."""
+        return list(
+            Item.objects.filter(import_key=self.relative)
+            .exclude(import_source__in=[self.source, LEGACY_SOURCE])
+            .values_list("import_source", flat=True)
+        )
+
+
 def _import_one(
     *,
     path: Path,
-    relative: str,
+    key: ImportKey,
     details: dict[str, object],
     dry_run: bool,
     restore_deleted: bool,
     report: ImportReport,
 ) -> None:
+    relative = key.relative
     if relative != _name_printable(relative):
         # Python carries the bytes of a name that is not UTF-8 (an old zip, a Windows share) as lone
         # surrogates, which neither the database nor the storage can write.
@@ -231,30 +285,34 @@ def _import_one(
     data = path.read_bytes()
     decode_image(data, max_bytes=IMPORT_MAX_BYTES, max_pixels=IMPORT_MAX_PIXELS)  # refuse unreadable files
     digest = hashlib.sha256(data).hexdigest()
-    existing = Item.objects.filter(import_key=relative).first()
+    existing = key.item()
     if existing is None:
-        if not restore_deleted and DeletedImport.objects.filter(import_key=relative).exists():
+        if not restore_deleted and key.deleted():
             report.deleted_left_out.append(relative)
             return
         if not dry_run:
-            _item_create(path=path, relative=relative, details=details, digest=digest)
+            _item_create(path=path, key=key, details=details, digest=digest)
         report.created += 1  # counted after the write: a file that fails half-way is reported as skipped only
+        for other in key.sources_elsewhere():
+            report.paths_of_other_sources.setdefault(other, []).append(relative)
         if path.parent.name not in TYPE.labels and path.parent.name not in report.folders_not_types:
             report.folders_not_types.append(path.parent.name)
         return
     imported = _details_as_text(details)
     last = existing.imported_details
     changes = {
-        key: value
-        for key, value in details.items()
-        if last is not None and imported[key] != last.get(key) and getattr(existing, key) != value
+        name: value
+        for name, value in details.items()
+        if last is not None and imported[name] != last.get(name) and getattr(existing, name) != value
     }
     # A file changed in the folder since the import that last ran; an item imported before files were
     # remembered only has its file remembered now.
     image_changed = bool(existing.imported_image_sha256) and existing.imported_image_sha256 != digest
     if not dry_run:
-        for key, value in changes.items():
-            setattr(existing, key, value)
+        if existing.import_source != key.source:  # imported before sources were recorded: adopted
+            Item.objects.filter(pk=existing.pk).update(import_source=key.source)
+        for name, value in changes.items():
+            setattr(existing, name, value)
         if changes:
             existing.imported_details = imported
             existing.save(update_fields=[*changes, "imported_details", "updated_at"])
@@ -286,16 +344,21 @@ def _photo_replace(item: Item, *, path: Path, digest: str) -> None:
         photos_queue_tagging(photo_ids=[photo.pk], force=True, image_changed=True)
 
 
-def _item_create(*, path: Path, relative: str, details: dict[str, object], digest: str) -> None:
+def _item_create(*, path: Path, key: ImportKey, details: dict[str, object], digest: str) -> None:
     """Create the item and its photo, with the folder's name as the photo's hand-set type."""
     type_label = path.parent.name
     # A long folder name must not make the default name longer than the field holds.
     default_name = f"{TYPE.display(type_label)[:NAME_MAX_CHARS - 9]} {path.stem[:8]}"
     fields = {"name": default_name, "currency": DEFAULT_CURRENCY} | details
     with transaction.atomic():
-        DeletedImport.objects.filter(import_key=relative).delete()  # restored: a later deletion counts anew
+        # Restored: a later deletion counts anew.
+        DeletedImport.objects.filter(import_source__in=[key.source, LEGACY_SOURCE], import_key=key.relative).delete()
         item = Item.objects.create(
-            import_key=relative, imported_details=_details_as_text(details), imported_image_sha256=digest, **fields
+            import_source=key.source,
+            import_key=key.relative,
+            imported_details=_details_as_text(details),
+            imported_image_sha256=digest,
+            **fields,
         )
         photo = Photo(item=item)
         with path.open("rb") as handle:

@@ -36,6 +36,11 @@ class Command(DatabaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
         parser.add_argument("--limit", type=int, help="import at most this many images")
         parser.add_argument(
+            "--source",
+            help="the name this folder's items are kept under (default: the folder's name); give each supplier "
+            "its own, and the same one when you rerun a folder you renamed or moved",
+        )
+        parser.add_argument(
             "--restore-deleted", action="store_true",
             help="import again the images whose items were deleted in the admin (left out otherwise)",
         )
@@ -55,6 +60,7 @@ class Command(DatabaseCommand):
                     dry_run=options["dry_run"],
                     limit=options["limit"],
                     restore_deleted=options["restore_deleted"],
+                    source=options["source"],
                     progress=bar.update,
                 )
         except CatalogError as exc:
@@ -62,8 +68,15 @@ class Command(DatabaseCommand):
         prefix = "would import" if options["dry_run"] else "imported"
         self.stdout.write(
             f"{prefix}: {report.created} created, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {len(report.skipped)} skipped"
+            f"{report.unchanged} unchanged, {len(report.skipped)} skipped (source {report.source!r})"
         )
+        for other, paths in report.paths_of_other_sources.items():
+            shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
+            self.stdout.write(
+                f"{len(paths)} new item(s) have the same paths as items of source {other!r}, which were left as "
+                f"they are: {shown}. If this folder is {other!r} renamed or moved, delete the new items and "
+                f"import it with --source {other!r}."
+            )
         for relative, reason in report.skipped:
             self.stderr.write(f"skipped {relative}: {reason}")
         if report.folders_not_types:

@@ -1,0 +1,90 @@
+"""Items are kept per source: two suppliers' folders with the same file paths never overwrite each other."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError
+
+from catalog.models import DeletedImport, Item
+
+pytestmark = pytest.mark.django_db
+
+
+def supplier_folder(demo_subset: Path, name: str, *, per_type: int = 1) -> Path:
+    """A copy of `per_type` demo photos of each type, under a folder called `name`: the same relative
+    paths as every other such folder, but other photos (the demo subset's second of each type)."""
+    root = demo_subset.parent / name
+    for folder in sorted(demo_subset.iterdir()):
+        for photo in sorted(folder.glob("*.jpg"))[-per_type:]:
+            (root / folder.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(photo, root / folder.name / "item1.jpg")
+    return root
+
+
+def test_a_second_suppliers_folder_with_the_same_paths_makes_items_of_its_own(demo_subset, run_import, tmp_path):
+    # given supplier A imported with its CSV details
+    a = supplier_folder(demo_subset, "supplier-a")
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text("file,name,price\nhat/item1.jpg,Straw Hat,19.00\n")
+    run_import(str(a), "--csv", str(csv_path))
+    hat_a = Item.objects.get(import_source="supplier-a", import_key="hat/item1.jpg")
+    photo_a = hat_a.photos.get().image.name
+
+    # when supplier B's folder, with the same file paths, is imported
+    out, _ = run_import(str(supplier_folder(demo_subset, "supplier-b")))
+
+    # then B's items are new, A's keep their photo and details, and the clash is named
+    assert "10 created" in out and "(source 'supplier-b')" in out
+    assert "10 new item(s) have the same paths as items of source 'supplier-a'" in out
+    assert Item.objects.count() == 20
+    hat_a.refresh_from_db()
+    assert (hat_a.name, str(hat_a.price), hat_a.photos.get().image.name) == ("Straw Hat", "19.00", photo_a)
+    # and importing A again changes nothing of either
+    out, _ = run_import(str(a), "--csv", str(csv_path))
+    assert "0 created, 0 updated, 10 unchanged" in out
+
+
+def test_a_renamed_folder_keeps_its_items_when_imported_under_its_old_source(demo_subset, run_import):
+    run_import(str(demo_subset))
+    renamed = demo_subset.rename(demo_subset.parent / "catalog-2027")
+
+    out, _ = run_import(str(renamed), "--source", "import")
+
+    assert "0 created, 0 updated, 20 unchanged" in out
+    assert Item.objects.count() == 20
+
+
+def test_items_imported_before_sources_were_kept_are_adopted_by_the_next_import(demo_subset, run_import):
+    # given items imported by an earlier version, keyed by path alone
+    run_import(str(demo_subset))
+    Item.objects.update(import_source="")
+
+    out, _ = run_import(str(demo_subset))
+
+    assert "0 created" in out and "20 unchanged" in out
+    assert set(Item.objects.values_list("import_source", flat=True)) == {"import"}
+
+
+def test_an_item_deleted_from_one_source_does_not_keep_out_another_sources_image_of_the_same_path(
+    demo_subset, run_import
+):
+    a, b = supplier_folder(demo_subset, "supplier-a"), supplier_folder(demo_subset, "supplier-b")
+    run_import(str(a))
+    Item.objects.get(import_source="supplier-a", import_key="hat/item1.jpg").delete()
+
+    out, _ = run_import(str(b))
+
+    assert "10 created" in out
+    assert DeletedImport.objects.get().import_source == "supplier-a"
+    # while A's rerun still leaves its deleted item out
+    assert "1 image(s) left out" in run_import(str(a))[0]
+    assert Item.objects.filter(import_source="supplier-a").count() == 9
+
+
+def test_a_blank_source_name_is_refused_in_one_line(demo_subset, run_import):
+    with pytest.raises(CommandError, match="needs a source name"):
+        run_import(str(demo_subset), "--source", "  ")
+    assert not Item.objects.exists()
