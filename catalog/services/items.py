@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from celery import Task
@@ -10,6 +11,8 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from catalog.models import Photo
 from catalog.services.tagging import photo_tag_failed
+
+logger = logging.getLogger(__name__)
 
 
 def photos_queue_tagging(*, photo_ids: Iterable[int], force: bool = False, image_changed: bool = False) -> int:
@@ -54,8 +57,26 @@ class _TaggingSender:
                 return
             except BrokerUnavailable as exc:
                 self.unreachable = str(exc)
+            except Exception as exc:
+                if not self.task.app.conf.task_always_eager:
+                    raise
+                self._failed_in_process(photo_id, exc)
+                return
         photo_tag_failed(
             photo_id=photo_id,
             reason=f"tagging could not be queued, the task broker is unreachable ({self.unreachable}); "
             "retry once it is back",
         )
+
+    @staticmethod
+    def _failed_in_process(photo_id: int, exc: Exception) -> None:
+        """In-process tagging (the embedded defaults) ran the task here, and it raised.
+
+        A worker would have retried it later; here the error (a `Retry` for a photo file not found)
+        reached the caller: the import stopped half-way with a traceback, and the admin answered 500.
+        The photo fails with the reason instead, and "Retry failed photos" tries it again; a tagged one
+        keeps its tags and its place in search, as after a worker's last try.
+        """
+        cause = getattr(exc, "exc", None) or exc  # a Retry carries the error that caused it
+        logger.warning("photo %s could not be tagged in process: %r", photo_id, cause, exc_info=exc)
+        photo_tag_failed(photo_id=photo_id, reason=f"not tagged: {cause}; retry it once that is fixed")
