@@ -30,7 +30,7 @@ def trigram_indexes_create(apps, schema_editor) -> None:
         print(
             f"\n  pg_trgm could not be created ({str(exc).strip().splitlines()[0]}); text search reads every item for its "
             "free words. To index them, run CREATE EXTENSION pg_trgm as a superuser, then "
-            "`manage.py migrate catalog 0008` and `manage.py migrate`.",
+            "`manage.py create_text_search_indexes`.",
             file=sys.stderr,
         )
         return
