@@ -204,7 +204,8 @@ class PhotoAdmin(admin.ModelAdmin):
         count = photos_queue_tagging(photo_ids=list(queryset.values_list("pk", flat=True)), force=True)
         self.message_user(
             request,
-            f"Queued {count} photos for tagging; tagged ones stay searchable with their current tags until then.",
+            f"Queued {count} {_photos(count)} for tagging; tagged ones stay searchable with their current tags "
+            "until then.",
             messages.SUCCESS,
         )
 
@@ -213,7 +214,8 @@ class PhotoAdmin(admin.ModelAdmin):
         whose tagging is not sent stays as it was without a word."""
         unreachable = broker_unreachable()
         if unreachable:
-            self.message_user(request, f"Nothing was queued: {unreachable}. Try again once it is back.", messages.ERROR)
+            message = f"Nothing was queued: {unreachable.rstrip('.')}. Try again once it is back."
+            self.message_user(request, message, messages.ERROR)
         return bool(unreachable)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
@@ -269,7 +271,7 @@ class PhotoAdmin(admin.ModelAdmin):
             with transaction.atomic():
                 failed = list(Photo.objects.filter(status=Photo.Status.FAILED).values_list("pk", flat=True))
                 count = photos_queue_tagging(photo_ids=failed, force=True)
-            self.message_user(request, f"Queued {count} failed photos for tagging again.", messages.SUCCESS)
+            self.message_user(request, f"Queued {count} failed {_photos(count)} for tagging again.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
 
 
@@ -285,6 +287,10 @@ class RowNumbersChoiceField(forms.ModelMultipleChoiceField):
                     params={"pk": value_echoed(str(pk))},
                 )
         return super()._check_values(value)
+
+
+def _photos(count: int) -> str:
+    return "photo" if count == 1 else "photos"
 
 
 @admin.register(DeletedImport)
