@@ -125,16 +125,34 @@ def import_details_read(csv_path: Path | None) -> dict[str, ItemDetails]:
         raise ImportSourceInvalid(f"{csv_path} is a folder, not a CSV file.")
     if not csv_path.is_file():
         raise ImportSourceInvalid(f"CSV file {csv_path} does not exist.")
+    reader = None
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-            return _details_parse(csv_path, csv.DictReader(handle))
+            # strict: a quote opened and never closed ran to the end of the file, every row after it
+            # read as one cell's text, without a word.
+            reader = csv.DictReader(handle, delimiter=_delimiter(handle.readline()), strict=True)
+            handle.seek(0)
+            return _details_parse(csv_path, reader)
     except UnicodeDecodeError as exc:
         raise ImportSourceInvalid(
             f"{csv_path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
             "save it as UTF-8 (in Excel: CSV UTF-8)."
         ) from None
     except csv.Error as exc:
-        raise ImportSourceInvalid(f"{csv_path} is not a readable CSV file: {exc}.") from None
+        line = reader.reader.line_num if reader is not None else 0  # the DictReader's own stops at its last row
+        where = f" at line {line}" if line else ""
+        raise ImportSourceInvalid(
+            f"{csv_path} is not a readable CSV file{where}: {exc} (a quote opened and not closed?)."
+        ) from None
+
+
+def _delimiter(header: str) -> str:
+    """The character that separates the header's column names: a comma, or the semicolon or tab that
+    spreadsheets set to other locales write, whichever splits out a `file` column (a comma if none)."""
+    for delimiter in (",", ";", "\t"):
+        if "file" in (name.strip().strip('"').lower() for name in header.split(delimiter)):
+            return delimiter
+    return ","
 
 
 def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDetails]:
@@ -161,6 +179,12 @@ def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDeta
         if None in row or None in row.values():
             cells = width - list(row.values()).count(None) + len(row.get(None) or [])
             raise ImportSourceInvalid(f"{where} has {cells} columns but the header has {width}.")
+        if (row.get("") or "").strip():  # a value under a nameless column would be lost without a word
+            raise ImportSourceInvalid(
+                f"{where} has a value in a column without a name ({value_echoed(row[''].strip())!r}); "
+                "name the column or empty it."
+            )
+        _refuse_rows_in_a_cell(row, where=where)
         name = row["file"].strip()
         if not any((cell or "").strip() for cell in row.values()):
             continue  # an empty row, as spreadsheets write them (",,,,")
@@ -171,6 +195,19 @@ def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDeta
         lines[name] = reader.line_num
         details[name] = _details_clean(row, where=where)
     return details
+
+
+def _refuse_rows_in_a_cell(row: dict[str, str], *, where: str) -> None:
+    """Refuse a cell of several lines that holds what look like rows ("dress/2.jpg,..."): a quote left
+    open until a later one, which read every row in between as that cell's text."""
+    for column, cell in row.items():
+        for line in (cell or "").splitlines()[1:]:
+            first = line.split(",")[0].split(";")[0].split("\t")[0].strip().lower()
+            if first.endswith(IMAGE_SUFFIXES):
+                raise ImportSourceInvalid(
+                    f"{where}: its {column} runs over several lines and takes in what looks like a row "
+                    f"({value_echoed(line.strip())!r}); close the quote that opens it."
+                )
 
 
 def _details_clean(row: dict[str, str], *, where: str) -> ItemDetails:

@@ -98,8 +98,21 @@ def test_excel_csv_utf8_with_a_byte_order_mark_just_works(demo_subset, tmp_path,
             "line 4 names '.*' again \\(first on line 2\\)",
         ),
         (b"file,name,name,price\n{relative},Coat,Jacket,10\n", "names the column 'name' twice in its header"),
+        (
+            b'file,name,description\n{relative},Coat,"Warm\nhat/new.jpg,Cap,ok\n',
+            "not a readable CSV file at line 3: unexpected end of data \\(a quote opened and not closed\\?\\)",
+        ),
+        (
+            b'file,name,description\n{relative},Coat,"Warm\nhat/new.jpg,Cap,ok"\n',
+            "line 3: its description runs over several lines and takes in what looks like a row "
+            "\\('hat/new.jpg,Cap,ok'\\); close the quote",
+        ),
+        (b"file,name,\n{relative},Coat,49.90\n", "line 2 has a value in a column without a name \\('49.90'\\)"),
     ],
-    ids=["latin-1", "short-row", "long-row", "no-file-column", "file-twice", "column-twice"],
+    ids=[
+        "latin-1", "short-row", "long-row", "no-file-column", "file-twice", "column-twice",
+        "quote-never-closed", "quote-closed-rows-later", "value-in-nameless-column",
+    ],
 )
 def test_an_unreadable_csv_is_a_clean_command_error_and_writes_nothing(
     demo_subset, tmp_path, run_import, content, message
@@ -166,3 +179,17 @@ def test_a_column_the_import_does_not_know_is_refused_before_anything_is_written
     with pytest.raises(CommandError, match="columns the import does not know: 'title', 'cost'"):
         run_import(str(demo_subset), "--csv", str(csv_path))
     assert not Item.objects.exists()
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"], ids=["semicolons", "tabs"])
+def test_a_csv_separated_as_spreadsheets_of_other_locales_write_it_is_read(
+    demo_subset, tmp_path, run_import, delimiter
+):
+    relative = first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(delimiter.join(["file", "name", "price"]) + "\n" + delimiter.join([relative, "Coat", "49.90"]))
+
+    run_import(str(demo_subset), "--csv", str(csv_path))
+
+    item = Item.objects.get(import_key=relative)
+    assert (item.name, str(item.price)) == ("Coat", "49.90")
