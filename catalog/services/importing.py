@@ -69,6 +69,8 @@ class ImportReport:
     # Sub-folders whose name is no type label ("Dress", "tshirts") and that gave new items: none of those
     # gets a hand-set type.
     folders_not_types: list[str] = field(default_factory=list)
+    # Files under the folder that the import does not take, by why (`import_files_passed_over`).
+    passed_over: dict[str, list[str]] = field(default_factory=dict)
     # The source the items were imported under (`import_source_name`).
     source: str = ""
     # New items whose path another source's items have too: a second supplier, or this folder renamed.
@@ -110,6 +112,41 @@ def import_files_list(root: Path) -> list[Path]:
     if not files:
         raise ImportSourceInvalid(f"No images found in sub-folders of {root} (expected a sub-folder per type).")
     return files
+
+
+# Photo formats a merchant's folder may hold that the import does not read: named, not passed over unsaid.
+_OTHER_PHOTO_SUFFIXES = (".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif", ".jxl", ".raw", ".dng", ".cr2", ".nef")
+# Beyond this many files the folder is not looked through for what is passed over (a whole disk given by mistake).
+PASSED_OVER_SCAN_MAX_FILES = 200_000
+
+
+def import_files_passed_over(root: Path) -> dict[str, list[str]]:
+    """Images under `root` the import does not take, by why, as paths relative to `root`.
+
+    Only `TYPE/file` with a suffix the import reads is taken; images elsewhere were left out without a
+    word: at the top level, a folder too deep (the parent folder given by mistake), in another format
+    (TIFF, HEIC), or links to nothing.
+    """
+    passed_over: dict[str, list[str]] = {}
+    for count, path in enumerate(root.rglob("*")):
+        if count >= PASSED_OVER_SCAN_MAX_FILES:
+            break
+        relative = path.relative_to(root)
+        suffix = path.suffix.lower()
+        if path.is_symlink() and not path.exists():
+            why = "link to nothing"
+        elif not path.is_file() or suffix not in IMAGE_SUFFIXES + _OTHER_PHOTO_SUFFIXES:
+            continue
+        elif suffix in _OTHER_PHOTO_SUFFIXES:
+            why = f"are in a format the import does not read (convert them to JPEG): {suffix}"
+        elif len(relative.parts) == 1:
+            why = "lie at the top of the folder (put each in the sub-folder of its type)"
+        elif len(relative.parts) > 2:
+            why = "lie more than one folder deep (images go in TYPE/file; was the parent folder given?)"
+        else:
+            continue
+        passed_over.setdefault(why, []).append(_name_printable(relative.as_posix()))
+    return passed_over
 
 
 def import_details_read(csv_path: Path | None) -> dict[str, ItemDetails]:
@@ -253,7 +290,7 @@ def catalog_import(
     every_file = import_files_list(root)
     files = every_file[:limit]
     details = import_details_read(csv_path)
-    report = ImportReport(source=source)
+    report = ImportReport(source=source, passed_over=import_files_passed_over(root))
     present = {path.relative_to(root).as_posix() for path in every_file}
     report.rows_unused = [name for name in details if name not in present]
     for path in files:
@@ -269,7 +306,7 @@ def catalog_import(
         except (ImportSourceInvalid, InvalidImage, ImageTooLarge, OSError) as exc:
             shown = _name_printable(relative)
             report.skipped.append((shown, getattr(exc, "message", str(exc))))
-            logger.warning("skipped %s: %s", shown, exc)
+            logger.debug("skipped %s: %s", shown, exc)  # the report lists it; the caller says so once
         if progress:
             progress(1)
     return report

@@ -84,6 +84,9 @@ class Command(DatabaseCommand):
                 f"folder(s) {', '.join(map(repr, report.folders_not_types))} name no type, so their new items get "
                 f"no hand-set type (the model's is used); types: {', '.join(TYPE.labels)}"
             )
+        for why, paths in report.passed_over.items():
+            shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
+            self.stderr.write(f"{len(paths)} file(s) passed over, as they {why}: {shown}")
         if report.deleted_left_out:
             shown = ", ".join(report.deleted_left_out[:10]) + (" ..." if len(report.deleted_left_out) > 10 else "")
             self.stdout.write(
