@@ -51,7 +51,8 @@ class Item(models.Model):
     imported_details = models.JSONField(null=True, blank=True, editable=False)
     # SHA-256 (hex) of the image file the last import took, so that a rerun takes a file changed in the
     # folder since, and never reverts a photo replaced in the admin. Empty: imported before this was kept.
-    imported_image_sha256 = models.CharField(max_length=64, blank=True, default="", editable=False)
+    # Indexed: a new path whose bytes an item of the source already has is that item's file moved.
+    imported_image_sha256 = models.CharField(max_length=64, blank=True, default="", editable=False, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -69,6 +69,8 @@ class ImportReport:
     # Sub-folders whose name is no type label ("Dress", "tshirts") and that gave new items: none of those
     # gets a hand-set type.
     folders_not_types: list[str] = field(default_factory=list)
+    # Items whose file was moved or renamed in the folder: (old path, new path).
+    moved: list[tuple[str, str]] = field(default_factory=list)
     # Files under the folder that the import does not take, by why (`import_files_passed_over`).
     passed_over: dict[str, list[str]] = field(default_factory=dict)
     # The source the items were imported under (`import_source_name`).
@@ -301,7 +303,7 @@ def catalog_import(
                 raise ImportSourceInvalid(row.error)
             _import_one(
                 path=path, key=ImportKey(source, relative), details=row.values, dry_run=dry_run,
-                restore_deleted=restore_deleted, report=report,
+                restore_deleted=restore_deleted, report=report, present=present,
             )
         except (ImportSourceInvalid, InvalidImage, ImageTooLarge, OSError) as exc:
             shown = _name_printable(relative)
@@ -331,6 +333,14 @@ class ImportKey:
             import_source__in=[self.source, LEGACY_SOURCE], import_key=self.relative
         ).exists()
 
+    def moved_item(self, digest: str, present: set[str]) -> Item | None:
+        """This source's item whose file, with these very bytes, is no longer where it was: the file was
+        moved or renamed to this path. Without this, the move made a second item and left the first."""
+        candidates = Item.objects.filter(
+            import_source__in=[self.source, LEGACY_SOURCE], imported_image_sha256=digest, import_key__isnull=False
+        )
+        return next((item for item in candidates if item.import_key not in present), None)
+
     def sources_elsewhere(self) -> list[str]:
         """Other sources with an item of the same path."""
         return list(
@@ -348,6 +358,7 @@ def _import_one(
     dry_run: bool,
     restore_deleted: bool,
     report: ImportReport,
+    present: set[str],
 ) -> None:
     relative = key.relative
     if relative != _name_printable(relative):
@@ -360,6 +371,12 @@ def _import_one(
     decode_image(data, max_bytes=IMPORT_MAX_BYTES, max_pixels=IMPORT_MAX_PIXELS)  # refuse unreadable files
     digest = hashlib.sha256(data).hexdigest()
     existing = key.item()
+    moved = key.moved_item(digest, present) if existing is None else None
+    if moved is not None:
+        report.moved.append((moved.import_key or "", relative))
+        if not dry_run:
+            _item_move(moved, key=key)
+        existing = moved
     if existing is None:
         if not restore_deleted and key.deleted():
             report.deleted_left_out.append(relative)
@@ -398,8 +415,24 @@ def _import_one(
             if existing.imported_image_sha256 != digest:
                 Item.objects.filter(pk=existing.pk).update(imported_image_sha256=digest)
             _photo_queue_if_untagged(existing)
-    report.updated += bool(changes) or image_changed
-    report.unchanged += not changes and not image_changed
+    touched = bool(changes) or image_changed or moved is not None
+    report.updated += touched
+    report.unchanged += not touched
+
+
+def _item_move(item: Item, *, key: ImportKey) -> None:
+    """Give an item whose file moved its new path; a photo moved to another type's folder takes that type,
+    as a new one would, unless the merchant set another type by hand."""
+    old_folder, new_folder = (item.import_key or "").split("/")[0], key.relative.split("/")[0]
+    with transaction.atomic():
+        Item.objects.filter(pk=item.pk).update(import_source=key.source, import_key=key.relative)
+        item.import_source, item.import_key = key.source, key.relative
+        if new_folder != old_folder and new_folder in TYPE.labels:
+            photo_ids = list(item.photos.values_list("pk", flat=True))
+            Tag.objects.filter(
+                photo_id__in=photo_ids, attribute="type", source=Tag.Source.HAND, value=old_folder
+            ).update(value=new_folder)
+            tags_best_mark(photo_ids=photo_ids)
 
 
 def _name_printable(relative: str) -> str:

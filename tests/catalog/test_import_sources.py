@@ -88,3 +88,34 @@ def test_a_blank_source_name_is_refused_in_one_line(demo_subset, run_import):
     with pytest.raises(CommandError, match="needs a source name"):
         run_import(str(demo_subset), "--source", "  ")
     assert not Item.objects.exists()
+
+
+def test_a_file_moved_to_another_type_folder_moves_its_item_and_type_instead_of_making_a_second(
+    demo_subset, run_import
+):
+    # given an imported hat photo
+    run_import(str(demo_subset))
+    hat = next(demo_subset.glob("hat/*.jpg"))
+    item = Item.objects.get(import_key=f"hat/{hat.name}")
+
+    # when the merchant moves it to the shoes folder (its type was wrong) and renames it, then imports
+    hat.rename(demo_subset / "shoes" / "moved.jpg")
+    out, _ = run_import(str(demo_subset))
+
+    # then the same item follows its file and takes the folder's type; nothing is duplicated
+    assert "0 created, 1 updated, 19 unchanged" in out
+    assert f"1 item(s) follow their file, moved or renamed: hat/{hat.name} -> shoes/moved.jpg" in out
+    item.refresh_from_db()
+    assert item.import_key == "shoes/moved.jpg"
+    assert item.photos.get().tags.get(attribute="type", source="hand").value == "shoes"
+    assert Item.objects.count() == 20
+
+
+def test_the_same_image_under_a_second_name_beside_the_first_is_a_second_item(demo_subset, run_import):
+    run_import(str(demo_subset))
+    hat = next(demo_subset.glob("hat/*.jpg"))
+    (demo_subset / "hat" / "copy.jpg").write_bytes(hat.read_bytes())
+
+    out, _ = run_import(str(demo_subset))
+
+    assert "1 created" in out and "follow their file" not in out

@@ -84,6 +84,11 @@ class Command(DatabaseCommand):
                 f"folder(s) {', '.join(map(repr, report.folders_not_types))} name no type, so their new items get "
                 f"no hand-set type (the model's is used); types: {', '.join(TYPE.labels)}"
             )
+        if report.moved:
+            shown = ", ".join(f"{old} -> {new}" for old, new in report.moved[:5]) + (
+                " ..." if len(report.moved) > 5 else ""
+            )
+            self.stdout.write(f"{len(report.moved)} item(s) follow their file, moved or renamed: {shown}")
         for why, paths in report.passed_over.items():
             shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
             self.stderr.write(f"{len(paths)} file(s) passed over, as they {why}: {shown}")
