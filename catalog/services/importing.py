@@ -404,11 +404,14 @@ def _import_one(
             Item.objects.filter(pk=existing.pk).update(import_source=key.source)
         for name, value in changes.items():
             setattr(existing, name, value)
+        # An empty cell says nothing, so the value remembered for it stays: forgotten, the value coming
+        # back in a later CSV counted as a change and undid the merchant's edit made meanwhile.
+        remembered = (last or {}) | imported
         if changes:
-            existing.imported_details = imported
+            existing.imported_details = remembered
             existing.save(update_fields=[*changes, "imported_details", "updated_at"])
-        elif details and last != imported:  # remembered without touching the item's update time
-            Item.objects.filter(pk=existing.pk).update(imported_details=imported)
+        elif details and last != remembered:  # remembered without touching the item's update time
+            Item.objects.filter(pk=existing.pk).update(imported_details=remembered)
         if image_changed:
             _photo_replace(existing, path=path, digest=digest)  # queues its tagging
         else:
