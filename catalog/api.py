@@ -17,6 +17,7 @@ from ninja.errors import ValidationError
 from ninja.files import UploadedFile
 
 from catalog.api_parameters import UPLOAD_FIELD, parameters_unexpected
+from catalog.api_schema_complete import schema_completed
 from catalog.api_schemas import ErrorOut, ResultOut, WholeNumber
 from catalog.presenters import hit_as_dict
 from catalog.services.search import MAX_RESULTS, search_by_image
@@ -35,7 +36,12 @@ from recognition.services import (
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(
+class FashionSearchApi(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None):
+        return schema_completed(super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
+
+
+api = FashionSearchApi(
     title="Fashion search API",
     version="1",
     description=(

@@ -31,6 +31,7 @@ class ItemOut(ItemFieldsOut):
 class LookItemOut(Schema):
     id: int
     name: str
+    brand: str
     price: str | None
     currency: str
     shop_url: str

@@ -144,3 +144,16 @@ def test_head_on_an_upload_operation_is_a_405_with_the_method_it_takes(client):
     assert response.status_code == 405
     assert response["Allow"] == "POST"
     assert response.content == b""
+
+
+def test_the_schema_documents_for_every_operation_its_405_and_when_to_retry(client):
+    schema = client.get("/api/v1/openapi.json").json()
+
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "method_not_allowed" in responses["405"]["description"], f"{method} {path}"
+            assert "Retry-After" in responses["429"]["headers"], f"{method} {path}"
+            assert all(answer["description"] not in ("Bad Request", "Not Found") for answer in responses.values())
+    look_item = schema["components"]["schemas"]["LookItemOut"]["properties"]
+    assert "brand" in look_item
