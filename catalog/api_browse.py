@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, File, Query, Router, Schema
 from ninja.files import UploadedFile
+from pydantic import field_validator
 
 from catalog.api_schemas import ErrorOut, ItemFieldsOut, ResultOut, WholeNumber
 from catalog.models import Item
@@ -69,6 +70,14 @@ class TextSearchParams(Schema):
     q: str = Field(..., min_length=1, max_length=200, description='words such as "red striped shirt"')
     limit: WholeNumber = Field(12, ge=1, le=MAX_RESULTS)
     offset: WholeNumber = Field(0, ge=0, le=MAX_OFFSET, description="how many matching items to skip")
+
+    @field_validator("q")
+    @classmethod
+    def _has_a_word(cls, q: str) -> str:
+        # Spaces alone answered 200 with nothing found, where an empty q answers 400.
+        if not q.strip():
+            raise ValueError("give at least one word")
+        return q
 
 
 NOT_FOUND = {404: ErrorOut, 400: ErrorOut, 429: ErrorOut}

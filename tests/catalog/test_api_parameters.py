@@ -81,3 +81,7 @@ def test_a_photo_not_sent_as_a_multipart_file_is_told_how_to_send_it(client, bod
         "send it as multipart/form-data, in a file part named `image`",
         f"this request's body is {content_type}",
     )
+
+
+def test_a_text_search_of_spaces_alone_is_refused_as_an_empty_one_is(client):
+    assert_invalid_request(client.get("/api/v1/search/text?q=%20%20"), "give at least one word")
