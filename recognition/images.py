@@ -28,6 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fashion_search.sizes import megabytes
 from recognition.errors import ImageTooLarge, InvalidImage
+from recognition.frames import frame_removed
 from recognition.image_layout import StepBudget, image_layout
 
 # Longest side over shortest side of a shopper's upload (`upload_decode`). Phone panoramas reach about
@@ -113,7 +114,8 @@ def decode_image(
     max_aspect_ratio: float | None = None,
     min_side: int | None = None,
 ) -> Image.Image:
-    """Decode untrusted bytes into an upright RGB image (the first frame of an animated GIF or WebP).
+    """Decode untrusted bytes into an upright RGB image (the first frame of an animated GIF or WebP),
+    without a plain frame around the picture (recognition/frames.py).
 
     The byte size, the container structure (see the module docstring) and the pixel count (read from
     the header) are checked first, so a decompression bomb or a polyglot costs no memory. The structure
@@ -159,7 +161,7 @@ def decode_image(
             image.seek(0)  # the first frame of an animated GIF or WebP, the primary image of an MPO
             image.load()
             image = ImageOps.exif_transpose(image)
-            return _as_rgb(image)
+            return frame_removed(_as_rgb(image))
     except (ImageTooLarge, InvalidImage):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -79,6 +79,7 @@ def test_a_file_whose_name_is_not_utf8_is_skipped_and_reported_and_the_rest_impo
 def test_dry_run_writes_nothing(demo_subset, run_import):
     out, _ = run_import(str(demo_subset), "--dry-run", "--limit", "5")
     assert "would import: 5 created" in out
+    assert "--limit 5: the first 5 of 20 images (sorted by path) were looked at, the other 15 not" in out
     assert Item.objects.count() == 0
 
 

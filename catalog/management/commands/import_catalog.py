@@ -52,7 +52,8 @@ class Command(DatabaseCommand):
             # Checked first: each new photo queues its tagging, and one that cannot be queued is failed.
             raise CommandError(f"{unreachable}; nothing was imported. Run the import again once it is back.")
         try:
-            total = len(import_files_list(options["directory"])[: options["limit"]])
+            every_file = len(import_files_list(options["directory"]))
+            total = min(every_file, options["limit"] or every_file)
             with progress_bar(total=total, desc="importing", verbosity=options["verbosity"]) as bar:
                 report = catalog_import(
                     root=options["directory"],
@@ -70,6 +71,11 @@ class Command(DatabaseCommand):
             f"{prefix}: {report.created} created, {report.updated} updated, "
             f"{report.unchanged} unchanged, {len(report.skipped)} skipped (source {report.source!r})"
         )
+        if total < every_file:
+            self.stdout.write(
+                f"--limit {options['limit']}: the first {total} of {every_file} images (sorted by path) were "
+                f"looked at, the other {every_file - total} not"
+            )
         for other, paths in report.paths_of_other_sources.items():
             shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
             self.stdout.write(
