@@ -21,6 +21,7 @@ CONTENT_LINE_SHARE = 0.02  # a row or column with more content than this is insi
 EDGE_CONTENT_SHARE = 0.6  # of each edge of the picture that must differ from the frame: a rectangle's
 MIN_FRAME_SHARE = 0.04  # frames thinner than this share of the side (on every side) are left alone
 EDGE_BAND = 2  # pixels, on the analysis copy, dropped inside the picture's edge (resampling blur)
+OUTER_LINE_SAMPLES = 128  # pixels of each outer line the first look reads (every photo gets that look)
 EDGE_TEXTURE_STD = 3.0  # least spread of the values along a photo's edge; a flat shape's is about 0-1 (JPEG noise)
 
 
@@ -70,15 +71,19 @@ def picture_box(image: Image.Image) -> tuple[int, int, int, int] | None:
 
 
 def _outer_lines(image: Image.Image) -> list[NDArray[np.int16]]:
-    """The image's outermost row and column on each side, as (n, 3) arrays."""
+    """The image's outermost row and column on each side, as (n, 3) arrays of at most about
+    OUTER_LINE_SAMPLES pixels each: enough to tell a plain line, in a tenth of a millisecond."""
     width, height = image.size
     boxes = [(0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height), (width - 1, 0, width, height)]
-    return [np.asarray(image.crop(box).convert("RGB"), dtype=np.int16).reshape(-1, 3) for box in boxes]
+    lines = [np.asarray(image.crop(box).convert("RGB"), dtype=np.int16).reshape(-1, 3) for box in boxes]
+    return [line[:: max(1, len(line) // OUTER_LINE_SAMPLES)] for line in lines]
 
 
 def _frame_colour(lines: list[NDArray[np.int16]]) -> NDArray[np.float64] | None:
     """The colour of the plain outer lines, if at least two opposite ones are plain and of one colour."""
-    plain = [line for line in lines if _is_plain(line, np.median(line, axis=0))]
+    # Each line's colour from a few of its pixels: a median over every pixel cost most of the time
+    # this takes on an ordinary photo, which is nearly every photo.
+    plain = [line for line in lines if _is_plain(line, np.median(line[:: max(1, len(line) // 9)], axis=0))]
     if len(plain) < 2:
         return None
     colour = np.median(np.concatenate(plain), axis=0)
