@@ -1,6 +1,8 @@
 """Import a folder of images (a sub-folder per type) into the catalog; safe to run again.
 
-Each image becomes an item keyed by its path relative to the folder, so a second run never duplicates.
+Each image becomes an item keyed by its source (the folder's name, or `--source`) and its path relative
+to the folder, so a second run never duplicates, and two suppliers' folders with the same paths never
+overwrite each other. A file moved or renamed in the folder takes its item along (by its SHA-256).
 A new item gets the sub-folder's name as its photo's hand-set type. An optional CSV (columns: file,
 name, brand, price, currency, shop_url, description; UTF-8) fills the item's details; `file` is the
 same relative path.
@@ -13,14 +15,11 @@ Images follow the same rule (`Item.imported_image_sha256`): a file changed in th
 import that last ran replaces the item's photo, which is tagged again; a photo replaced in the admin
 stays while the folder's file does not change.
 
-Every CSV value is checked with the model field's own validation before anything is written; a file
-whose row has a bad value is skipped and reported with the CSV line, and a CSV that cannot be read at
-all (not UTF-8, a row with the wrong number of columns) stops the import before it writes anything.
+The CSV is read and checked in catalog/services/import_csv.py, the folder in import_folder.py.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 from collections.abc import Callable
@@ -28,32 +27,30 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.validators import ProhibitNullCharactersValidator
 from django.db import transaction
 
 from catalog.errors import ImportSourceInvalid
-from catalog.models import SHOP_URL_VALIDATOR, DeletedImport, Item, Photo, Tag
+from catalog.models import DeletedImport, Item, Photo, Tag
 from catalog.services.best_tags import tags_best_mark
+from catalog.services.import_csv import ItemDetails, import_details_read
+from catalog.services.import_folder import import_files_list, import_files_passed_over, name_printable
 from catalog.services.items import photos_queue_tagging
 from fashion_search.echo import value_echoed
 from recognition.errors import ImageTooLarge, InvalidImage
-from recognition.images import IMAGE_SUFFIXES, decode_image
+from recognition.images import decode_image
 from recognition.labels import TYPE
 
 logger = logging.getLogger(__name__)
 
 IMPORT_MAX_BYTES = 50 * 1024 * 1024
 IMPORT_MAX_PIXELS = 80_000_000
-DETAIL_COLUMNS = ("name", "brand", "price", "currency", "shop_url", "description")
 DEFAULT_CURRENCY = "EUR"
 PRICE_STEP = Decimal("0.01")  # Item.price has 2 decimal places
 NAME_MAX_CHARS = Item._meta.get_field("name").max_length
 IMPORT_KEY_MAX_CHARS = Item._meta.get_field("import_key").max_length
 SOURCE_MAX_CHARS = Item._meta.get_field("import_source").max_length
 LEGACY_SOURCE = ""  # items imported before sources were recorded
-_NO_NULL_CHARACTERS = ProhibitNullCharactersValidator()
 
 
 @dataclass
@@ -79,14 +76,6 @@ class ImportReport:
     paths_of_other_sources: dict[str, list[str]] = field(default_factory=dict)  # other source -> paths
 
 
-@dataclass(frozen=True)
-class ItemDetails:
-    """One CSV row's valid, non-empty details, or the reason the row was refused."""
-
-    values: dict[str, object]
-    error: str = ""
-
-
 def import_source_name(root: Path, source: str | None = None) -> str:
     """The source the folder's items belong to: `source` if given, else the folder's own name.
 
@@ -102,174 +91,6 @@ def import_source_name(root: Path, source: str | None = None) -> str:
             f"The source name {value_echoed(name)!r} must be printable and at most {SOURCE_MAX_CHARS} characters."
         )
     return name
-
-
-def import_files_list(root: Path) -> list[Path]:
-    """Image files under `root`, sorted, one level of sub-folders deep."""
-    if not root.is_dir():
-        raise ImportSourceInvalid(f"{root} is not a directory.")
-    files = sorted(
-        path for path in root.glob("*/*") if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-    )
-    if not files:
-        raise ImportSourceInvalid(f"No images found in sub-folders of {root} (expected a sub-folder per type).")
-    return files
-
-
-# Photo formats a merchant's folder may hold that the import does not read: named, not passed over unsaid.
-_OTHER_PHOTO_SUFFIXES = (".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif", ".jxl", ".raw", ".dng", ".cr2", ".nef")
-# Beyond this many files the folder is not looked through for what is passed over (a whole disk given by mistake).
-PASSED_OVER_SCAN_MAX_FILES = 200_000
-
-
-def import_files_passed_over(root: Path) -> dict[str, list[str]]:
-    """Images under `root` the import does not take, by why, as paths relative to `root`.
-
-    Only `TYPE/file` with a suffix the import reads is taken; images elsewhere were left out without a
-    word: at the top level, a folder too deep (the parent folder given by mistake), in another format
-    (TIFF, HEIC), or links to nothing.
-    """
-    passed_over: dict[str, list[str]] = {}
-    for count, path in enumerate(root.rglob("*")):
-        if count >= PASSED_OVER_SCAN_MAX_FILES:
-            break
-        relative = path.relative_to(root)
-        suffix = path.suffix.lower()
-        if path.is_symlink() and not path.exists():
-            why = "link to nothing"
-        elif not path.is_file() or suffix not in IMAGE_SUFFIXES + _OTHER_PHOTO_SUFFIXES:
-            continue
-        elif suffix in _OTHER_PHOTO_SUFFIXES:
-            why = f"are in a format the import does not read (convert them to JPEG): {suffix}"
-        elif len(relative.parts) == 1:
-            why = "lie at the top of the folder (put each in the sub-folder of its type)"
-        elif len(relative.parts) > 2:
-            why = "lie more than one folder deep (images go in TYPE/file; was the parent folder given?)"
-        else:
-            continue
-        passed_over.setdefault(why, []).append(_name_printable(relative.as_posix()))
-    return passed_over
-
-
-def import_details_read(csv_path: Path | None) -> dict[str, ItemDetails]:
-    """Read the CSV into validated details by relative file path.
-
-    Raises ImportSourceInvalid for a file that cannot be read as a whole (so nothing is written);
-    a row with a bad value is kept as an ItemDetails with an `error`, so only its file is skipped.
-    "utf-8-sig" reads Excel's "CSV UTF-8", which starts with a byte-order mark, as well as plain UTF-8.
-    """
-    if csv_path is None:
-        return {}
-    if csv_path.is_dir():
-        raise ImportSourceInvalid(f"{csv_path} is a folder, not a CSV file.")
-    if not csv_path.is_file():
-        raise ImportSourceInvalid(f"CSV file {csv_path} does not exist.")
-    reader = None
-    try:
-        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-            # strict: a quote opened and never closed ran to the end of the file, every row after it
-            # read as one cell's text, without a word.
-            reader = csv.DictReader(handle, delimiter=_delimiter(handle.readline()), strict=True)
-            handle.seek(0)
-            return _details_parse(csv_path, reader)
-    except UnicodeDecodeError as exc:
-        raise ImportSourceInvalid(
-            f"{csv_path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-            "save it as UTF-8 (in Excel: CSV UTF-8)."
-        ) from None
-    except csv.Error as exc:
-        line = reader.reader.line_num if reader is not None else 0  # the DictReader's own stops at its last row
-        where = f" at line {line}" if line else ""
-        raise ImportSourceInvalid(
-            f"{csv_path} is not a readable CSV file{where}: {exc} (a quote opened and not closed?)."
-        ) from None
-
-
-def _delimiter(header: str) -> str:
-    """The character that separates the header's column names: a comma, or the semicolon or tab that
-    spreadsheets set to other locales write, whichever splits out a `file` column (a comma if none)."""
-    for delimiter in (",", ";", "\t"):
-        if "file" in (name.strip().strip('"').lower() for name in header.split(delimiter)):
-            return delimiter
-    return ","
-
-
-def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDetails]:
-    # "File", " name" (a space after the comma): spreadsheets and hand-written headers vary so.
-    reader.fieldnames = [column.strip().lower() for column in reader.fieldnames or []]
-    repeated = sorted({column for column in reader.fieldnames if column and reader.fieldnames.count(column) > 1})
-    if repeated:  # the last of two same-named columns would win, unsaid
-        raise ImportSourceInvalid(f"{csv_path} names the column {repeated[0]!r} twice in its header.")
-    if "file" not in reader.fieldnames:
-        raise ImportSourceInvalid(f"{csv_path} needs a header row with a 'file' column.")
-    # A nameless column (a trailing comma, as spreadsheets write one) holds nothing to lose.
-    unknown = [column for column in reader.fieldnames if column and column not in ("file", *DETAIL_COLUMNS)]
-    if unknown:  # ignored, its values would be lost without a word ("cost" meant as the price)
-        raise ImportSourceInvalid(
-            f"{csv_path} has columns the import does not know: {', '.join(map(repr, unknown))}; "
-            f"its columns are file, {', '.join(DETAIL_COLUMNS)} (rename or remove the others)."
-        )
-    width = len(reader.fieldnames)
-    details: dict[str, ItemDetails] = {}
-    lines: dict[str, int] = {}
-    for row in reader:
-        where = f"{csv_path} line {reader.line_num}"
-        # DictReader fills missing cells with None and gathers extra ones under the key None.
-        if None in row or None in row.values():
-            cells = width - list(row.values()).count(None) + len(row.get(None) or [])
-            raise ImportSourceInvalid(f"{where} has {cells} columns but the header has {width}.")
-        if (row.get("") or "").strip():  # a value under a nameless column would be lost without a word
-            raise ImportSourceInvalid(
-                f"{where} has a value in a column without a name ({value_echoed(row[''].strip())!r}); "
-                "name the column or empty it."
-            )
-        _refuse_rows_in_a_cell(row, where=where)
-        name = row["file"].strip()
-        if not any((cell or "").strip() for cell in row.values()):
-            continue  # an empty row, as spreadsheets write them (",,,,")
-        if not name:
-            name = f"(line {reader.line_num}: no file)"  # listed with the rows naming no image
-        if name in lines:
-            raise ImportSourceInvalid(f"{where} names {value_echoed(name)!r} again (first on line {lines[name]}).")
-        lines[name] = reader.line_num
-        details[name] = _details_clean(row, where=where)
-    return details
-
-
-def _refuse_rows_in_a_cell(row: dict[str, str], *, where: str) -> None:
-    """Refuse a cell of several lines that holds what look like rows ("dress/2.jpg,..."): a quote left
-    open until a later one, which read every row in between as that cell's text."""
-    for column, cell in row.items():
-        for line in (cell or "").splitlines()[1:]:
-            first = line.split(",")[0].split(";")[0].split("\t")[0].strip().lower()
-            if first.endswith(IMAGE_SUFFIXES):
-                raise ImportSourceInvalid(
-                    f"{where}: its {column} runs over several lines and takes in what looks like a row "
-                    f"({value_echoed(line.strip())!r}); close the quote that opens it."
-                )
-
-
-def _details_clean(row: dict[str, str], *, where: str) -> ItemDetails:
-    """Validate a row's non-empty detail cells with the Item fields' own validation."""
-    values: dict[str, object] = {}
-    for column in DETAIL_COLUMNS:
-        raw = (row.get(column) or "").strip()
-        if not raw:
-            continue
-        try:
-            values[column] = _detail_clean(column, raw)
-        except ValidationError as exc:
-            return ItemDetails({}, f"{where}: {column} {value_echoed(raw)!r} refused: {' '.join(exc.messages)}")
-    return ItemDetails(values)
-
-
-def _detail_clean(column: str, raw: str) -> object:
-    _NO_NULL_CHARACTERS(raw)  # the model fields' own validation lets them through; PostgreSQL refuses them
-    if column == "currency":
-        raw = raw.upper()  # the field's own validation takes capitals only
-    if column == "shop_url":
-        SHOP_URL_VALIDATOR(raw)  # first, alone: the field's checks would add "Enter a valid URL." to its message
-    return Item._meta.get_field(column).clean(raw, None)  # runs the field's validators too
 
 
 def catalog_import(
@@ -306,7 +127,7 @@ def catalog_import(
                 restore_deleted=restore_deleted, report=report, present=present,
             )
         except (ImportSourceInvalid, InvalidImage, ImageTooLarge, OSError) as exc:
-            shown = _name_printable(relative)
+            shown = name_printable(relative)
             report.skipped.append((shown, getattr(exc, "message", str(exc))))
             logger.debug("skipped %s: %s", shown, exc)  # the report lists it; the caller says so once
         if progress:
@@ -361,7 +182,7 @@ def _import_one(
     present: set[str],
 ) -> None:
     relative = key.relative
-    if relative != _name_printable(relative):
+    if relative != name_printable(relative):
         # Python carries the bytes of a name that is not UTF-8 (an old zip, a Windows share) as lone
         # surrogates, which neither the database nor the storage can write.
         raise ImportSourceInvalid("its name is not valid UTF-8; rename it (for example with `convmv`).")
@@ -436,11 +257,6 @@ def _item_move(item: Item, *, key: ImportKey) -> None:
                 photo_id__in=photo_ids, attribute="type", source=Tag.Source.HAND, value=old_folder
             ).update(value=new_folder)
             tags_best_mark(photo_ids=photo_ids)
-
-
-def _name_printable(relative: str) -> str:
-    """The file name as it can be shown: bytes that are not UTF-8 become U+FFFD."""
-    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _photo_replace(item: Item, *, path: Path, digest: str) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from django.core.management.base import CommandError, CommandParser
 
 from catalog.errors import CatalogError
-from catalog.services.importing import catalog_import, import_files_list
+from catalog.services.import_folder import import_files_list
+from catalog.services.importing import catalog_import
 from fashion_search.broker import broker_unreachable
 from fashion_search.commands import DatabaseCommand
 from fashion_search.progress import progress_bar
