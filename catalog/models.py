@@ -59,11 +59,32 @@ class Item(models.Model):
     class Meta:
         ordering = ["name", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["import_source", "import_key"], name="item_import_source_key_unique")
+            # import_key first: a lookup by path alone (another source's items of that path) uses it too
+            models.UniqueConstraint(fields=["import_key", "import_source"], name="item_import_key_source_unique")
         ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class ImportSource(models.Model):
+    """A name import_catalog keeps a folder's items under, and the folder it last imported them from.
+
+    By default a folder is imported under its own name; two suppliers' folders of the same name
+    (/srv/acme/photos, /srv/globex/photos) would then share their items. The folder recorded here
+    tells them apart: a second folder of a name whose folder is still there is refused until it is
+    given a name of its own, while a folder whose recorded one is gone is taken as that one moved.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    folder = models.CharField(max_length=1000)
+    imported_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.folder})"
 
 
 class DeletedImport(models.Model):
@@ -81,7 +102,7 @@ class DeletedImport(models.Model):
         ordering = ["import_source", "import_key"]
         verbose_name = "deleted imported item"
         constraints = [
-            models.UniqueConstraint(fields=["import_source", "import_key"], name="deletedimport_source_key_unique")
+            models.UniqueConstraint(fields=["import_key", "import_source"], name="deletedimport_key_source_unique")
         ]
 
     def __str__(self) -> str:

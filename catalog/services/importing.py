@@ -31,7 +31,7 @@ from django.core.files import File
 from django.db import transaction
 
 from catalog.errors import ImportSourceInvalid
-from catalog.models import DeletedImport, Item, Photo, Tag
+from catalog.models import DeletedImport, ImportSource, Item, Photo, Tag
 from catalog.services.best_tags import tags_best_mark
 from catalog.services.import_csv import ItemDetails, import_details_read
 from catalog.services.import_folder import import_files_list, import_files_passed_over, name_printable
@@ -76,12 +76,16 @@ class ImportReport:
     paths_of_other_sources: dict[str, list[str]] = field(default_factory=dict)  # other source -> paths
 
 
-def import_source_name(root: Path, source: str | None = None) -> str:
-    """The source the folder's items belong to: `source` if given, else the folder's own name.
+def import_source_name(root: Path, source: str | None = None, *, dry_run: bool = False) -> str:
+    """The source the folder's items belong to (`source`, else the folder's own name), recorded with the
+    folder (ImportSource).
 
     Items are keyed by source and path, so two suppliers' folders whose files share paths
     ("dress/1.jpg") make items of their own: keyed by path alone, the second import replaced the
-    first supplier's photos and left their names and prices beside them.
+    first supplier's photos and left their names and prices beside them. Two folders of one name
+    (/srv/acme/photos, /srv/globex/photos) are told apart by the folder recorded: while the first is
+    still there, the second must be given a name of its own; once it is gone, this one is taken as
+    that folder moved.
     """
     name = (source if source is not None else root.resolve().name).strip()
     if not name:
@@ -90,6 +94,16 @@ def import_source_name(root: Path, source: str | None = None) -> str:
         raise ImportSourceInvalid(
             f"The source name {value_echoed(name)!r} must be printable and at most {SOURCE_MAX_CHARS} characters."
         )
+    folder = str(root.resolve())
+    recorded = ImportSource.objects.filter(name=name).first()
+    if source is None and recorded is not None and recorded.folder != folder and Path(recorded.folder).is_dir():
+        raise ImportSourceInvalid(
+            f"Items of source {name!r} were imported from {recorded.folder}, which is still there, and this "
+            f"folder is {folder}: give this one a name of its own with --source NAME (another supplier), or "
+            f"--source {name!r} to import it as that source."
+        )
+    if not dry_run:
+        ImportSource.objects.update_or_create(name=name, defaults={"folder": folder})
     return name
 
 
@@ -109,7 +123,7 @@ def catalog_import(
     whose items were deleted in the admin, unless `restore_deleted`. A dry run counts exactly what a
     real run would do and writes nothing.
     """
-    source = import_source_name(root, source)
+    source = import_source_name(root, source, dry_run=dry_run)
     every_file = import_files_list(root)
     files = every_file[:limit]
     details = import_details_read(csv_path)

@@ -13,10 +13,11 @@ from catalog.models import DeletedImport, Item
 pytestmark = pytest.mark.django_db
 
 
-def supplier_folder(demo_subset: Path, name: str, *, per_type: int = 1) -> Path:
-    """A copy of `per_type` demo photos of each type, under a folder called `name`: the same relative
-    paths as every other such folder, but other photos (the demo subset's second of each type)."""
-    root = demo_subset.parent / name
+def supplier_folder(demo_subset: Path, name: str, *, under: Path | None = None, per_type: int = 1) -> Path:
+    """A copy of `per_type` demo photos of each type, in a folder called `name` (beside the demo subset,
+    or `under`): the same relative paths as every other such folder, but other photos (the demo subset's
+    second of each type)."""
+    root = (under or demo_subset.parent) / name
     for folder in sorted(demo_subset.iterdir()):
         for photo in sorted(folder.glob("*.jpg"))[-per_type:]:
             (root / folder.name).mkdir(parents=True, exist_ok=True)
@@ -119,3 +120,30 @@ def test_the_same_image_under_a_second_name_beside_the_first_is_a_second_item(de
     out, _ = run_import(str(demo_subset))
 
     assert "1 created" in out and "follow their file" not in out
+
+
+def test_a_second_folder_of_the_same_name_is_refused_until_given_a_source_of_its_own(demo_subset, run_import):
+    # given two suppliers' folders, both called "photos", the first imported
+    acme = supplier_folder(demo_subset, "photos", under=demo_subset.parent / "acme")
+    globex = supplier_folder(demo_subset, "photos", under=demo_subset.parent / "globex")
+    run_import(str(acme))
+
+    # when the second is imported without a source, it is refused, naming both folders
+    with pytest.raises(CommandError, match="Items of source 'photos' were imported from .*acme/photos, which is still"):
+        run_import(str(globex))
+    assert Item.objects.count() == 10
+
+    # and with a source of its own, it makes its own items
+    out, _ = run_import(str(globex), "--source", "globex")
+    assert "10 created" in out and Item.objects.count() == 20
+
+
+def test_a_folder_whose_recorded_namesake_is_gone_is_taken_as_it_moved(demo_subset, run_import):
+    run_import(str(demo_subset))
+    moved = demo_subset.parent / "elsewhere" / demo_subset.name
+    moved.parent.mkdir()
+    demo_subset.rename(moved)
+
+    out, _ = run_import(str(moved))
+
+    assert "0 created, 0 updated, 20 unchanged" in out

@@ -15,6 +15,7 @@ from fashion_search.commands import DatabaseCommand
 from recognition.versions import versions_register_builtin
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
+DEMO_SOURCE = "demo"
 
 
 class Command(DatabaseCommand):
@@ -51,7 +52,8 @@ class Command(DatabaseCommand):
         if registered:
             self.stdout.write(f"registered {registered} shipped recognizers")
         call_command(
-            "import_catalog", str(DEMO_DIR), csv=DEMO_DIR / "items.csv",
+            # Named, so that the demo stays one source wherever the checkout is moved.
+            "import_catalog", str(DEMO_DIR), csv=DEMO_DIR / "items.csv", source=DEMO_SOURCE,
             verbosity=options["verbosity"], stdout=self.stdout, stderr=self.stderr,
         )
         # No address: the port is the server's to choose (`make run PORT=...` prints it).
