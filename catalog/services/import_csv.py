@@ -9,6 +9,8 @@ skips its file.
 from __future__ import annotations
 
 import csv
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from recognition.images import IMAGE_SUFFIXES
 
 DETAIL_COLUMNS = ("name", "brand", "price", "currency", "shop_url", "description")
 _NO_NULL_CHARACTERS = ProhibitNullCharactersValidator()
+_DECIMAL_COMMA = re.compile(r"\d+,\d{1,2}")
 
 
 @dataclass(frozen=True)
@@ -45,25 +48,35 @@ def import_details_read(csv_path: Path | None) -> dict[str, ItemDetails]:
         raise ImportSourceInvalid(f"{csv_path} is a folder, not a CSV file.")
     if not csv_path.is_file():
         raise ImportSourceInvalid(f"CSV file {csv_path} does not exist.")
-    reader = None
     try:
-        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-            # strict: a quote opened and never closed ran to the end of the file, every row after it
-            # read as one cell's text, without a word.
-            reader = csv.DictReader(handle, delimiter=_delimiter(handle.readline()), strict=True)
-            handle.seek(0)
-            return _details_parse(csv_path, reader)
+        text = csv_path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportSourceInvalid(
             f"{csv_path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
             "save it as UTF-8 (in Excel: CSV UTF-8)."
         ) from None
+    delimiter = _delimiter(text.split("\n", 1)[0])
+    if line := _quote_open_to_the_end(text, delimiter):
+        # Read on, every row after it was one cell's text, without a word.
+        raise ImportSourceInvalid(f"{csv_path} line {line} opens a quote that is never closed; close it.")
+    try:
+        return _details_parse(csv_path, csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
-        line = reader.reader.line_num if reader is not None else 0  # the DictReader's own stops at its last row
-        where = f" at line {line}" if line else ""
-        raise ImportSourceInvalid(
-            f"{csv_path} is not a readable CSV file{where}: {exc} (a quote opened and not closed?)."
-        ) from None
+        raise ImportSourceInvalid(f"{csv_path} is not a readable CSV file: {exc}.") from None
+
+
+def _quote_open_to_the_end(text: str, delimiter: str) -> int | None:
+    """The line of a quote the file never closes, or None. Read strictly only for this: a stray quote
+    inside a cell ('"Levi's" 501') reads as the lenient reader always read it."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    last_row_end = 0
+    try:
+        for _ in reader:
+            last_row_end = reader.line_num
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            return last_row_end + 1  # the row that opened the quote began after the last whole one
+    return None
 
 
 def _delimiter(header: str) -> str:
@@ -104,7 +117,7 @@ def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDeta
                 f"{where} has a value in a column without a name ({value_echoed(row[''].strip())!r}); "
                 "name the column or empty it."
             )
-        _refuse_rows_in_a_cell(row, where=where)
+        _refuse_rows_in_a_cell(row, where=where, delimiter=reader.reader.dialect.delimiter)
         name = row["file"].strip()
         if not any((cell or "").strip() for cell in row.values()):
             continue  # an empty row, as spreadsheets write them (",,,,")
@@ -113,30 +126,37 @@ def _details_parse(csv_path: Path, reader: csv.DictReader) -> dict[str, ItemDeta
         if name in lines:
             raise ImportSourceInvalid(f"{where} names {value_echoed(name)!r} again (first on line {lines[name]}).")
         lines[name] = reader.line_num
-        details[name] = _details_clean(row, where=where)
+        details[name] = _details_clean(row, where=where, decimal_comma=reader.reader.dialect.delimiter != ",")
     return details
 
 
-def _refuse_rows_in_a_cell(row: dict[str, str], *, where: str) -> None:
+def _refuse_rows_in_a_cell(row: dict[str, str], *, where: str, delimiter: str) -> None:
     """Refuse a cell of several lines that holds what look like rows ("dress/2.jpg,..."): a quote left
-    open until a later one, which read every row in between as that cell's text."""
+    open until a later one, which read every row in between as that cell's text. A line of a
+    description that only ends in a file name ("see sizes.png") has no separator after a path."""
     for column, cell in row.items():
         for line in (cell or "").splitlines()[1:]:
-            first = line.split(",")[0].split(";")[0].split("\t")[0].strip().lower()
-            if first.endswith(IMAGE_SUFFIXES):
+            first, separated, _ = line.partition(delimiter)
+            if separated and first.strip().lower().endswith(IMAGE_SUFFIXES):
                 raise ImportSourceInvalid(
                     f"{where}: its {column} runs over several lines and takes in what looks like a row "
                     f"({value_echoed(line.strip())!r}); close the quote that opens it."
                 )
 
 
-def _details_clean(row: dict[str, str], *, where: str) -> ItemDetails:
-    """Validate a row's non-empty detail cells with the Item fields' own validation."""
+def _details_clean(row: dict[str, str], *, where: str, decimal_comma: bool = False) -> ItemDetails:
+    """Validate a row's non-empty detail cells with the Item fields' own validation.
+
+    With `decimal_comma` (a CSV separated by semicolons or tabs, as spreadsheets of the locales that
+    write 12,50 save it), a price's decimal comma reads as a point.
+    """
     values: dict[str, object] = {}
     for column in DETAIL_COLUMNS:
         raw = (row.get(column) or "").strip()
         if not raw:
             continue
+        if column == "price" and decimal_comma and _DECIMAL_COMMA.fullmatch(raw):
+            raw = raw.replace(",", ".")
         try:
             values[column] = _detail_clean(column, raw)
         except ValidationError as exc:

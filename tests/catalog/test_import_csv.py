@@ -100,7 +100,7 @@ def test_excel_csv_utf8_with_a_byte_order_mark_just_works(demo_subset, tmp_path,
         (b"file,name,name,price\n{relative},Coat,Jacket,10\n", "names the column 'name' twice in its header"),
         (
             b'file,name,description\n{relative},Coat,"Warm\nhat/new.jpg,Cap,ok\n',
-            "not a readable CSV file at line 3: unexpected end of data \\(a quote opened and not closed\\?\\)",
+            "line 2 opens a quote that is never closed; close it",
         ),
         (
             b'file,name,description\n{relative},Coat,"Warm\nhat/new.jpg,Cap,ok"\n',
@@ -193,3 +193,33 @@ def test_a_csv_separated_as_spreadsheets_of_other_locales_write_it_is_read(
 
     item = Item.objects.get(import_key=relative)
     assert (item.name, str(item.price)) == ("Coat", "49.90")
+
+
+def test_a_stray_quote_inside_a_cell_reads_as_it_always_did(demo_subset, tmp_path, run_import):
+    relative = first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f'file,name,description\n{relative},"Levi\'s" 501 jeans,Straw hat.\n')
+
+    run_import(str(demo_subset), "--csv", str(csv_path))
+
+    assert Item.objects.get(import_key=relative).name == "Levi's 501 jeans"
+
+
+def test_a_description_line_that_ends_in_a_file_name_is_no_row(demo_subset, tmp_path, run_import):
+    relative = first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f'file,name,description\n{relative},Hat,"Straw hat.\nSee the size chart sizes.png"\n')
+
+    run_import(str(demo_subset), "--csv", str(csv_path))
+
+    assert Item.objects.get(import_key=relative).description.endswith("sizes.png")
+
+
+def test_a_semicolon_csv_reads_its_decimal_comma_prices(demo_subset, tmp_path, run_import):
+    relative = first_relative(demo_subset)
+    csv_path = tmp_path / "items.csv"
+    csv_path.write_text(f"file;name;price\n{relative};Coat;12,50\n")
+
+    run_import(str(demo_subset), "--csv", str(csv_path))
+
+    assert str(Item.objects.get(import_key=relative).price) == "12.50"
