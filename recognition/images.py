@@ -66,6 +66,12 @@ MAX_TRAILING_BYTES = 4 * 1024
 _VIDEO_SIGNATURE = b"ftyp"
 _VIDEO_SIGNATURE_REACH = 64  # where `ftyp` lies in other layouts (Samsung's marker comes before it)
 _VIDEO_MAX_BOXES = 64
+# Major brands of the MP4 (and QuickTime) files cameras write, and the top-level boxes such a file holds.
+_VIDEO_BRANDS = frozenset(
+    {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"qt  ", b"M4V ", b"mmp4", b"3gp4",
+     b"3gp5", b"3gp6", b"3g2a"}
+)
+_VIDEO_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"meta", b"udta", b"pnot"})
 # Pictures in one JPEG file: an MPO holds 2 (Ultra HDR gain map, stereo pair) to a handful.
 MAX_PICTURES = 16
 # Content that a browser, an archive tool or a PDF reader would act on, matched case-insensitively. Each
@@ -245,26 +251,26 @@ def refuse_polyglot(data: bytes, fmt: str) -> None:
 
 
 def _is_video(data: bytes) -> bool:
-    """Whether `data` is an ISO-BMFF (MP4) file: boxes back to back, `ftyp` first, ending at its end."""
-    if data[4:8] != _VIDEO_SIGNATURE:
+    """Whether `data` is an MP4 video: a known video brand, top-level boxes of the kinds a video holds,
+    back to back with explicit sizes to its last byte, a `moov` and an `mdat` among them."""
+    if data[4:8] != _VIDEO_SIGNATURE or data[8:12] not in _VIDEO_BRANDS:
         return False
-    at = 0
+    at, kinds = 0, set()
     for _ in range(_VIDEO_MAX_BOXES):
         if at == len(data):
-            return True
+            return {b"moov", b"mdat"} <= kinds
         if len(data) - at < 8:
             return False
-        size, header = int.from_bytes(data[at : at + 4], "big"), 8
+        size, kind, header = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8], 8
         if size == 1:  # a 64-bit size follows the type
             if len(data) - at < 16:
                 return False
             size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
-        elif size == 0:  # the box runs to the end of the file
-            size = len(data) - at
-        if size < header or at + size > len(data):
-            return False
+        if kind not in _VIDEO_BOXES or size < header or at + size > len(data):
+            return False  # a size of 0 ("to the end of the file") would let any bytes follow unexamined
+        kinds.add(kind)
         at += size
-    return at == len(data)
+    return False
 
 
 # How far JPEG scaling may go towards the model's input: to 1.5x it, no closer. Pillow's draft mode

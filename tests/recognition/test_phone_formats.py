@@ -47,8 +47,24 @@ def test_a_motion_photo_in_another_layout_is_refused_saying_so():
 
 def test_a_video_does_not_excuse_an_archive_hidden_in_it():
     archive = b"PK\x03\x04\x14\x00" + b"\x00" * 40
-    video = box(b"ftyp", b"mp42\x00\x00\x00\x00isom") + box(b"mdat", b"\x00" * 5000 + archive)
+    video = mp4_video(media_bytes=0)[:-8] + box(b"mdat", b"\x00" * 5000 + archive)
     with pytest.raises(InvalidImage, match="hides other content"):
+        decode_image(encoded("JPEG", photo()) + video, **CAPS)
+
+
+@pytest.mark.parametrize(
+    "video",
+    [
+        # a box that runs "to the end of the file" would let any bytes follow unexamined
+        box(b"ftyp", b"mp42\x00\x00\x00\x00isom") + box(b"moov", b"") + b"\x00\x00\x00\x00mdat" + b"\x01" * 9000,
+        box(b"ftyp", b"zzzz\x00\x00\x00\x00") + box(b"moov", b"") + box(b"mdat", b"\x01" * 9000),
+        box(b"ftyp", b"mp42\x00\x00\x00\x00") + box(b"mdat", b"\x01" * 9000),
+        box(b"ftyp", b"mp42\x00\x00\x00\x00") + box(b"moov", b"") + box(b"MZ\x90\x00", b"\x01" * 9000),
+    ],
+    ids=["box to the end of the file", "brand of no video", "no moov", "box of no video"],
+)
+def test_bytes_dressed_as_a_video_are_refused(video):
+    with pytest.raises(InvalidImage, match="motion photo"):
         decode_image(encoded("JPEG", photo()) + video, **CAPS)
 
 
