@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from django.conf import settings
@@ -214,11 +215,11 @@ def index_rebuild(*, progress: Callable[[int], None] | None = None) -> LayeredIn
     stamps: list[int] = []
     vectors: list[np.ndarray] = []
     rows = queryset.values_list("pk", "embedding", "tagged_at").iterator(chunk_size=REBUILD_BATCH_PHOTOS)
-    damaged: list[int] = []
+    damaged: list[tuple[int, datetime | None]] = []
     for photo_id, blob, tagged_at in rows:
         vector = embedding_from_blob(blob)
         if vector is None:
-            damaged.append(photo_id)
+            damaged.append((photo_id, tagged_at))
         else:
             ids.append(photo_id)
             stamps.append(photo_index_stamp(tagged_at))
@@ -396,7 +397,7 @@ def _index_reconcile(index: LayeredIndex) -> IndexRepair:
             embedding__isnull=False,
         ).values_list("pk", "embedding", "tagged_at")
         read = [(pk, embedding_from_blob(blob), tagged_at) for pk, blob, tagged_at in rows]
-        photos_fail_damaged_embeddings([pk for pk, vector, _ in read if vector is None])
+        photos_fail_damaged_embeddings([(pk, tagged_at) for pk, vector, tagged_at in read if vector is None])
         read = [row for row in read if row[1] is not None]
         if read:
             index.add(  # an upsert: an out-of-date vector is tombstoned, as a deleted one is

@@ -8,6 +8,11 @@ failed photos" tags it again, and the index is built from the others meanwhile.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from functools import reduce
+from operator import or_
+
+from django.db.models import Q
 
 from catalog.models import Photo
 from recognition.services import EMBEDDING_DIM
@@ -19,11 +24,15 @@ DAMAGED_EMBEDDING_REASON = (
 )
 
 
-def photos_fail_damaged_embeddings(photo_ids: list[int]) -> None:
-    """Fail the tagged photos whose stored embedding cannot be read, so they leave the tagged set."""
-    if not photo_ids:
+def photos_fail_damaged_embeddings(photos: list[tuple[int, datetime | None]]) -> None:
+    """Fail the tagged photos whose stored embedding cannot be read, so they leave the tagged set.
+
+    `photos` are (id, tagged_at) as read with the embedding: a photo tagged again since keeps its new one.
+    """
+    if not photos:
         return
-    logger.error("%d photo(s) have a damaged stored embedding and are failed: %s", len(photo_ids), photo_ids[:20])
-    Photo.objects.filter(pk__in=photo_ids, status=Photo.Status.TAGGED).update(
+    logger.error("%d photo(s) have a damaged stored embedding and are failed: %s", len(photos), photos[:20])
+    as_read = reduce(or_, (Q(pk=photo_id, tagged_at=tagged_at) for photo_id, tagged_at in photos))
+    Photo.objects.filter(as_read, status=Photo.Status.TAGGED).update(
         status=Photo.Status.FAILED, failure_reason=DAMAGED_EMBEDDING_REASON
     )

@@ -96,3 +96,20 @@ def test_a_sync_that_finds_the_published_file_damaged_has_the_index_rebuilt(sett
     # the next sync works; before, nothing rebuilt it until a worker restarted
     assert indexed_ids() == {first.pk, later.pk}
     assert index_sync()
+
+
+def test_a_photo_tagged_again_since_its_damaged_embedding_was_read_is_not_failed():
+    from django.utils import timezone
+
+    from catalog.services.stored_embeddings import photos_fail_damaged_embeddings
+
+    photo = photo_with_embedding(Item.objects.create(name="Coat"), DAMAGED["cut short"])
+    read_at = photo.tagged_at
+    Photo.objects.filter(pk=photo.pk).update(  # a worker re-tags it meanwhile
+        embedding=unit(RNG.standard_normal(EMBEDDING_DIM)).tobytes(), tagged_at=timezone.now()
+    )
+
+    photos_fail_damaged_embeddings([(photo.pk, read_at)])
+
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.TAGGED
