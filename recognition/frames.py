@@ -20,15 +20,19 @@ FRAME_UNIFORM_SHARE = 0.97  # of the outermost ring of pixels that must be the f
 CONTENT_LINE_SHARE = 0.02  # a row or column with more content than this is inside the picture
 EDGE_CONTENT_SHARE = 0.6  # of each edge of the picture that must differ from the frame: a rectangle's
 MIN_FRAME_SHARE = 0.04  # frames thinner than this share of the side (on every side) are left alone
+MIN_PICTURE_SIDE = 32  # pixels: a smaller picture is left in its frame (the upload's own least side)
 EDGE_BAND = 2  # pixels, on the analysis copy, dropped inside the picture's edge (resampling blur)
 OUTER_LINE_SAMPLES = 128  # pixels of each outer line the first look reads (every photo gets that look)
 EDGE_TEXTURE_STD = 3.0  # least spread of the values along a photo's edge; a flat shape's is about 0-1 (JPEG noise)
 
 
 def frame_removed(image: Image.Image) -> Image.Image:
-    """`image` without a plain frame around a rectangular picture, or `image` itself."""
+    """`image` without a plain frame around a rectangular picture, or `image` itself (also when the
+    picture is under MIN_PICTURE_SIDE: a thumbnail on a page is no photo to read)."""
     box = picture_box(image)
-    return image if box is None else image.crop(box)
+    if box is None or min(box[2] - box[0], box[3] - box[1]) < MIN_PICTURE_SIDE:
+        return image
+    return image.crop(box)
 
 
 def picture_box(image: Image.Image) -> tuple[int, int, int, int] | None:
@@ -38,9 +42,10 @@ def picture_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     """
     if min(image.size) < 16 or _frame_colour(_outer_lines(image)) is None:  # most photos: a few lines read
         return None
-    small = image.copy()
-    small.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE))
-    pixels = np.asarray(small.convert("RGB"), dtype=np.int16)
+    scale = min(1.0, ANALYSIS_SIDE / max(image.size))  # resized straight, not copied whole first
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    pixels = np.asarray(rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0), dtype=np.int16)  # as thumbnail()
     height, width, _ = pixels.shape
     sides = {"top": pixels[0], "bottom": pixels[-1], "left": pixels[:, 0], "right": pixels[:, -1]}
     colour = _frame_colour(list(sides.values()))
@@ -97,9 +102,9 @@ def _is_plain(line: NDArray[np.int16], colour: NDArray[np.float64]) -> bool:
 def _is_photo_rectangle(content: NDArray[np.bool_], pixels: NDArray[np.int16], framed: set[str]) -> bool:
     """Whether the picture's content reaches along each framed edge, as a photo's does, and varies there
     as a scene does: a flat-coloured shape on a plain ground (a product cut out on white) is no photo."""
-    if min(content.shape) <= 4 * EDGE_BAND:
-        return False
     outer, inner = EDGE_BAND, 3 * EDGE_BAND  # the texture is read past the edge's resampling blur
+    if min(content.shape) <= 2 * inner + 2:  # too small to have an edge and an inside
+        return False
     bands = {
         "top": ((slice(None, outer), slice(None)), (slice(outer, inner), slice(inner, -inner))),
         "bottom": ((slice(-outer, None), slice(None)), (slice(-inner, -outer), slice(inner, -inner))),

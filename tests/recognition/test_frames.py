@@ -65,3 +65,10 @@ def test_a_flat_coloured_rectangle_on_white_is_a_product_shot_not_a_framed_photo
     # nor once JPEG has added its noise
     assert picture_box(decode_image(encoded("JPEG", product, quality=75), **CAPS)) is None
     assert decode_image(encoded("JPEG", product, quality=75), **CAPS).size == (400, 500)
+
+
+def test_a_picture_smaller_than_an_upload_may_be_stays_in_its_frame():
+    # a 20 px picture on a white page: cut out, it would be smaller than any upload is allowed to be
+    page = ImageOps.expand(photo(20, 20), border=200, fill="white")
+
+    assert frame_removed(page).size == page.size
