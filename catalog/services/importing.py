@@ -36,6 +36,7 @@ from catalog.services.best_tags import tags_best_mark
 from catalog.services.import_csv import ItemDetails, import_details_read
 from catalog.services.import_folder import import_files_list, import_files_passed_over, name_printable
 from catalog.services.items import photos_queue_tagging
+from catalog.services.tagging import photo_tag_set_by_hand
 from fashion_search.echo import value_echoed
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import decode_image
@@ -266,11 +267,12 @@ def _item_move(item: Item, *, key: ImportKey) -> None:
         Item.objects.filter(pk=item.pk).update(import_source=key.source, import_key=key.relative)
         item.import_source, item.import_key = key.source, key.relative
         if new_folder != old_folder and new_folder in TYPE.labels:
-            photo_ids = list(item.photos.values_list("pk", flat=True))
-            Tag.objects.filter(
-                photo_id__in=photo_ids, attribute="type", source=Tag.Source.HAND, value=old_folder
-            ).update(value=new_folder)
-            tags_best_mark(photo_ids=photo_ids)
+            for photo in item.photos.all():
+                hand_set = photo.tags.filter(attribute="type", source=Tag.Source.HAND).first()
+                # None: from a folder that named no type. Another value than the old folder's: the merchant's.
+                if hand_set is None or hand_set.value == old_folder:
+                    photo.tags.filter(attribute="type", source=Tag.Source.HAND).delete()
+                    photo_tag_set_by_hand(photo=photo, attribute="type", value=new_folder)
 
 
 def _photo_replace(item: Item, *, path: Path, digest: str) -> None:

@@ -147,3 +147,21 @@ def test_a_folder_whose_recorded_namesake_is_gone_is_taken_as_it_moved(demo_subs
     out, _ = run_import(str(moved))
 
     assert "0 created, 0 updated, 20 unchanged" in out
+
+
+def test_a_file_moved_from_a_folder_that_names_no_type_into_a_type_folder_takes_that_type(demo_subset, run_import):
+    # given a photo imported from a folder that names no type, so its type is the model's
+    hat = next(demo_subset.glob("hat/*.jpg"))
+    (demo_subset / "misc").mkdir()
+    hat.rename(demo_subset / "misc" / hat.name)
+    run_import(str(demo_subset))
+    item = Item.objects.get(import_key=f"misc/{hat.name}")
+    assert not item.photos.get().tags.filter(attribute="type", source="hand").exists()
+
+    # when it is moved into the shoes folder
+    (demo_subset / "misc" / hat.name).rename(demo_subset / "shoes" / hat.name)
+    run_import(str(demo_subset))
+
+    # then it is set by hand to shoes, in place of the model's type
+    types = list(item.photos.get().tags.filter(attribute="type").values_list("value", "source"))
+    assert types == [("shoes", "hand")]
