@@ -18,7 +18,7 @@ from ninja.files import UploadedFile
 
 from catalog.api_parameters import UPLOAD_FIELD, parameters_unexpected
 from catalog.api_schema_complete import schema_completed
-from catalog.api_schemas import ErrorOut, ResultOut, WholeNumber
+from catalog.api_schemas import INVALID_IMAGE, ErrorOut, ResultOut, WholeNumber, upload_error_docs
 from catalog.presenters import hit_as_dict
 from catalog.services.search import MAX_RESULTS, search_by_image
 from catalog.shopper_uploads import shopper_photo_keep
@@ -92,29 +92,6 @@ class SearchParams(Schema):
 
 
 ERRORS = {400: ErrorOut, 413: ErrorOut, 429: ErrorOut, 503: ErrorOut}
-_INVALID_IMAGE = "`invalid_image`: the file is not a JPEG, PNG, WebP or GIF photo"
-
-
-def _error_docs(bad_request: str) -> dict:
-    """OpenAPI text saying when each error answer is given; `bad_request` lists the operation's 400 cases."""
-    return {
-        "responses": {
-            400: {"description": bad_request},
-            413: {
-                "description": "`image_too_large`: the file is over MAX_UPLOAD_BYTES or the photo over MAX_IMAGE_PIXELS"
-            },
-            429: {
-                "description": "`rate_limited`: this client sent too many requests; try again after Retry-After",
-                "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
-            },
-            503: {
-                "description": "`model_not_ready`: a recognizer or the backbone is not loaded yet; "
-                "`index_unreadable`: the search index cannot be read until it is rebuilt; try again later"
-            },
-        }
-    }
-
-
 _STATUS_BY_ERROR = {ImageTooLarge: 413}
 # A model still loading is ready in seconds, an index being rebuilt in minutes: a client that waits this
 # long between tries does not hammer a server that is busy getting ready.
@@ -226,8 +203,8 @@ api.add_decorator(parameters_checked, mode="operation")
     "/recognize",
     response={200: RecognizeOut, **ERRORS},
     summary="Recognise a garment photo",
-    openapi_extra=_error_docs(
-        f"{_INVALID_IMAGE}; `unknown_recognizer`: `model` names no live recognizer; "
+    openapi_extra=upload_error_docs(
+        f"{INVALID_IMAGE}; `unknown_recognizer`: `model` names no live recognizer; "
         "`invalid_request`: the `image` part is missing, or a query parameter is unknown or repeated"
     ),
 )
@@ -251,8 +228,8 @@ def recognize(request: HttpRequest, image: File[UploadedFile], params: Query[Rec
     "/search",
     response={200: SearchOut, **ERRORS},
     summary="Find catalog items similar to a photo",
-    openapi_extra=_error_docs(
-        f"{_INVALID_IMAGE}; `invalid_request`: the `image` part is missing, `limit` is out of range, "
+    openapi_extra=upload_error_docs(
+        f"{INVALID_IMAGE}; `invalid_request`: the `image` part is missing, `limit` is out of range, "
         "or a query parameter is unknown (`color` for `colour`, say) or repeated"
     ),
 )

@@ -11,7 +11,7 @@ from ninja import Field, File, Query, Router, Schema
 from ninja.files import UploadedFile
 from pydantic import field_validator
 
-from catalog.api_schemas import ErrorOut, ItemFieldsOut, ResultOut, WholeNumber
+from catalog.api_schemas import INVALID_IMAGE, ErrorOut, ItemFieldsOut, ResultOut, WholeNumber, upload_error_docs
 from catalog.models import Item
 from catalog.presenters import hit_as_dict, item_as_dict, look_as_dict
 from catalog.services.coordination import item_tags, look_suggest
@@ -117,6 +117,7 @@ def item_look(request: HttpRequest, item_id: WholeNumber):
     "/look",
     response={200: LookOut, 400: ErrorOut, 413: ErrorOut, 429: ErrorOut, 503: ErrorOut},
     summary="Complete the look of a photo",
+    openapi_extra=upload_error_docs(f"{INVALID_IMAGE}; `invalid_request`: the `image` part is missing"),
 )
 def photo_look(request: HttpRequest, image: File[UploadedFile]):
     """Items of complementary types that go with the garment in the photo."""

@@ -48,3 +48,26 @@ class ResultOut(ItemFieldsOut):
     visual: float
     why: str
     tags: dict[str, str]
+
+
+INVALID_IMAGE = "`invalid_image`: the file is not a JPEG, PNG, WebP or GIF photo"
+
+
+def upload_error_docs(bad_request: str) -> dict:
+    """OpenAPI text saying when each error answer is given; `bad_request` lists the operation's 400 cases."""
+    return {
+        "responses": {
+            400: {"description": bad_request},
+            413: {
+                "description": "`image_too_large`: the file is over MAX_UPLOAD_BYTES or the photo over MAX_IMAGE_PIXELS"
+            },
+            429: {
+                "description": "`rate_limited`: this client sent too many requests; try again after Retry-After",
+                "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+            },
+            503: {
+                "description": "`model_not_ready`: a recognizer or the backbone is not loaded yet; "
+                "`index_unreadable`: the search index cannot be read until it is rebuilt; try again later"
+            },
+        }
+    }

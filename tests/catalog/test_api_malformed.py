@@ -157,3 +157,9 @@ def test_the_schema_documents_for_every_operation_its_405_and_when_to_retry(clie
             assert all(answer["description"] not in ("Bad Request", "Not Found") for answer in responses.values())
     look_item = schema["components"]["schemas"]["LookItemOut"]["properties"]
     assert "brand" in look_item
+
+
+def test_the_schema_says_when_a_photo_sent_for_a_look_is_refused(client):
+    look = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/look"]["post"]["responses"]
+    assert "invalid_image" in look["400"]["description"]
+    assert "image_too_large" in look["413"]["description"]
