@@ -1,4 +1,4 @@
-"""Catalog fixtures: rate limits off unless a test turns them on (test_abuse.py), an import_catalog runner."""
+"""Catalog fixtures: rate limits off unless a test turns them on (test_abuse.py), import_catalog runners."""
 
 from __future__ import annotations
 
@@ -23,5 +23,21 @@ def run_import(committed):
         with committed():
             call_command("import_catalog", *args, stdout=out, stderr=err)
         return out.getvalue(), err.getvalue()
+
+    return run
+
+
+@pytest.fixture
+def item_imported_with_csv(demo_subset, tmp_path, run_import):
+    """Import the demo subset with a CSV whose text has `{file}` for its first image; that image's item."""
+    from catalog.models import Item
+    from tests.catalog.import_helpers import first_relative
+
+    def run(text: str) -> Item:
+        relative = first_relative(demo_subset)
+        csv_path = tmp_path / "items.csv"
+        csv_path.write_text(text.replace("{file}", relative))
+        run_import(str(demo_subset), "--csv", str(csv_path))
+        return Item.objects.get(import_key=relative)
 
     return run

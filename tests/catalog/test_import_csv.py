@@ -63,14 +63,8 @@ def test_a_bad_csv_value_for_a_new_file_creates_nothing_for_it(demo_subset, tmp_
     assert not Item.objects.filter(import_key=relative).exists()
 
 
-def test_currency_is_stored_in_capitals(demo_subset, tmp_path, run_import):
-    relative = first_relative(demo_subset)
-    csv_path = tmp_path / "items.csv"
-    csv_path.write_text(f"file,currency\n{relative},usd\n")
-
-    run_import(str(demo_subset), "--csv", str(csv_path))
-
-    assert Item.objects.get(import_key=relative).currency == "USD"
+def test_currency_is_stored_in_capitals(item_imported_with_csv):
+    assert item_imported_with_csv("file,currency\n{file},usd\n").currency == "USD"
 
 
 def test_excel_csv_utf8_with_a_byte_order_mark_just_works(demo_subset, tmp_path, run_import):
@@ -182,44 +176,20 @@ def test_a_column_the_import_does_not_know_is_refused_before_anything_is_written
 
 
 @pytest.mark.parametrize("delimiter", [";", "\t"], ids=["semicolons", "tabs"])
-def test_a_csv_separated_as_spreadsheets_of_other_locales_write_it_is_read(
-    demo_subset, tmp_path, run_import, delimiter
-):
-    relative = first_relative(demo_subset)
-    csv_path = tmp_path / "items.csv"
-    csv_path.write_text(delimiter.join(["file", "name", "price"]) + "\n" + delimiter.join([relative, "Coat", "49.90"]))
-
-    run_import(str(demo_subset), "--csv", str(csv_path))
-
-    item = Item.objects.get(import_key=relative)
+def test_a_csv_separated_as_spreadsheets_of_other_locales_write_it_is_read(item_imported_with_csv, delimiter):
+    item = item_imported_with_csv(f"file{delimiter}name{delimiter}price\n{{file}}{delimiter}Coat{delimiter}49.90\n")
     assert (item.name, str(item.price)) == ("Coat", "49.90")
 
 
-def test_a_stray_quote_inside_a_cell_reads_as_it_always_did(demo_subset, tmp_path, run_import):
-    relative = first_relative(demo_subset)
-    csv_path = tmp_path / "items.csv"
-    csv_path.write_text(f'file,name,description\n{relative},"Levi\'s" 501 jeans,Straw hat.\n')
-
-    run_import(str(demo_subset), "--csv", str(csv_path))
-
-    assert Item.objects.get(import_key=relative).name == "Levi's 501 jeans"
+def test_a_stray_quote_inside_a_cell_reads_as_it_always_did(item_imported_with_csv):
+    item = item_imported_with_csv('file,name,description\n{file},"Levi\'s" 501 jeans,Straw hat.\n')
+    assert item.name == "Levi's 501 jeans"
 
 
-def test_a_description_line_that_ends_in_a_file_name_is_no_row(demo_subset, tmp_path, run_import):
-    relative = first_relative(demo_subset)
-    csv_path = tmp_path / "items.csv"
-    csv_path.write_text(f'file,name,description\n{relative},Hat,"Straw hat.\nSee the size chart sizes.png"\n')
-
-    run_import(str(demo_subset), "--csv", str(csv_path))
-
-    assert Item.objects.get(import_key=relative).description.endswith("sizes.png")
+def test_a_description_line_that_ends_in_a_file_name_is_no_row(item_imported_with_csv):
+    item = item_imported_with_csv('file,name,description\n{file},Hat,"Straw hat.\nSee the size chart sizes.png"\n')
+    assert item.description.endswith("sizes.png")
 
 
-def test_a_semicolon_csv_reads_its_decimal_comma_prices(demo_subset, tmp_path, run_import):
-    relative = first_relative(demo_subset)
-    csv_path = tmp_path / "items.csv"
-    csv_path.write_text(f"file;name;price\n{relative};Coat;12,50\n")
-
-    run_import(str(demo_subset), "--csv", str(csv_path))
-
-    assert str(Item.objects.get(import_key=relative).price) == "12.50"
+def test_a_semicolon_csv_reads_its_decimal_comma_prices(item_imported_with_csv):
+    assert str(item_imported_with_csv("file;name;price\n{file};Coat;12,50\n").price) == "12.50"
