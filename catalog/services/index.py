@@ -295,6 +295,7 @@ class IndexRepair:
     rebuilt: bool = False
     replaced: int = 0
     rebuilding_elsewhere: bool = False  # another process was rebuilding it; nothing done here
+    syncing_elsewhere: bool = False  # another process was syncing (or compacting) it; its next round does this
 
     @property
     def changed(self) -> bool:
@@ -312,6 +313,7 @@ def index_repair() -> IndexRepair:
     Publishes nothing when the index already matches, so it is cheap to call on every process
     start. Safe beside running workers: the database is read under the index's writer lock, so a
     photo tagged or deleted meanwhile is either seen here or written by its own task afterwards.
+    While another process syncs or compacts, it returns at once, leaving that process to reconcile.
 
     Checks and edits through a store of its own, so the caller keeps no copy of the index in memory
     (a rebuild publishes through the process's store, like any rebuild).
@@ -323,10 +325,21 @@ def index_repair() -> IndexRepair:
             return _index_rebuild_once(store, f"index {published.version} has vectors without stamps")
         if _index_matches(published):
             return IndexRepair()
-        with store.editing() as index:
-            repair = _index_reconcile(index)
+        # Through the coalesced sync: while another process holds it (a compaction takes minutes at a
+        # million photos), waiting on its lock kept a starting worker from taking any task; its next
+        # round reconciles this request instead.
+        rounds: list[IndexRepair] = []
+        ran, _ = _index_sync_with(lambda index: rounds.append(_index_reconcile(index)), store=store)
     except IndexUnreadable as exc:
         return _index_rebuild_once(store, exc.message)
+    if not ran:
+        logger.info("index out of step; the process syncing it now brings it in step when done")
+        return IndexRepair(syncing_elsewhere=True)
+    repair = IndexRepair(
+        added=sum(r.added for r in rounds),
+        removed=sum(r.removed for r in rounds),
+        replaced=sum(r.replaced for r in rounds),
+    )
     logger.warning(
         "repaired index: %d photos added, %d out-of-date vectors replaced, %d removed",
         repair.added, repair.replaced, repair.removed,
@@ -345,7 +358,7 @@ def _index_rebuild_once(store: IndexStore, reason: str) -> IndexRepair:
 
 
 def _index_sync_with(
-    update: Callable[[LayeredIndex], object], *, timed: bool = True
+    update: Callable[[LayeredIndex], object], *, timed: bool = True, store: IndexStore | None = None
 ) -> tuple[bool, LayeredIndex | None]:
     """Run `update` through the store's coalesced sync, then queue a compaction if its index is due one
     (or due a merge of its delta, which the same task does).
@@ -359,7 +372,7 @@ def _index_sync_with(
         update(index)
         last[:] = [index]
 
-    ran = index_store_get().sync(round_, timed=timed)
+    ran = (store or index_store_get()).sync(round_, timed=timed)
     if last and (last[0].compaction_due or last[0].merge_due):
         _index_compaction_schedule()
     return ran, (last[0] if last else None)

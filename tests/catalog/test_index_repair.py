@@ -242,3 +242,24 @@ def test_a_rebuild_reports_the_index_it_published_even_when_its_catch_up_left_it
 
     # when / then: its catch-up sync removed them all, and that is what it reports
     assert len(index_rebuild()) == 0 == len(index_store_get().load())
+
+
+def test_repair_beside_a_long_compaction_returns_at_once_and_the_compaction_catches_up(tagged_catalog, settings):
+    # given: a photo missing from the index, and another process holding the sync (a compaction at a
+    # million photos holds it for minutes)
+    from catalog.services.index import index_sync
+    from recognition.index_store import SYNC_LOCK_FILE
+
+    missing = Photo.objects.order_by("pk").first()
+    store = index_store_get()
+    with store.editing() as index:
+        index.remove(np.array([missing.pk]))
+    with store._locked(SYNC_LOCK_FILE, blocking=True):
+        # when: a starting worker repairs
+        repair = index_repair()
+
+        # then: it does not wait for the lock, and leaves the work to the process holding it
+        assert repair.syncing_elsewhere and not repair.changed
+    # and: that process's next round (here, the next sync) reconciles the request it left
+    index_sync()
+    assert missing.pk in indexed_ids()

@@ -18,6 +18,10 @@ class Command(DatabaseCommand):
             repair = index_repair()
         if repair.rebuilding_elsewhere:
             self.stdout.write("another process is rebuilding the index; it is published when done")
+        elif repair.syncing_elsewhere:
+            self.stdout.write(
+                "another process is updating the index (a sync or a compaction); it brings it in step when done"
+            )
         elif repair.rebuilt:
             self.stdout.write(f"index was unreadable; rebuilt with {repair.added} photos")
         elif repair.changed:
