@@ -171,6 +171,17 @@ class LayeredIndex:
             self._base_removed = self._base.tombstoned()
             self.base_changed = True
 
+    def rebase(self, base: VectorIndex) -> None:
+        """Take `base`, built from an earlier copy of this index (a compaction outside the writer lock),
+        as the base, with no delta: published whole. The edits published since that copy are not in
+        it: the caller brings them back in (the sync's reconcile, from the database)."""
+        self._editable()
+        self._base = base
+        self._read_base_private = None
+        self._delta = VectorIndex(self.dim)
+        self._base_removed = base.tombstoned()
+        self.base_changed = True
+
     def merge(self, *, flat_max_items: int | None = None) -> None:
         """Fold the delta into the base, which is then published whole."""
         if not self.delta_size:

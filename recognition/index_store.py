@@ -184,12 +184,32 @@ class IndexStore:
             if index.changed:
                 self._publish(index)
 
+    def snapshot(self) -> LayeredIndex:
+        """A private, editable copy of the latest index, read without the writer lock and never published.
+
+        A compaction builds its new base on one (minutes at a million photos) while syncs go on
+        publishing, then brings it in with `sync(..., wait=True)` and `LayeredIndex.rebase`. The base
+        is read privately at once, so a publish meanwhile cannot prune its file from under it.
+        """
+        for attempt in range(LOAD_ATTEMPTS):
+            version = self.current_version()
+            if not version:
+                return LayeredIndex(VectorIndex(self.dim), editable=True)
+            base_version = version.partition(DELTA_SEPARATOR)[0]
+            try:
+                base = VectorIndex.read(self._file(base_version), base_version)
+                return self._read_delta(base, version, editable=True)
+            except IndexUnreadable:
+                if attempt == LOAD_ATTEMPTS - 1 or self.current_version() == version:
+                    raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
     def replace(self, index: VectorIndex) -> None:
         """Publish `index` as the new version (used by a full rebuild)."""
         with self._locked(LOCK_FILE, blocking=True):
             self._publish(index)
 
-    def sync(self, update: Callable[[LayeredIndex], object], *, timed: bool = True) -> bool:
+    def sync(self, update: Callable[[LayeredIndex], object], *, timed: bool = True, wait: bool = False) -> bool:
         """Run `update` on the latest index and publish the result, coalescing callers that overlap.
 
         For edits whose content comes from elsewhere (the database): `update` must bring the index
@@ -203,7 +223,8 @@ class IndexStore:
         none is lost. Returns whether this call ran `update`.
 
         With `timed`, each round records when it ended and how long it took (`sync_rested`); a
-        compaction's rounds do not, as they take minutes where a sync takes a second.
+        compaction's rounds do not. With `wait`, the caller waits for the process holding the sync to
+        let go, and then runs: for work that must not be dropped (a compaction's new base).
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         request, running = self.directory / SYNC_REQUEST_FILE, self.directory / SYNC_RUNNING_FILE
@@ -212,7 +233,7 @@ class IndexStore:
         # Checked again after letting go: a request left while we held the lock, by a caller that
         # then failed to get it, is ours to serve.
         while request.exists():
-            with self._locked(SYNC_LOCK_FILE, blocking=False) as held:
+            with self._locked(SYNC_LOCK_FILE, blocking=wait) as held:
                 if not held:
                     return ran
                 while request.exists() or running.exists():

@@ -181,23 +181,39 @@ def _index_sync_queue(store: IndexStore, *, countdown: float, queue: str | None)
 
 
 def index_compact() -> bool:
-    """Reconcile the published index with the database, fold its delta into a new base and rebuild
-    its graph without tombstones, each when due.
+    """Fold the published index's delta into a new base and rebuild its graph without tombstones,
+    each when due, then reconcile it with the database.
 
     Slow (a merge takes 17 s at 1M photos, a rebuild of the graph 333 s, on 2 cores): runs from the
-    `compact_index` task. It goes through the coalesced sync, so while it builds, other syncs return
-    at once and its next round (reconcile only, quick) serves their requests. Compacts and merges
-    only when still due, so a duplicate task costs one reconcile. Returns whether this call ran; if
-    another sync held the lock, that one queues the compaction again once it is done.
+    `compact_index` task. The new base is built on a private copy, holding no lock, so syncs go on
+    publishing newly tagged photos meanwhile; before, the compaction ran inside a sync round and
+    nothing reached search for its whole run. Then it waits for the sync, takes the new base and
+    reconciles it with the database, which brings back what was published meanwhile. One
+    compaction at a time (with rebuilds, the same claim); compacts only when still due, so a
+    duplicate task costs one reconcile. Returns whether this call ran.
     """
+    store = _index_store_of_this_call()
+    with store.rebuilding() as claimed:
+        if not claimed:
+            logger.info("another process is compacting or rebuilding the index; leaving it to that one")
+            return False
+        copy = store.snapshot()
+        if not (copy.compaction_due or copy.merge_due):  # a duplicate task: one reconcile round
+            ran, _ = _index_sync_with(_index_reconcile, timed=False)
+            return ran
+        started = time.perf_counter()
+        copy.compact(flat_max_items=settings.FLAT_INDEX_MAX_ITEMS)
+        logger.info("index compacted outside the lock in %.1fs; bringing it in", time.perf_counter() - started)
+        rebased: list[bool] = []
 
-    def update(index: LayeredIndex) -> None:
-        _index_reconcile(index)
-        if index.compaction_due or index.merge_due:
-            index.compact(flat_max_items=settings.FLAT_INDEX_MAX_ITEMS)
+        def update(index: LayeredIndex) -> None:
+            if not rebased:  # the first round only: a later one serves requests left meanwhile
+                index.rebase(copy.base)
+                rebased.append(True)
+            _index_reconcile(index)
 
-    ran, _ = _index_sync_with(update, timed=False)
-    return ran
+        ran, _ = _index_sync_with(update, timed=False, wait=True)
+        return ran
 
 
 def index_rebuild(*, progress: Callable[[int], None] | None = None) -> LayeredIndex | VectorIndex:
@@ -358,7 +374,11 @@ def _index_rebuild_once(store: IndexStore, reason: str) -> IndexRepair:
 
 
 def _index_sync_with(
-    update: Callable[[LayeredIndex], object], *, timed: bool = True, store: IndexStore | None = None
+    update: Callable[[LayeredIndex], object],
+    *,
+    timed: bool = True,
+    wait: bool = False,
+    store: IndexStore | None = None,
 ) -> tuple[bool, LayeredIndex | None]:
     """Run `update` through the store's coalesced sync, then queue a compaction if its index is due one
     (or due a merge of its delta, which the same task does).
@@ -372,7 +392,7 @@ def _index_sync_with(
         update(index)
         last[:] = [index]
 
-    ran = (store or index_store_get()).sync(round_, timed=timed)
+    ran = (store or index_store_get()).sync(round_, timed=timed, wait=wait)
     if last and (last[0].compaction_due or last[0].merge_due):
         _index_compaction_schedule()
     return ran, (last[0] if last else None)

@@ -341,3 +341,37 @@ def test_retagging_an_indexed_photo_rewrites_no_index_and_the_queued_sync_tombst
     assert index.kind == "hnsw" and index.removed_slots == 1 and len(index) == 20
     assert score_of(target.pk, new_vector) == pytest.approx(1.0, abs=1e-3)
     assert index_matches_catalog()
+
+
+def test_photos_tagged_while_a_compaction_builds_are_searchable_at_once_and_after_it(
+    tagged_catalog, settings, committed, monkeypatch
+):
+    # given an HNSW index due a compaction (5 of 20 slots tombstoned), and a photo not tagged yet
+    make_hnsw(settings)
+    ordered = list(Photo.objects.order_by("pk"))
+    fresh = ordered[-1]
+    Photo.objects.filter(pk=fresh.pk).update(status=Photo.Status.PENDING, embedding=None)
+    with index_store_get().editing() as index:
+        index.remove(np.array([photo.pk for photo in ordered[:5]]))
+    Photo.objects.filter(pk__in=[photo.pk for photo in ordered[:5]]).delete()
+    index_sync()
+    assert index_store_get().load().compaction_due
+
+    # when the photo is tagged while the compaction builds its new base (minutes at a million photos)
+    build = index_layers.LayeredIndex.compact
+    searchable_meanwhile: list[bool] = []
+
+    def build_with_a_tagging_meanwhile(self, **kwargs):
+        build(self, **kwargs)
+        assert photo_tag(photo_id=fresh.pk).status == Photo.Status.TAGGED
+        index_sync()
+        searchable_meanwhile.append(fresh.pk in indexed_ids())
+
+    monkeypatch.setattr(index_layers.LayeredIndex, "compact", build_with_a_tagging_meanwhile)
+    assert index_compact() is True
+
+    # then its sync published it during the build, and the compacted index has it too, with no tombstone
+    assert searchable_meanwhile == [True]
+    index = index_store_get().load()
+    assert index.removed_slots == 0 and fresh.pk in indexed_ids()
+    assert index_matches_catalog()
