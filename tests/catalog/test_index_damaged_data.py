@@ -113,3 +113,17 @@ def test_a_photo_tagged_again_since_its_damaged_embedding_was_read_is_not_failed
 
     photo.refresh_from_db()
     assert photo.status == Photo.Status.TAGGED
+
+
+def test_a_rebuild_fails_every_photo_of_a_catalog_whose_embeddings_all_went_bad():
+    # given more damaged photos than one query may name (SQLite refused an OR term per photo past 1,000)
+    item = Item.objects.create(name="Coat")
+    Photo.objects.bulk_create(
+        Photo(item=item, image="photos/x.jpg", status=Photo.Status.TAGGED, embedding=b"\x00" * 16)
+        for _ in range(1200)
+    )
+
+    index_rebuild()
+
+    assert not Photo.objects.filter(status=Photo.Status.TAGGED).exists()
+    assert indexed_ids() == set()
