@@ -31,13 +31,13 @@ from django.core.files import File
 from django.db import transaction
 
 from catalog.errors import ImportSourceInvalid
-from catalog.models import DeletedImport, ImportSource, Item, Photo, Tag
+from catalog.models import DeletedImport, Item, Photo, Tag
 from catalog.services.best_tags import tags_best_mark
 from catalog.services.import_csv import ItemDetails, import_details_read
 from catalog.services.import_folder import import_files_list, import_files_passed_over, name_printable
+from catalog.services.import_sources import import_source_record, import_source_resolve
 from catalog.services.items import photos_queue_tagging
 from catalog.services.tagging import photo_tag_set_by_hand
-from fashion_search.echo import value_echoed
 from recognition.errors import ImageTooLarge, InvalidImage
 from recognition.images import decode_image
 from recognition.labels import TYPE
@@ -50,7 +50,6 @@ DEFAULT_CURRENCY = "EUR"
 PRICE_STEP = Decimal("0.01")  # Item.price has 2 decimal places
 NAME_MAX_CHARS = Item._meta.get_field("name").max_length
 IMPORT_KEY_MAX_CHARS = Item._meta.get_field("import_key").max_length
-SOURCE_MAX_CHARS = Item._meta.get_field("import_source").max_length
 LEGACY_SOURCE = ""  # items imported before sources were recorded
 
 
@@ -71,41 +70,12 @@ class ImportReport:
     moved: list[tuple[str, str]] = field(default_factory=list)
     # Files under the folder that the import does not take, by why (`import_files_passed_over`).
     passed_over: dict[str, list[str]] = field(default_factory=dict)
-    # The source the items were imported under (`import_source_name`).
+    # The source the items were imported under (catalog/services/import_sources.py), and the folder it
+    # was recorded at before, where that is another one (moved, or named with --source).
     source: str = ""
+    source_folder_before: str = ""
     # New items whose path another source's items have too: a second supplier, or this folder renamed.
     paths_of_other_sources: dict[str, list[str]] = field(default_factory=dict)  # other source -> paths
-
-
-def import_source_name(root: Path, source: str | None = None, *, dry_run: bool = False) -> str:
-    """The source the folder's items belong to (`source`, else the folder's own name), recorded with the
-    folder (ImportSource).
-
-    Items are keyed by source and path, so two suppliers' folders whose files share paths
-    ("dress/1.jpg") make items of their own: keyed by path alone, the second import replaced the
-    first supplier's photos and left their names and prices beside them. Two folders of one name
-    (/srv/acme/photos, /srv/globex/photos) are told apart by the folder recorded: while the first is
-    still there, the second must be given a name of its own; once it is gone, this one is taken as
-    that folder moved.
-    """
-    name = (source if source is not None else root.resolve().name).strip()
-    if not name:
-        raise ImportSourceInvalid("The import needs a source name: give --source NAME.")
-    if len(name) > SOURCE_MAX_CHARS or not name.isprintable():
-        raise ImportSourceInvalid(
-            f"The source name {value_echoed(name)!r} must be printable and at most {SOURCE_MAX_CHARS} characters."
-        )
-    folder = str(root.resolve())
-    recorded = ImportSource.objects.filter(name=name).first()
-    if source is None and recorded is not None and recorded.folder != folder and Path(recorded.folder).is_dir():
-        raise ImportSourceInvalid(
-            f"Items of source {name!r} were imported from {recorded.folder}, which is still there, and this "
-            f"folder is {folder}: give this one a name of its own with --source NAME (another supplier), or "
-            f"--source {name!r} to import it as that source."
-        )
-    if not dry_run:
-        ImportSource.objects.update_or_create(name=name, defaults={"folder": folder})
-    return name
 
 
 def catalog_import(
@@ -124,11 +94,16 @@ def catalog_import(
     whose items were deleted in the admin, unless `restore_deleted`. A dry run counts exactly what a
     real run would do and writes nothing.
     """
-    source = import_source_name(root, source, dry_run=dry_run)
     every_file = import_files_list(root)
+    resolved = import_source_resolve(root, source, every_file)
+    source = resolved.name
     files = every_file[:limit]
     details = import_details_read(csv_path)
-    report = ImportReport(source=source, passed_over=import_files_passed_over(root))
+    if not dry_run:  # the folder and CSV are read: from here on, items may be made under this source
+        import_source_record(resolved)
+    report = ImportReport(
+        source=source, source_folder_before=resolved.recorded_folder, passed_over=import_files_passed_over(root)
+    )
     present = {path.relative_to(root).as_posix() for path in every_file}
     report.rows_unused = [name for name in details if name not in present]
     for path in files:

@@ -165,3 +165,45 @@ def test_a_file_moved_from_a_folder_that_names_no_type_into_a_type_folder_takes_
     # then it is set by hand to shoes, in place of the model's type
     types = list(item.photos.get().tags.filter(attribute="type").values_list("value", "source"))
     assert types == [("shoes", "hand")]
+
+
+def test_a_folder_imported_under_a_name_keeps_it_when_imported_again_without_one(demo_subset, run_import):
+    run_import(str(demo_subset), "--source", "acme")
+
+    out, _ = run_import(str(demo_subset))
+
+    assert "0 created, 0 updated, 20 unchanged" in out and "(source 'acme')" in out
+
+
+def test_an_import_that_fails_before_any_item_claims_no_folder(demo_subset, run_import, tmp_path):
+    acme = supplier_folder(demo_subset, "photos", under=tmp_path / "acme")
+    with pytest.raises(CommandError, match="does not exist"):
+        run_import(str(acme), "--csv", str(tmp_path / "missing.csv"))
+
+    out, _ = run_import(str(supplier_folder(demo_subset, "photos", under=tmp_path / "globex")))
+
+    assert "10 created" in out
+
+
+def test_a_folder_of_a_gone_sources_name_but_none_of_its_images_is_refused(demo_subset, run_import, tmp_path):
+    # given source "photos" imported from a folder that is now gone (a share not mounted, say)
+    acme = supplier_folder(demo_subset, "photos", under=tmp_path / "acme")
+    run_import(str(acme))
+    acme.rename(tmp_path / "acme" / "unmounted")
+    # when another supplier's folder of the same name, with other images, is imported
+    globex = tmp_path / "globex" / "photos"
+    (globex / "hat").mkdir(parents=True)
+    shutil.copy(sorted(demo_subset.glob("hat/*.jpg"))[0], globex / "hat")  # not the one acme has
+
+    with pytest.raises(CommandError, match="holds none of their images"):
+        run_import(str(globex))
+    assert Item.objects.count() == 10
+
+
+def test_a_source_named_for_another_existing_folder_says_it_now_points_here(demo_subset, run_import, tmp_path):
+    acme = supplier_folder(demo_subset, "photos", under=tmp_path / "acme")
+    run_import(str(acme))
+
+    out, _ = run_import(str(supplier_folder(demo_subset, "photos", under=tmp_path / "globex")), "--source", "photos")
+
+    assert f"source 'photos' was recorded at {acme}; it is now this folder" in out

@@ -72,6 +72,10 @@ class Command(DatabaseCommand):
             f"{prefix}: {report.created} created, {report.updated} updated, "
             f"{report.unchanged} unchanged, {len(report.skipped)} skipped (source {report.source!r})"
         )
+        if report.source_folder_before:
+            self.stdout.write(
+                f"source {report.source!r} was recorded at {report.source_folder_before}; it is now this folder"
+            )
         if total < every_file:
             self.stdout.write(
                 f"--limit {options['limit']}: the first {total} of {every_file} images (sorted by path) were "
