@@ -70,12 +70,15 @@ def _quote_open_to_the_end(text: str, delimiter: str) -> int | None:
     inside a cell ('"Levi's" 501') reads as the lenient reader always read it."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     last_row_end = 0
-    try:
-        for _ in reader:
-            last_row_end = reader.line_num
-    except csv.Error as exc:
-        if "unexpected end of data" in str(exc):
-            return last_row_end + 1  # the row that opened the quote began after the last whole one
+    for _ in range(text.count("\n") + 2):  # a row a line at least: the reader goes on after an error
+        try:
+            next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                return last_row_end + 1  # the row that opened the quote began after the last whole one
+        last_row_end = reader.line_num  # a stray quote's row too: read on past it
     return None
 
 

@@ -102,10 +102,15 @@ def test_excel_csv_utf8_with_a_byte_order_mark_just_works(demo_subset, tmp_path,
             "\\('hat/new.jpg,Cap,ok'\\); close the quote",
         ),
         (b"file,name,\n{relative},Coat,49.90\n", "line 2 has a value in a column without a name \\('49.90'\\)"),
+        (
+            b'file,name,description\nhat/new.jpg,"Levi\'s" 501,ok\n{relative},Coat,"Warm\nhat/x.jpg,Cap,ok\n',
+            "line 3 opens a quote that is never closed; close it",
+        ),
     ],
     ids=[
         "latin-1", "short-row", "long-row", "no-file-column", "file-twice", "column-twice",
         "quote-never-closed", "quote-closed-rows-later", "value-in-nameless-column",
+        "quote-never-closed-after-a-stray-one",
     ],
 )
 def test_an_unreadable_csv_is_a_clean_command_error_and_writes_nothing(
