@@ -117,7 +117,10 @@ def item_look(request: HttpRequest, item_id: WholeNumber):
     "/look",
     response={200: LookOut, 400: ErrorOut, 413: ErrorOut, 429: ErrorOut, 503: ErrorOut},
     summary="Complete the look of a photo",
-    openapi_extra=upload_error_docs(f"{INVALID_IMAGE}; `invalid_request`: the `image` part is missing"),
+    openapi_extra=upload_error_docs(
+        f"{INVALID_IMAGE}; `invalid_request`: the `image` part is missing or sent twice, or a query parameter "
+        "or form field is given (it takes none)"
+    ),
 )
 def photo_look(request: HttpRequest, image: File[UploadedFile]):
     """Items of complementary types that go with the garment in the photo."""

@@ -242,7 +242,8 @@ def _item_move(item: Item, *, key: ImportKey) -> None:
         Item.objects.filter(pk=item.pk).update(import_source=key.source, import_key=key.relative)
         item.import_source, item.import_key = key.source, key.relative
         if new_folder != old_folder and new_folder in TYPE.labels:
-            for photo in item.photos.all():
+            # Locked first, as the admin's hand-set tag locks it: a type the merchant sets meanwhile is not lost.
+            for photo in Photo.objects.select_for_update().filter(item=item).order_by("pk"):
                 hand_set = photo.tags.filter(attribute="type", source=Tag.Source.HAND).first()
                 # None: from a folder that named no type. Another value than the old folder's: the merchant's.
                 if hand_set is None or hand_set.value == old_folder:
