@@ -236,6 +236,10 @@ class IndexStore:
             with self._locked(SYNC_LOCK_FILE, blocking=wait) as held:
                 if not held:
                     return ran
+                if wait and not ran:
+                    # The process waited for may have served the request with its own update: this
+                    # caller's must still run once.
+                    request.touch()
                 while request.exists() or running.exists():
                     # Taken before `update` reads anything, so a request left from here on gets another
                     # round; kept until the round published, so a round that fails or dies is redone.
