@@ -10,40 +10,29 @@ by reading every item, and this migration says so instead of failing. SQLite has
 
 import sys
 
-from django.db import DatabaseError, migrations, transaction
+from django.db import migrations
 
-FIELDS = ("name", "brand", "description")
-
-
-def _index_name(field: str) -> str:
-    return f"item_{field}_trigram"
+from catalog.text_search_indexes import FIELDS, trigram_index_name
+from catalog.text_search_indexes import trigram_indexes_create as indexes_create
 
 
 def trigram_indexes_create(apps, schema_editor) -> None:
+    # The same SQL as `manage.py create_text_search_indexes`, which a role refused the extension runs later.
     connection = schema_editor.connection
     if connection.vendor != "postgresql":
         return
-    try:
-        with transaction.atomic(using=connection.alias):
-            schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    except DatabaseError as exc:
+    if reason := indexes_create(connection):
         print(
-            f"\n  pg_trgm could not be created ({str(exc).strip().splitlines()[0]}); text search reads every item for its "
-            "free words. To index them, run CREATE EXTENSION pg_trgm as a superuser, then "
-            "`manage.py create_text_search_indexes`.",
+            f"\n  {reason}; text search reads every item for its free words. To index them, run CREATE "
+            "EXTENSION pg_trgm as a superuser, then `manage.py create_text_search_indexes`.",
             file=sys.stderr,
-        )
-        return
-    for field in FIELDS:
-        schema_editor.execute(
-            f'CREATE INDEX IF NOT EXISTS {_index_name(field)} ON catalog_item USING gin ((UPPER("{field}"::text)) gin_trgm_ops)'
         )
 
 
 def trigram_indexes_drop(apps, schema_editor) -> None:
     if schema_editor.connection.vendor == "postgresql":
         for field in FIELDS:
-            schema_editor.execute(f"DROP INDEX IF EXISTS {_index_name(field)}")
+            schema_editor.execute(f"DROP INDEX IF EXISTS {trigram_index_name(field)}")
 
 
 class Migration(migrations.Migration):
