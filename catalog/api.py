@@ -98,7 +98,8 @@ _STATUS_BY_ERROR = {ImageTooLarge: 413}
 UNAVAILABLE_RETRY_AFTER_S = 30
 
 
-def _error(request: HttpRequest, code: str, reason: str, status: int) -> HttpResponse:
+def api_error(request: HttpRequest, code: str, reason: str, status: int) -> HttpResponse:
+    """The API's error answer: `{"error": code, "reason": sentence}`, as every operation and the middleware give it."""
     return api.create_response(request, {"error": code, "reason": reason}, status=status)
 
 
@@ -106,10 +107,10 @@ def _error(request: HttpRequest, code: str, reason: str, status: int) -> HttpRes
 def recognition_error(request: HttpRequest, exc: RecognitionError) -> HttpResponse:
     if exc.unavailable_message:  # a condition of the server: the detail, which may name files, is logged
         logger.error("API %s unavailable (%s): %s", request.path, exc.code, exc.message)
-        response = _error(request, exc.code, exc.unavailable_message, 503)
+        response = api_error(request, exc.code, exc.unavailable_message, 503)
         response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
         return response
-    return _error(request, exc.code, exc.message, _STATUS_BY_ERROR.get(type(exc), 400))
+    return api_error(request, exc.code, exc.message, _STATUS_BY_ERROR.get(type(exc), 400))
 
 
 @api.exception_handler(ValidationError)
@@ -122,16 +123,16 @@ def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse
             f"No photo in the request: send it as multipart/form-data, in a file part named `{UPLOAD_FIELD}` "
             f"(this request's body is {content_type})."
         )
-        return _error(request, "invalid_request", reason, 400)
+        return api_error(request, "invalid_request", reason, 400)
     reasons = "; ".join(
         f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg', 'invalid')}" for error in exc.errors
     )
-    return _error(request, "invalid_request", reasons or "The request is malformed.", 400)
+    return api_error(request, "invalid_request", reasons or "The request is malformed.", 400)
 
 
 @api.exception_handler(Http404)
 def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return _error(request, "not_found", "No such item.", 404)
+    return api_error(request, "not_found", "No such item.", 404)
 
 
 @api.exception_handler(RequestDataTooBig)
@@ -139,14 +140,14 @@ def request_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpRespons
     # Raised by the upload handler (fashion_search/uploads.py) before an oversized body is read; worded
     # as the pages word it (the photo's limit in MB), the body's exact size only in the log.
     logger.info("API %s refused an oversized body: %s", request.path, exc)
-    return _error(request, "image_too_large", upload_too_large_message(request), 413)
+    return api_error(request, "image_too_large", upload_too_large_message(request), 413)
 
 
 @api.exception_handler(MultiPartParserError)
 def malformed_multipart(request: HttpRequest, exc: MultiPartParserError) -> HttpResponse:
     # Raised when the operation first reads request.FILES: a missing or invalid boundary, a body cut short.
     # Without this handler, Django answers with its HTML 400 page.
-    return _error(request, "invalid_request", f"The body is not valid multipart/form-data: {exc}", 400)
+    return api_error(request, "invalid_request", f"The body is not valid multipart/form-data: {exc}", 400)
 
 
 @api.exception_handler(TooManyFieldsSent)
@@ -156,7 +157,7 @@ def too_many_parts(request: HttpRequest, exc: TooManyFieldsSent | TooManyFilesSe
     logging.getLogger(f"django.security.{type(exc).__name__}").error(
         str(exc), extra={"status_code": 400, "request": request}
     )
-    return _error(request, "invalid_request", "The body has too many form fields or files.", 400)
+    return api_error(request, "invalid_request", "The body has too many form fields or files.", 400)
 
 
 def rate_limited(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -173,7 +174,7 @@ def rate_limited(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         wait = max((w for w in waits if w is not None), default=None)
         if wait is None:
             return run(request, *args, **kwargs)
-        response = _error(request, "rate_limited", f"Too many requests; try again in {seconds_in_words(wait)}.", 429)
+        response = api_error(request, "rate_limited", f"Too many requests; try again in {seconds_in_words(wait)}.", 429)
         response["Retry-After"] = str(wait)
         return response
 
@@ -190,7 +191,7 @@ def parameters_checked(run: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     def checked_run(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         reason = parameters_unexpected(request, [value for value in kwargs.values() if isinstance(value, Schema)])
         if reason:
-            return _error(request, "invalid_request", reason, 400)
+            return api_error(request, "invalid_request", reason, 400)
         return run(request, *args, **kwargs)
 
     return checked_run

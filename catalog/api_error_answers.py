@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
+from catalog.api import api_error
 from fashion_search.echo import value_echoed
 
 API_PATH_PREFIX = "/api/"
@@ -40,14 +41,15 @@ class ApiErrorAnswersMiddleware:
 def _json_answer(request: HttpRequest, response: HttpResponse, method: str) -> HttpResponse:
     if response.status_code == 405:
         allowed = response.get("Allow", "")
-        answer = _error("method_not_allowed", f"{value_echoed(method)} is not served here; use {allowed}.", 405)
+        reason = f"{value_echoed(method)} is not served here; use {allowed}."
+        answer = api_error(request, "method_not_allowed", reason, 405)
         answer["Allow"] = allowed
         return answer
     if response.status_code == 404:
-        return _error("not_found", _not_found_reason(request.path), 404)
+        return api_error(request, "not_found", _not_found_reason(request.path), 404)
     if response.status_code >= 500:
         # The exception is logged with its traceback by Django's handler, which made this response.
-        return _error("server_error", "Something went wrong on the server; it has been logged.", 500)
+        return api_error(request, "server_error", "Something went wrong on the server; it has been logged.", 500)
     return response
 
 
@@ -63,10 +65,6 @@ def _is_served(path: str) -> bool:
     except Resolver404:
         return False
     return True
-
-
-def _error(code: str, reason: str, status: int) -> JsonResponse:
-    return JsonResponse({"error": code, "reason": reason}, status=status)
 
 
 def _without_body(response: HttpResponse) -> HttpResponse:
