@@ -29,6 +29,7 @@ from pathlib import Path
 
 from django.core.files import File
 from django.db import transaction
+from django.db.models import QuerySet
 
 from catalog.errors import ImportSourceInvalid
 from catalog.models import DeletedImport, Item, Photo, Tag
@@ -139,10 +140,9 @@ class ImportKey:
             item = Item.objects.filter(import_source=LEGACY_SOURCE, import_key=self.relative).first()
         return item
 
-    def deleted(self) -> bool:
-        return DeletedImport.objects.filter(
-            import_source__in=[self.source, LEGACY_SOURCE], import_key=self.relative
-        ).exists()
+    def deletions(self) -> QuerySet[DeletedImport]:
+        """The records of this key's item deleted in the admin (one from before sources counts too)."""
+        return DeletedImport.objects.filter(import_source__in=[self.source, LEGACY_SOURCE], import_key=self.relative)
 
     def moved_item(self, digest: str, present: set[str]) -> Item | None:
         """This source's item whose file, with these very bytes, is no longer where it was: the file was
@@ -189,7 +189,7 @@ def _import_one(
             _item_move(moved, key=key)
         existing = moved
     if existing is None:
-        if not restore_deleted and key.deleted():
+        if not restore_deleted and key.deletions().exists():
             report.deleted_left_out.append(relative)
             return
         if not dry_run:
@@ -270,7 +270,7 @@ def _item_create(*, path: Path, key: ImportKey, details: dict[str, object], dige
     fields = {"name": default_name, "currency": DEFAULT_CURRENCY} | details
     with transaction.atomic():
         # Restored: a later deletion counts anew.
-        DeletedImport.objects.filter(import_source__in=[key.source, LEGACY_SOURCE], import_key=key.relative).delete()
+        key.deletions().delete()
         item = Item.objects.create(
             import_source=key.source,
             import_key=key.relative,
