@@ -24,6 +24,7 @@ from catalog.services.training_export import recognizer_train_from_hand_tags
 from fashion_search.admin_input import is_row_number
 from fashion_search.broker import broker_unreachable
 from fashion_search.echo import value_echoed
+from fashion_search.wording import counted
 from recognition.errors import RecognitionError
 from recognition.labels import ATTRIBUTES, LABEL_SETS
 
@@ -204,7 +205,7 @@ class PhotoAdmin(admin.ModelAdmin):
         count = photos_queue_tagging(photo_ids=list(queryset.values_list("pk", flat=True)), force=True)
         self.message_user(
             request,
-            f"Queued {count} {_photos(count)} for tagging; tagged ones stay searchable with their current tags "
+            f"Queued {counted(count, 'photo')} for tagging; tagged ones stay searchable with their current tags "
             "until then.",
             messages.SUCCESS,
         )
@@ -271,7 +272,7 @@ class PhotoAdmin(admin.ModelAdmin):
             with transaction.atomic():
                 failed = list(Photo.objects.filter(status=Photo.Status.FAILED).values_list("pk", flat=True))
                 count = photos_queue_tagging(photo_ids=failed, force=True)
-            self.message_user(request, f"Queued {count} failed {_photos(count)} for tagging again.", messages.SUCCESS)
+            self.message_user(request, f"Queued {counted(count, 'failed photo')} for tagging again.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:catalog_photo_changelist"))
 
 
@@ -287,10 +288,6 @@ class RowNumbersChoiceField(forms.ModelMultipleChoiceField):
                     params={"pk": value_echoed(str(pk))},
                 )
         return super()._check_values(value)
-
-
-def _photos(count: int) -> str:
-    return "photo" if count == 1 else "photos"
 
 
 @admin.register(DeletedImport)

@@ -23,8 +23,9 @@ from catalog.presenters import hit_as_dict
 from catalog.services.search import MAX_RESULTS, search_by_image
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.echo import value_echoed
-from fashion_search.ratelimit import API, UPLOADS, rate_limit_hit, seconds_in_words
+from fashion_search.ratelimit import API, UPLOADS, rate_limit_hit
 from fashion_search.uploads import upload_too_large_message
+from fashion_search.wording import counted
 from recognition.errors import ImageTooLarge, RecognitionError
 from recognition.labels import COLOUR, PATTERN, STYLE, TYPE
 from recognition.services import (
@@ -174,7 +175,8 @@ def rate_limited(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         wait = max((w for w in waits if w is not None), default=None)
         if wait is None:
             return run(request, *args, **kwargs)
-        response = api_error(request, "rate_limited", f"Too many requests; try again in {seconds_in_words(wait)}.", 429)
+        reason = f"Too many requests; try again in {counted(wait, 'second')}."
+        response = api_error(request, "rate_limited", reason, 429)
         response["Retry-After"] = str(wait)
         return response
 

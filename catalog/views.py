@@ -24,8 +24,9 @@ from catalog.services.text_search import MAX_OFFSET, search_by_text, text_search
 from catalog.shopper_uploads import shopper_photo_keep
 from fashion_search.echo import value_echoed
 from fashion_search.plain_numbers import plain_number
-from fashion_search.ratelimit import PAGES, UPLOADS, rate_limit_hit, seconds_in_words
+from fashion_search.ratelimit import PAGES, UPLOADS, rate_limit_hit
 from fashion_search.upload_limits import upload_refused_answer
+from fashion_search.wording import counted
 from recognition.errors import RecognitionError
 from recognition.labels import LABEL_SETS
 from recognition.services import upload_decode
@@ -102,7 +103,7 @@ def _home(request: HttpRequest, template: str) -> HttpResponse:
         return _refine(request, template)
     wait = rate_limit_hit(request, group=UPLOADS, rate=settings.RATE_LIMIT_UPLOADS)
     if wait is not None:
-        message = f"You have sent many photos in a short time; please try again in {seconds_in_words(wait)}."
+        message = f"You have sent many photos in a short time; please try again in {counted(wait, 'second')}."
         return _too_many(render(request, template, {"form": PhotoSearchForm(), "error": message}, status=429), wait)
     form = PhotoSearchForm(request.POST, request.FILES)
     context: dict = {"form": form}
@@ -134,7 +135,7 @@ def _refine(request: HttpRequest, template: str) -> HttpResponse:
     }
     wait = rate_limit_hit(request, group=PAGES, rate=settings.RATE_LIMIT_PAGES)
     if wait is not None:
-        message = f"You have refined many searches in a short time; please try again in {seconds_in_words(wait)}."
+        message = f"You have refined many searches in a short time; please try again in {counted(wait, 'second')}."
         return _too_many(render(request, template, retry | {"error": message}, status=429), wait)
     if unknown:
         # The form offers only known labels; silently dropping one would show unfiltered results

@@ -66,8 +66,3 @@ def client_ip(request: HttpRequest) -> str:
     except ValueError:
         return remote
     return candidate
-
-
-def seconds_in_words(seconds: int) -> str:
-    """A wait as a refusal states it: "1 second", "30 seconds"."""
-    return f"{seconds} second" if seconds == 1 else f"{seconds} seconds"
